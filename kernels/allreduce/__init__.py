@@ -1,0 +1,24 @@
+"""all_reduce: reduce a tensor across the processes of a torch.distributed group, in place."""
+
+from __future__ import annotations
+
+import torch
+
+from kernels import checks, registry
+from kernels.allreduce import torch_backend  # noqa: F401  (registration side effect)
+
+REDUCE_OPS = ("sum", "max", "min", "avg")
+
+
+def all_reduce(
+    t: torch.Tensor, op: str = "sum", *, backend: str | None = None, group=None
+) -> torch.Tensor:
+    """Reduce t in place over `group` (default: the default process group); returns t."""
+    checks.require_tensor("all_reduce", "t", t)
+    if op not in REDUCE_OPS:
+        raise ValueError(f"all_reduce: op must be one of {', '.join(REDUCE_OPS)}, got {op!r}")
+    if not t.is_contiguous():
+        raise ValueError(f"all_reduce: t must be contiguous (it is reduced in place), strides {t.stride()}")
+    chosen = registry.select("all_reduce", t.device.type, t.dtype, backend)
+    chosen.fn(t, op=op, group=group)
+    return t

@@ -1,0 +1,37 @@
+"""torch backend of attention: torch.nn.functional.scaled_dot_product_attention.
+
+Purpose: the vendor baseline (on CUDA torch picks flash, memory-efficient, cuDNN or math; on CPU
+its fused flash kernel). Masks follow kernels.attention's bottom-right causal convention.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from kernels.registry import register
+
+DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
+
+
+def causal_mask(seq_q: int, seq_k: int, device: torch.device) -> torch.Tensor:
+    """Boolean (seq_q, seq_k) mask, True where query i may see key j: j <= i + seq_k - seq_q."""
+    rows = torch.arange(seq_q, device=device)[:, None]
+    cols = torch.arange(seq_k, device=device)[None, :]
+    return cols <= rows + (seq_k - seq_q)
+
+
+@register("attention", "torch", devices=("cpu", "cuda"), dtypes=DTYPES, baseline=True, priority=0)
+def attention_torch(q, k, v, *, causal: bool, scale: float) -> torch.Tensor:
+    """torch scaled_dot_product_attention (flash / efficient / cuDNN / math, torch's choice)."""
+    seq_q, seq_k = q.shape[2], k.shape[2]
+    gqa = q.shape[1] != k.shape[1]
+    if not causal:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=gqa)
+    if seq_q == seq_k:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=gqa)
+    mask = causal_mask(seq_q, seq_k, q.device)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
+    if seq_q > seq_k:  # rows that see no key come back as NaN from softmax; they are 0 by definition
+        out[:, :, : seq_q - seq_k] = 0
+    return out

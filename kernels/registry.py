@@ -1,0 +1,212 @@
+"""The one registry of kernel backends: op name -> backend name -> Backend.
+
+A backend registers itself once, with explicit names (never inferred from module paths), the
+devices and dtypes it handles, and a probe that says *why* it cannot run here. Asking for a
+backend that cannot run raises BackendUnavailable with that reason; nothing falls back silently.
+
+    @register("matmul", "cpp", devices=("cpu",), dtypes=(torch.float32,), probe=cpp_probe)
+    def matmul_cpp(a, b): ...
+
+Backends from other packages (bring-your-own-kernel) register the same way, or through the
+entry-point group ``zhisuan.backends`` (each entry point names a module to import).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+
+import torch
+
+OPS = ("matmul", "attention", "all_reduce")
+ENTRY_POINT_GROUP = "zhisuan.backends"
+
+# probe(device_type) -> None when the backend can run on that device type, else the reason.
+Probe = Callable[[str], "str | None"]
+
+
+class BackendUnavailable(RuntimeError):
+    """A backend was asked for that cannot run here; the message says why."""
+
+
+def always_available(device_type: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Backend:
+    op: str
+    name: str
+    fn: Callable
+    devices: frozenset[str]
+    dtypes: frozenset[torch.dtype]
+    probe: Probe = always_available
+    baseline: bool = False  # the vendor/reference implementation others are compared against
+    priority: int = 0  # automatic selection takes the highest-priority available backend
+    description: str = ""
+    # True when results on this device are produced by an interpreter/simulator: correct, but
+    # their times mean nothing, so the harness prints no FLOP/s for them.
+    interpreted: Callable[[str], bool] = field(default=lambda device_type: False)
+
+    def why_not(self, device_type: str, dtype: torch.dtype | None = None) -> str | None:
+        """None if this backend can run on device_type (and dtype), else the reason."""
+        if device_type not in self.devices:
+            return f"{self.name} does not run on {device_type} (runs on: {', '.join(sorted(self.devices))})"
+        if dtype is not None and dtype not in self.dtypes:
+            names = ", ".join(sorted(dtype_name(d) for d in self.dtypes))
+            return f"{dtype_name(dtype)} not supported by {self.name} on {device_type} (supports: {names})"
+        return self.probe(device_type)
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    """What kernels.backends(op) reports for one backend."""
+
+    name: str
+    available: bool
+    reason: str  # "available" or why not
+    devices: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    baseline: bool
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+_REGISTRY: dict[str, dict[str, Backend]] = {op: {} for op in OPS}
+_entry_points_loaded = False
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return DTYPE_NAMES.get(dtype, str(dtype).removeprefix("torch."))
+
+
+DTYPE_NAMES = {
+    torch.float64: "fp64",
+    torch.float32: "fp32",
+    torch.float16: "fp16",
+    torch.bfloat16: "bf16",
+    torch.int32: "int32",
+    torch.int64: "int64",
+    torch.int8: "int8",
+}
+for _name in ("float8_e4m3fn", "float8_e5m2"):
+    if hasattr(torch, _name):
+        DTYPE_NAMES[getattr(torch, _name)] = {"float8_e4m3fn": "fp8e4m3", "float8_e5m2": "fp8e5m2"}[_name]
+DTYPES_BY_NAME = {name: dtype for dtype, name in DTYPE_NAMES.items()}
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    """'bf16' -> torch.bfloat16; accepts torch's own names too ('bfloat16', 'float32')."""
+    if name in DTYPES_BY_NAME:
+        return DTYPES_BY_NAME[name]
+    dtype = getattr(torch, name, None)
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    raise ValueError(f"unknown dtype {name!r}; known: {', '.join(DTYPES_BY_NAME)}")
+
+
+def register(
+    op: str,
+    name: str,
+    *,
+    devices: Iterable[str],
+    dtypes: Iterable[torch.dtype],
+    probe: Probe = always_available,
+    baseline: bool = False,
+    priority: int = 0,
+    description: str = "",
+    interpreted: Callable[[str], bool] | None = None,
+) -> Callable[[Callable], Callable]:
+    """Decorator: register fn as backend `name` of `op`. Registering a name twice is an error."""
+    if op not in _REGISTRY:
+        raise ValueError(f"unknown op {op!r}; ops: {', '.join(OPS)}")
+
+    def decorate(fn: Callable) -> Callable:
+        if name in _REGISTRY[op]:
+            raise ValueError(f"backend {name!r} is already registered for {op}")
+        extra = {"interpreted": interpreted} if interpreted is not None else {}
+        _REGISTRY[op][name] = Backend(
+            op=op,
+            name=name,
+            fn=fn,
+            devices=frozenset(devices),
+            dtypes=frozenset(dtypes),
+            probe=probe,
+            baseline=baseline,
+            priority=priority,
+            description=description or (fn.__doc__ or "").strip().split("\n")[0],
+            **extra,
+        )
+        return fn
+
+    return decorate
+
+
+def unregister(op: str, name: str) -> None:
+    """Remove a backend (for tests and for replacing a user backend)."""
+    _REGISTRY[op].pop(name, None)
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        importlib.import_module(ep.value.split(":")[0])
+
+
+def registered(op: str) -> dict[str, Backend]:
+    """All backends of op, whether they can run here or not."""
+    if op not in _REGISTRY:
+        raise ValueError(f"unknown op {op!r}; ops: {', '.join(OPS)}")
+    _load_entry_points()
+    return dict(_REGISTRY[op])
+
+
+def get(op: str, name: str) -> Backend:
+    backends = registered(op)
+    if name not in backends:
+        raise ValueError(f"unknown {op} backend {name!r}; registered: {', '.join(sorted(backends))}")
+    return backends[name]
+
+
+def select(op: str, device_type: str, dtype: torch.dtype, backend: str | None = None) -> Backend:
+    """The named backend, checked; or the highest-priority backend that can run here."""
+    if backend is not None:
+        chosen = get(op, backend)
+        reason = chosen.why_not(device_type, dtype)
+        if reason:
+            raise BackendUnavailable(f"{op} backend {backend!r} unavailable: {reason}")
+        return chosen
+    candidates = sorted(registered(op).values(), key=lambda b: -b.priority)
+    reasons = []
+    for candidate in candidates:
+        reason = candidate.why_not(device_type, dtype)
+        if reason is None:
+            return candidate
+        reasons.append(f"{candidate.name}: {reason}")
+    raise BackendUnavailable(f"no {op} backend for {dtype_name(dtype)} on {device_type}: " + "; ".join(reasons))
+
+
+def status(op: str, device_type: str | None = None) -> dict[str, BackendStatus]:
+    """Availability of every backend of op: on device_type, or on any device it supports."""
+    result = {}
+    for name, b in sorted(registered(op).items()):
+        if device_type is not None:
+            reason = b.why_not(device_type)
+        else:
+            reasons = [b.why_not(d) for d in sorted(b.devices)]
+            reason = None if None in reasons else "; ".join(dict.fromkeys(reasons))
+        result[name] = BackendStatus(
+            name=name,
+            available=reason is None,
+            reason=reason or "available",
+            devices=tuple(sorted(b.devices)),
+            dtypes=tuple(sorted(dtype_name(d) for d in b.dtypes)),
+            baseline=b.baseline,
+        )
+    return result
