@@ -45,7 +45,9 @@ def find_nvcc() -> str | None:
 
 def cuda_root(nvcc: str) -> Path:
     """The toolkit folder (include/, lib/). nvcc may be a wrapper script on PATH, so ask it."""
-    out = subprocess.run([nvcc, "--dryrun", "-E", "-x", "cu", os.devnull], capture_output=True, text=True).stderr
+    out = subprocess.run(
+        [nvcc, "--dryrun", "-E", "-x", "cu", os.devnull], capture_output=True, text=True
+    ).stderr
     match = re.search(r"^#\$ TOP=(.+)$", out, re.MULTILINE)
     return Path(match.group(1).strip()).resolve() if match else Path(nvcc).resolve().parent.parent
 
@@ -78,8 +80,20 @@ class BuildExt(build_ext):
         objects = []
         for src in cu_files:
             obj = out_dir / (Path(src).stem + ".o")
-            cmd = [nvcc, "-c", src, "-o", str(obj), *OPT, "-std=c++17", "--use_fast_math",
-                   "-Xcompiler", "-fPIC", "-lineinfo", *gencode_flags(CUDA_ARCHS)]
+            cmd = [
+                nvcc,
+                "-c",
+                src,
+                "-o",
+                str(obj),
+                *OPT,
+                "-std=c++17",
+                "--use_fast_math",
+                "-Xcompiler",
+                "-fPIC",
+                "-lineinfo",
+                *gencode_flags(CUDA_ARCHS),
+            ]
             print(" ".join(cmd), file=sys.stderr)
             subprocess.run(cmd, check=True)
             objects.append(str(obj))

@@ -1,11 +1,11 @@
 """zhisuan kernels: matmul, attention and all-reduce behind one small API.
 
-    import kernels
-    c = kernels.matmul(a, b)                       # best available backend for a's device
-    c = kernels.matmul(a, b, backend="cpp")
-    o = kernels.attention(q, k, v, causal=True)    # q: (batch, heads, seq, head_dim)
-    kernels.all_reduce(t, op="sum", backend="shm")
-    kernels.backends("matmul")                     # {'cpp': available | why not, ...}
+import kernels
+c = kernels.matmul(a, b)                       # best available backend for a's device
+c = kernels.matmul(a, b, backend="cpp")
+o = kernels.attention(q, k, v, causal=True)    # q: (batch, heads, seq, head_dim)
+kernels.all_reduce(t, op="sum", backend="shm")
+kernels.backends("matmul")                     # {'cpp': available | why not, ...}
 """
 
 from kernels.allreduce import all_reduce

@@ -189,7 +189,9 @@ def select(op: str, device_type: str, dtype: torch.dtype, backend: str | None = 
         if reason is None:
             return candidate
         reasons.append(f"{candidate.name}: {reason}")
-    raise BackendUnavailable(f"no {op} backend for {dtype_name(dtype)} on {device_type}: " + "; ".join(reasons))
+    raise BackendUnavailable(
+        f"no {op} backend for {dtype_name(dtype)} on {device_type}: " + "; ".join(reasons)
+    )
 
 
 def status(op: str, device_type: str | None = None) -> dict[str, BackendStatus]:

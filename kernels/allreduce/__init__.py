@@ -10,9 +10,7 @@ from kernels.allreduce import torch_backend  # noqa: F401  (registration side ef
 REDUCE_OPS = ("sum", "max", "min", "avg")
 
 
-def all_reduce(
-    t: torch.Tensor, op: str = "sum", *, backend: str | None = None, group=None
-) -> torch.Tensor:
+def all_reduce(t: torch.Tensor, op: str = "sum", *, backend: str | None = None, group=None) -> torch.Tensor:
     """Reduce t in place over `group` (default: the default process group); returns t."""
     checks.require_tensor("all_reduce", "t", t)
     if op not in REDUCE_OPS:

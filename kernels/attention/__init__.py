@@ -27,7 +27,9 @@ def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
     checks.require_same_dtype("attention", q=q, k=k, v=v)
     checks.require_same_device("attention", q=q, k=k, v=v)
     if k.shape != v.shape:
-        raise ValueError(f"attention: k and v must have one shape, got k {tuple(k.shape)}, v {tuple(v.shape)}")
+        raise ValueError(
+            f"attention: k and v must have one shape, got k {tuple(k.shape)}, v {tuple(v.shape)}"
+        )
     if q.shape[0] != k.shape[0]:
         raise ValueError(f"attention: batch differs: q {tuple(q.shape)}, k {tuple(k.shape)}")
     if q.shape[3] != k.shape[3]:
