@@ -14,7 +14,7 @@ entry-point group ``zhisuan.backends`` (each entry point names a module to impor
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 
@@ -49,6 +49,9 @@ class Backend:
     # True when results on this device are produced by an interpreter/simulator: correct, but
     # their times mean nothing, so the harness prints no FLOP/s for them.
     interpreted: Callable[[str], bool] = field(default=lambda device_type: False)
+    # The math a dtype is computed in where it differs from the storage dtype, keyed by dtype name:
+    # {"fp32": "tf32"} for a kernel that multiplies fp32 inputs on tensor cores. Peaks use this key.
+    math_dtypes: Mapping[str, str] = field(default_factory=dict)
 
     def why_not(self, device_type: str, dtype: torch.dtype | None = None) -> str | None:
         """None if this backend can run on device_type (and dtype), else the reason."""
@@ -119,6 +122,7 @@ def register(
     priority: int = 0,
     description: str = "",
     interpreted: Callable[[str], bool] | None = None,
+    math_dtypes: Mapping[str, str] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Decorator: register fn as backend `name` of `op`. Registering a name twice is an error."""
     if op not in _REGISTRY:
@@ -128,6 +132,7 @@ def register(
         if name in _REGISTRY[op]:
             raise ValueError(f"backend {name!r} is already registered for {op}")
         extra = {"interpreted": interpreted} if interpreted is not None else {}
+        extra |= {"math_dtypes": dict(math_dtypes)} if math_dtypes else {}
         _REGISTRY[op][name] = Backend(
             op=op,
             name=name,

@@ -1,0 +1,255 @@
+"""plan -> check correctness -> time -> Result.
+
+For each (op, shape, dtype) the runner makes one set of fresh random inputs and its float64
+reference, measures the baseline (torch) backend's error on them, then for each backend: runs it
+once and checks it against the reference (tolerance from the OpSpec's rule), and only if the check
+passes times it. A backend that fails its check or raises gets a Result that says so and no
+timing. Results go to `on_result` as they arrive (the CLI writes each one to disk at once).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+
+from bench import metrics, specs, timing
+from bench.results import Result, environment, new_run_id
+from bench.workloads import OpSpec, spec_for
+from bench.workloads.base import max_abs_error, tolerance
+from kernels import registry
+from kernels.registry import Backend, dtype_name
+
+DEFAULT_DTYPES = {"cpu": "fp32", "cuda": "bf16"}
+
+
+@dataclass
+class Case:
+    op: str
+    shape: dict
+    dtype: torch.dtype
+    backends: list[Backend]
+
+
+@dataclass
+class Plan:
+    device: str
+    cases: list[Case]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (backend, reason)
+
+    @property
+    def total(self) -> int:
+        return sum(len(c.backends) for c in self.cases)
+
+
+def plan_run(
+    ops: Iterable[str],
+    shapes: dict[str, list[dict]],
+    dtypes: Iterable[str] | None,
+    device: str,
+    backends: Iterable[str] | None = None,
+) -> Plan:
+    """Which backend runs on which (op, shape, dtype); unavailable ones are listed with the reason."""
+    kind = torch.device(device).type
+    dtype_list = [registry.parse_dtype(d) for d in (dtypes or [DEFAULT_DTYPES[kind]])]
+    plan = Plan(device=device, cases=[])
+    wanted = list(backends) if backends else None
+    for op in ops:
+        spec_for(op)  # validates the op name
+        names = wanted or sorted(registry.registered(op))
+        for dtype in dtype_list:
+            runnable = []
+            for name in names:
+                if name not in registry.registered(op):
+                    plan.skipped.append((f"{op}/{name}", f"no {op} backend named {name!r}"))
+                    continue
+                backend = registry.get(op, name)
+                reason = backend.why_not(kind, dtype)
+                if reason:
+                    plan.skipped.append((f"{op}/{name} {dtype_name(dtype)}", reason))
+                else:
+                    runnable.append(backend)
+            if runnable:
+                plan.cases += [Case(op, shape, dtype, runnable) for shape in shapes.get(op, [])]
+    return plan
+
+
+def baseline_error(spec: OpSpec, inputs, reference, kind: str, dtype: torch.dtype) -> float | None:
+    """Error of the op's baseline backend (the vendor's) on these inputs, or None if it cannot run."""
+    for backend in registry.registered(spec.name).values():
+        if backend.baseline and backend.why_not(kind, dtype) is None:
+            return max_abs_error(backend.fn(*inputs.args, **inputs.kwargs), reference)
+    return None
+
+
+def execute(
+    plan: Plan,
+    *,
+    timing_plan: timing.TimingPlan | None = None,
+    flush: bool = True,
+    seed: int = 0,
+    on_result: Callable[[Result], None] = lambda r: None,
+    on_start: Callable[[Case, Backend], None] = lambda c, b: None,
+    run_id: str | None = None,
+) -> list[Result]:
+    device = specs.detect(plan.device)
+    kind = device.kind
+    env = environment()
+    run_id = run_id or new_run_id()
+    flush_bytes = 2 * device.cache_bytes if flush else 0
+    results = []
+    for case in plan.cases:
+        spec = spec_for(case.op)
+        inputs = spec.make_inputs(case.shape, case.dtype, plan.device, seed)
+        reference = spec.reference(inputs)
+        base_err = baseline_error(spec, inputs, reference, kind, case.dtype)
+        tol = tolerance(base_err, reference, case.dtype)
+        for backend in case.backends:
+            on_start(case, backend)
+            result = Result(
+                kind="kernel",
+                op=case.op,
+                backend=backend.name,
+                shape=case.shape,
+                dtype=dtype_name(case.dtype),
+                device=plan.device,
+                device_name=device.name,
+                flops=spec.flops(case.shape),
+                bytes=spec.bytes(case.shape, case.dtype.itemsize),
+                interpreted=backend.interpreted(kind),
+                env=env,
+                run_id=run_id,
+            )
+            measure_case(
+                result, spec, backend, inputs, reference, base_err, tol, device, timing_plan, flush_bytes
+            )
+            results.append(result)
+            on_result(result)
+        del inputs, reference
+        gc.collect()
+        if kind == "cuda":
+            torch.cuda.empty_cache()
+    return results
+
+
+def measure_case(result, spec, backend, inputs, reference, base_err, tol, device, timing_plan, flush_bytes):
+    """Check, then (only if the check passed) time one backend; fills `result` in place."""
+    fn = spec.bind(backend.fn, inputs)
+    try:
+        err = max_abs_error(fn(), reference)
+    except Exception as exc:  # a backend that crashes is a result, not the end of the run
+        result.status, result.error = "error", f"{type(exc).__name__}: {exc}"
+        return
+    passed = err == err and err <= tol  # NaN never passes
+    result.check = {
+        "max_abs_err": err,
+        "tolerance": tol,
+        "baseline_err": base_err,
+        "passed": passed,
+        "reference": "float64",
+        "rule": "err <= max(4 x baseline error, 4 ulp x max|ref|)",
+    }
+    if not passed:
+        result.status = "check-failed"
+        result.error = f"max abs error {err:.3g} exceeds tolerance {tol:.3g}"
+        return
+    try:
+        samples = timing.measure(fn, device=device.torch_device, plan=timing_plan, flush_bytes=flush_bytes)
+    except Exception as exc:
+        result.status, result.error = "error", f"while timing: {type(exc).__name__}: {exc}"
+        return
+    metrics.fill_timing(result, samples)
+    math = backend.math_dtypes.get(result.dtype, result.dtype)
+    metrics.fill_rates(result, device, math)
+
+
+def measure(
+    fn: Callable[[], object],
+    *,
+    flops: float | None = None,
+    bytes: float | None = None,
+    device: str = "cpu",
+    dtype: str | None = None,
+    name: str = "custom",
+    iters: int | None = None,
+    time_budget_s: float | None = None,
+    flush: bool = True,
+) -> Result:
+    """Time any zero-argument callable and turn it into a Result (rates against the peak of dtype).
+
+    No correctness check is possible here: the caller owns what fn computes.
+    """
+    dev = specs.detect(device)
+    plan = timing.TimingPlan(iters=iters, time_budget_s=time_budget_s)
+    samples = timing.measure(
+        fn, device=dev.torch_device, plan=plan, flush_bytes=2 * dev.cache_bytes if flush else 0
+    )
+    result = Result(
+        kind="kernel",
+        op=name,
+        backend="user",
+        shape={},
+        dtype=dtype or "",
+        device=dev.torch_device,
+        device_name=dev.name,
+        flops=flops,
+        bytes=bytes,
+        env=environment(),
+        run_id=new_run_id(),
+    )
+    metrics.fill_timing(result, samples)
+    metrics.fill_rates(result, dev, dtype)
+    return result
+
+
+def shapes_for(
+    ops: Iterable[str],
+    device: str,
+    suite: str | None,
+    shape_texts: Iterable[str] = (),
+    causal: tuple[bool, ...] = (False, True),
+    tokens: int | None = None,
+) -> dict[str, list[dict]]:
+    """Shapes per op: parsed from --shape texts if given, else from the named suite."""
+    from bench.workloads.suites import suite_shapes
+
+    kind = torch.device(device).type
+    shape_texts = list(shape_texts)
+    shapes = {}
+    for op in ops:
+        spec = spec_for(op)
+        if shape_texts:
+            parsed = []
+            for text in shape_texts:
+                parsed += spec.parse_shape(text, causal) if op == "attention" else spec.parse_shape(text)
+            shapes[op] = parsed
+        else:
+            shapes[op] = suite_shapes(suite or "default", op, kind, tokens)
+    return shapes
+
+
+def run(
+    ops: str | Iterable[str] = ("matmul", "attention"),
+    *,
+    backends: Iterable[str] | None = None,
+    suite: str | None = "default",
+    shapes: Iterable[str] = (),
+    dtype: str | Iterable[str] | None = None,
+    device: str = "cpu",
+    iters: int | None = None,
+    time_budget_s: float | None = None,
+    json_path: str | None = None,
+) -> list[Result]:
+    """The Python form of `zhisuan run`: check and time every backend of ops on a suite or shapes."""
+    from bench.results import ResultWriter
+
+    ops = [ops] if isinstance(ops, str) else list(ops)
+    dtypes = [dtype] if isinstance(dtype, str) else dtype
+    plan = plan_run(ops, shapes_for(ops, device, suite, shapes), dtypes, device, backends)
+    timing_plan = timing.TimingPlan(iters=iters, time_budget_s=time_budget_s)
+    if json_path is None:
+        return execute(plan, timing_plan=timing_plan)
+    with ResultWriter(json_path) as writer:
+        return execute(plan, timing_plan=timing_plan, on_result=writer.write)

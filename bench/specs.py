@@ -1,0 +1,249 @@
+"""Chip detection and the peak database.
+
+GPUs are matched against bench/data/chips.toml by their exact device name, and by SM count where
+the entry gives one: never by a substring, so an H100 PCIe never borrows an H100 SXM's figures. An
+unknown chip gets no peak and therefore no percent-of-peak, and `why_no_peak` says so.
+
+CPUs get a theoretical peak derived from cores × clock × FLOPs per cycle (from the vector ISA and
+the microarchitecture, py-cpuinfo), status "derived"; the measured peak comes from the FMA probe
+in kernels._C (see measured_peak_flops).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+
+import torch
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+STATUSES = ("datasheet", "derived", "unverified")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One peak figure with where it comes from."""
+
+    value: float
+    unit: str  # "TFLOP/s" or "TB/s"
+    status: str
+    source: str
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"figure status must be one of {STATUSES}, got {self.status!r}")
+
+
+@dataclass(frozen=True)
+class ChipSpec:
+    id: str
+    name: str
+    device_names: tuple[str, ...]
+    sm_count: int | None
+    tflops: dict[str, Figure]
+    mem_tbps: Figure | None
+
+
+@dataclass
+class Device:
+    """A detected device: what it calls itself, its properties, and its peak figures if known."""
+
+    kind: str  # "cpu" or "cuda"
+    torch_device: str  # "cpu", "cuda:0"
+    name: str
+    properties: dict = field(default_factory=dict)
+    spec: ChipSpec | None = None
+    why_no_peak: str | None = None
+    cache_bytes: int = 32 << 20  # last-level cache (CPU) or L2 (GPU): sizes the cache flush
+
+    def peak(self, dtype: str) -> Figure | None:
+        """Peak TFLOP/s for a math dtype ('fp32', 'tf32', 'bf16', ...), or None if unknown."""
+        return self.spec.tflops.get(dtype) if self.spec else None
+
+    def peak_bandwidth(self) -> Figure | None:
+        return self.spec.mem_tbps if self.spec else None
+
+
+def _figure(raw, unit: str, status: str, source: str) -> Figure:
+    if isinstance(raw, dict):
+        return Figure(float(raw["value"]), unit, raw.get("status", status), raw.get("source", source))
+    return Figure(float(raw), unit, status, source)
+
+
+@cache
+def load_chips() -> tuple[ChipSpec, ...]:
+    """The peak database (bench/data/chips.toml)."""
+    text = files("bench").joinpath("data/chips.toml").read_text()
+    chips = []
+    for entry in tomllib.loads(text)["chip"]:
+        status, source = entry["status"], entry["source"]
+        mem = entry.get("mem_tbps")
+        chips.append(
+            ChipSpec(
+                id=entry["id"],
+                name=entry["name"],
+                device_names=tuple(entry["device_names"]),
+                sm_count=entry.get("sm_count"),
+                tflops={k: _figure(v, "TFLOP/s", status, source) for k, v in entry["tflops"].items()},
+                mem_tbps=None if mem is None else _figure(mem, "TB/s", status, source),
+            )
+        )
+    return tuple(chips)
+
+
+def match_chip(device_name: str, sm_count: int | None = None) -> ChipSpec | None:
+    """The entry whose device names include device_name exactly (and whose SM count agrees)."""
+    for chip in load_chips():
+        if device_name.strip() not in chip.device_names:
+            continue
+        if chip.sm_count is not None and sm_count is not None and chip.sm_count != sm_count:
+            continue
+        return chip
+    return None
+
+
+# ---- CPU ---------------------------------------------------------------------------------------
+
+
+@cache
+def cpu_info() -> dict:
+    """py-cpuinfo's description of this CPU (slow to gather: cached)."""
+    import cpuinfo
+
+    return cpuinfo.get_cpu_info()
+
+
+def cpu_flops_per_cycle_fp32(vendor: str, family: int, model: int, flags: set[str]) -> tuple[int, str]:
+    """FP32 FLOPs per cycle per core, with the reasoning (FMA = 2 FLOPs per lane)."""
+    if vendor == "AuthenticAMD":
+        if family >= 0x1A and "avx512f" in flags:
+            return 64, "Zen 5: two 512-bit FMA pipes"
+        if family == 0x19:
+            return 32, "Zen 3/4: two 256-bit FMA pipes (Zen 4 runs AVX-512 as 2x256-bit)"
+        if family == 0x17:
+            return (32, "Zen 2: two 256-bit FMA pipes") if model >= 0x30 else (16, "Zen 1: 128-bit FMA pipes")
+    if "avx512f" in flags:
+        return 64, "AVX-512 with two FMA units (server cores; parts with one FMA unit reach half)"
+    if "avx2" in flags and "fma" in flags:
+        return 32, "AVX2 with two 256-bit FMA units"
+    if "avx" in flags:
+        return 16, "AVX without FMA: 8-wide add + 8-wide multiply"
+    return 8, "SSE: 4-wide add + 4-wide multiply"
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cpu_cache_bytes() -> int:
+    """Size of the largest cache level, from sysfs (py-cpuinfo's L3 figure is unreliable in VMs)."""
+    largest = 0
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    if os.path.isdir(base):
+        for index in os.listdir(base):
+            try:
+                with open(os.path.join(base, index, "size")) as fh:
+                    text = fh.read().strip()
+            except OSError:
+                continue
+            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            digits = text.rstrip("KMG")
+            if digits.isdigit():
+                largest = max(largest, int(digits) * scale)
+    return largest or int(cpu_info().get("l3_cache_size") or (32 << 20))
+
+
+def detect_cpu() -> Device:
+    info = cpu_info()
+    flags = set(info.get("flags", []))
+    cores = cpu_cores()
+    hz = (info.get("hz_advertised") or info.get("hz_actual") or [0])[0]
+    per_cycle, why = cpu_flops_per_cycle_fp32(
+        info.get("vendor_id_raw", ""), int(info.get("family", 0)), int(info.get("model", 0)), flags
+    )
+    name = info.get("brand_raw", "unknown CPU")
+    props = {"cores": cores, "clock_ghz": hz / 1e9, "flops_per_cycle_fp32": per_cycle, "isa_reasoning": why}
+    props["isa"] = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "sse"
+    device = Device("cpu", "cpu", name, props, cache_bytes=cpu_cache_bytes())
+    if not hz:
+        device.why_no_peak = "CPU clock unknown (py-cpuinfo reports none): no theoretical peak"
+        return device
+    source = f"derived: {cores} cores x {hz / 1e9:.3f} GHz (reported) x {per_cycle} FP32 FLOP/cycle ({why})"
+    fp32 = cores * hz * per_cycle / 1e12
+    device.spec = ChipSpec(
+        id="cpu",
+        name=name,
+        device_names=(name,),
+        sm_count=None,
+        tflops={
+            "fp32": Figure(fp32, "TFLOP/s", "derived", source),
+            "fp64": Figure(fp32 / 2, "TFLOP/s", "derived", source + "; FP64 is half"),
+        },
+        mem_tbps=None,
+    )
+    return device
+
+
+# ---- GPU ---------------------------------------------------------------------------------------
+
+
+def detect_cuda(index: int = 0) -> Device:
+    props = torch.cuda.get_device_properties(index)
+    name = props.name
+    properties = {
+        "sm_count": props.multi_processor_count,
+        "memory_bytes": props.total_memory,
+        "compute_capability": f"{props.major}.{props.minor}",
+        "l2_bytes": getattr(props, "L2_cache_size", 0),
+    }
+    device = Device(
+        "cuda", f"cuda:{index}", name, properties, cache_bytes=properties["l2_bytes"] or (50 << 20)
+    )
+    device.spec = match_chip(name, props.multi_processor_count)
+    if device.spec is None:
+        device.why_no_peak = (
+            f"{name!r} ({props.multi_processor_count} SMs) is not in the peak database "
+            "(bench/data/chips.toml): no percent of peak is reported"
+        )
+    return device
+
+
+@cache
+def detect(device: str = "cpu") -> Device:
+    """The Device for a torch device string ('cpu', 'cuda', 'cuda:1')."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        return detect_cpu()
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r}: no CUDA device (torch.cuda.is_available() is False)")
+        return detect_cuda(dev.index or 0)
+    raise ValueError(f"unsupported device {device!r} (supported: cpu, cuda)")
+
+
+def available_devices() -> list[str]:
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return devices
+
+
+def measured_peak_flops(device: Device, dtype: str) -> float | None:
+    """The achievable peak measured on this very chip (FLOP/s): the FMA probe on CPUs.
+
+    None where no probe exists (GPU: `zhisuan validate` measures the best matmul instead).
+    """
+    if device.kind != "cpu" or dtype not in ("fp32", "fp64"):
+        return None
+    try:
+        from kernels.probe import fma_peak
+    except ImportError:
+        return None
+    return fma_peak(dtype)["flops_per_s"]

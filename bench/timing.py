@@ -1,0 +1,143 @@
+"""Timing: one Timer per device kind, warm-up, cache flush between samples, every sample kept.
+
+- HostTimer (CPU work): the host clock around each call. The kernels it times are synchronous.
+- CudaTimer (GPU work): a pair of CUDA events around each call on the current stream; the host
+  synchronises once, after the last sample, so launches are not serialised by the timer itself.
+
+Between samples, outside the timed region, a buffer twice the size of the last-level cache (CPU)
+or L2 (GPU) is overwritten, so every sample starts cold, as a kernel inside a model would.
+
+The sample count is either explicit (`iters`, exactly that many) or a `time_budget_s` (as many as
+fit, at least MIN_SAMPLES); never both.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+MIN_SAMPLES = 3
+MAX_SAMPLES = 100_000
+DEFAULT_TIME_BUDGET_S = 0.5
+DEFAULT_WARMUP_S = 0.05
+
+
+class CacheFlusher:
+    """Evicts caches by overwriting a buffer of `nbytes` on `device` (outside any timed region)."""
+
+    def __init__(self, nbytes: int, device: str):
+        self.buffer = torch.empty(max(int(nbytes), 1) // 4, dtype=torch.int32, device=device)
+        self.value = 0
+
+    def __call__(self) -> None:
+        self.value ^= 1  # alternate the value so no layer can skip an unchanged write
+        self.buffer.fill_(self.value)
+
+
+class HostTimer:
+    """Times synchronous host work with time.perf_counter()."""
+
+    device = "cpu"
+
+    def run(self, fn: Callable[[], object], n: int, flush: Callable[[], None] | None) -> list[float]:
+        samples = []
+        clock = time.perf_counter
+        for _ in range(n):
+            if flush is not None:
+                flush()
+            start = clock()
+            fn()
+            samples.append(clock() - start)
+        return samples
+
+
+class CudaTimer:
+    """Times GPU work with CUDA events on the current stream; one synchronisation at the end."""
+
+    device = "cuda"
+
+    def run(self, fn: Callable[[], object], n: int, flush: Callable[[], None] | None) -> list[float]:
+        pairs = [
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)
+        ]
+        for start, end in pairs:
+            if flush is not None:
+                flush()
+            start.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize()
+        return [start.elapsed_time(end) / 1e3 for start, end in pairs]
+
+
+def timer_for(device: str) -> HostTimer | CudaTimer:
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return CudaTimer()
+    if kind == "cpu":
+        return HostTimer()
+    raise ValueError(f"no timer for device {device!r} (supported: cpu, cuda)")
+
+
+def synchronize(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+@dataclass
+class TimingPlan:
+    """How many samples to take: an explicit count, or as many as fit in a time budget."""
+
+    iters: int | None = None
+    time_budget_s: float | None = None
+    warmup_s: float = DEFAULT_WARMUP_S
+
+    def __post_init__(self):
+        if self.iters is not None and self.time_budget_s is not None:
+            raise ValueError("give either iters or time_budget_s, not both")
+        if self.iters is not None and self.iters < 1:
+            raise ValueError(f"iters must be at least 1, got {self.iters}")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError(f"time_budget_s must be positive, got {self.time_budget_s}")
+        if self.iters is None and self.time_budget_s is None:
+            self.time_budget_s = DEFAULT_TIME_BUDGET_S
+
+    def sample_count(self, seconds_per_call: float) -> int:
+        if self.iters is not None:
+            return self.iters
+        fit = int(self.time_budget_s / max(seconds_per_call, 1e-9))
+        return max(MIN_SAMPLES, min(MAX_SAMPLES, fit))
+
+
+def measure(
+    fn: Callable[[], object],
+    *,
+    device: str = "cpu",
+    plan: TimingPlan | None = None,
+    flush_bytes: int | None = None,
+) -> list[float]:
+    """Time fn (zero arguments) on device; returns every sample in seconds.
+
+    Warm-up: fn runs once (compilation, autotuning, first-touch), then again until warmup_s has
+    passed; the warm-up calls also estimate the cost of one call, which sizes a time budget.
+    flush_bytes: size of the cache-flush buffer (None or 0: no flush, a warm-cache measurement).
+    """
+    plan = plan or TimingPlan()
+    timer = timer_for(device)
+    flush = CacheFlusher(flush_bytes, device) if flush_bytes else None
+
+    fn()
+    synchronize(device)
+    warm_calls, warm_start = 0, time.perf_counter()
+    while True:
+        fn()
+        warm_calls += 1
+        synchronize(device)
+        elapsed = time.perf_counter() - warm_start
+        if elapsed >= plan.warmup_s or warm_calls >= 1000:
+            break
+    n = plan.sample_count(elapsed / warm_calls)
+    return timer.run(fn, n, flush)

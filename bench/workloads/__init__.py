@@ -1,0 +1,16 @@
+"""One OpSpec per op (inputs, FLOPs, bytes, reference, tolerance) and the named shape suites."""
+
+from bench.workloads.attention import AttentionSpec
+from bench.workloads.base import Inputs, OpSpec
+from bench.workloads.matmul import MatmulSpec
+
+SPECS: dict[str, OpSpec] = {"matmul": MatmulSpec(), "attention": AttentionSpec()}
+
+
+def spec_for(op: str) -> OpSpec:
+    if op not in SPECS:
+        raise ValueError(f"unknown op {op!r}; benchmarkable ops: {', '.join(SPECS)}")
+    return SPECS[op]
+
+
+__all__ = ["SPECS", "spec_for", "OpSpec", "Inputs"]

@@ -1,0 +1,94 @@
+"""OpSpec: everything the harness needs to know about one op, so metrics are computed generically.
+
+An OpSpec bundles the input maker (seeded, well-conditioned random data, never zeros), the FLOP
+and byte counts (from bench.flops), the float64 reference and the tolerance policy:
+
+    tolerance = max(TOLERANCE_K × error of the baseline (torch) in the same precision,
+                    FLOOR_ULPS × eps(dtype) × max|reference|)
+
+that is, our kernel may be at most k times less accurate than the vendor's on the same inputs
+(FlashAttention's rule), and no check is stricter than a few units in the last place.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+TOLERANCE_K = 4.0
+FLOOR_ULPS = 4.0
+
+
+@dataclass
+class Inputs:
+    """Positional tensors and keyword options for one call of an op."""
+
+    args: tuple
+    kwargs: dict
+
+
+class OpSpec(ABC):
+    name: str  # the registry op name
+    shape_help: str  # how a --shape is written for this op
+
+    @abstractmethod
+    def parse_shape(self, text: str) -> list[dict]:
+        """Shape(s) from command-line text; raises ValueError naming the expected form."""
+
+    @abstractmethod
+    def make_inputs(self, shape: dict, dtype: torch.dtype, device: str, seed: int) -> Inputs:
+        """Fresh random inputs (never zeros), reproducible from the seed."""
+
+    @abstractmethod
+    def reference(self, inputs: Inputs) -> torch.Tensor:
+        """The exact answer in float64, on the inputs' device."""
+
+    @abstractmethod
+    def flops(self, shape: dict) -> float:
+        """Floating-point operations of one call (bench.flops)."""
+
+    @abstractmethod
+    def bytes(self, shape: dict, itemsize: int) -> float:
+        """Minimum bytes moved to and from memory by one call."""
+
+    def bind(self, fn: Callable, inputs: Inputs) -> Callable[[], torch.Tensor]:
+        """A zero-argument callable: what the timer runs."""
+        args, kwargs = inputs.args, inputs.kwargs
+        return lambda: fn(*args, **kwargs)
+
+
+def generator(device: str, seed: int) -> torch.Generator:
+    gen = torch.Generator(device=torch.device(device).type if torch.device(device).type != "cpu" else "cpu")
+    gen.manual_seed(seed)
+    return gen
+
+
+def random_tensor(shape: tuple, dtype: torch.dtype, device: str, gen: torch.Generator, scale: float = 1.0):
+    """Uniform in [-scale, scale), generated in fp32 on the device, then cast."""
+    t = torch.rand(shape, generator=gen, device=device, dtype=torch.float32)
+    return ((t * 2 - 1) * scale).to(dtype)
+
+
+def max_abs_error(out: torch.Tensor, reference: torch.Tensor) -> float:
+    if out.shape != reference.shape:
+        raise ValueError(
+            f"output shape {tuple(out.shape)} differs from the reference {tuple(reference.shape)}"
+        )
+    if out.numel() == 0:
+        return 0.0
+    diff = (out.to(torch.float64) - reference).abs()
+    if torch.isnan(diff).any():
+        return float("nan")
+    return float(diff.max())
+
+
+def tolerance(baseline_error: float | None, reference: torch.Tensor, dtype: torch.dtype) -> float:
+    eps = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
+    scale = float(reference.abs().max()) if reference.numel() else 0.0
+    floor = FLOOR_ULPS * eps * max(scale, 1.0)
+    if baseline_error is None or baseline_error != baseline_error:  # missing or NaN
+        return floor
+    return max(TOLERANCE_K * baseline_error, floor)

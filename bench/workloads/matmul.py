@@ -1,0 +1,39 @@
+"""OpSpec of matmul: C = A (M, K) @ B (K, N)."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from bench import flops
+from bench.workloads.base import Inputs, OpSpec, generator, random_tensor
+
+
+class MatmulSpec(OpSpec):
+    name = "matmul"
+    shape_help = "MxNxK (e.g. 1024x1024x1024), or one number N for a square N×N×N product"
+
+    def parse_shape(self, text: str) -> list[dict]:
+        parts = re.split(r"[x×,]", text.strip().lower())
+        if not all(p.isdigit() for p in parts) or len(parts) not in (1, 3):
+            raise ValueError(f"matmul shape {text!r}: expected {self.shape_help}")
+        m, n, k = (int(parts[0]),) * 3 if len(parts) == 1 else map(int, parts)
+        return [{"M": m, "N": n, "K": k}]
+
+    def make_inputs(self, shape: dict, dtype: torch.dtype, device: str, seed: int) -> Inputs:
+        gen = generator(device, seed)
+        # Uniform in [-1, 1): sums of K terms stay near sqrt(K), far from fp16/bf16 overflow.
+        a = random_tensor((shape["M"], shape["K"]), dtype, device, gen)
+        b = random_tensor((shape["K"], shape["N"]), dtype, device, gen)
+        return Inputs((a, b), {})
+
+    def reference(self, inputs: Inputs) -> torch.Tensor:
+        a, b = inputs.args
+        return a.to(torch.float64) @ b.to(torch.float64)
+
+    def flops(self, shape: dict) -> float:
+        return flops.matmul_flops(shape["M"], shape["N"], shape["K"])
+
+    def bytes(self, shape: dict, itemsize: int) -> float:
+        return flops.matmul_bytes(shape["M"], shape["N"], shape["K"], itemsize)
