@@ -1,0 +1,70 @@
+import pytest
+import torch
+
+import kernels
+from kernels import registry
+from kernels.registry import BackendUnavailable
+
+
+@pytest.fixture
+def temp_backend():
+    names = []
+
+    def make(name, **kwargs):
+        registry.register("matmul", name, **kwargs)(lambda a, b: a @ b)
+        names.append(name)
+        return registry.get("matmul", name)
+
+    yield make
+    for name in names:
+        registry.unregister("matmul", name)
+
+
+def test_torch_backends_registered_as_baselines():
+    for op in ("matmul", "attention", "all_reduce"):
+        statuses = kernels.backends(op)
+        assert statuses["torch"].baseline
+
+
+def test_unavailable_backend_raises_with_reason(temp_backend):
+    temp_backend(
+        "test-never", devices=("cpu",), dtypes=(torch.float32,), probe=lambda d: "no widget attached"
+    )
+    a = torch.randn(3, 3)
+    with pytest.raises(BackendUnavailable, match="no widget attached"):
+        kernels.matmul(a, a, backend="test-never")
+    assert kernels.backends("matmul")["test-never"].reason == "no widget attached"
+    assert not kernels.backends("matmul")["test-never"].available
+
+
+def test_dtype_and_device_capabilities_named_in_reason(temp_backend):
+    b = temp_backend("test-fp32only", devices=("cuda",), dtypes=(torch.float32,))
+    assert "bf16 not supported" in b.why_not("cuda", torch.bfloat16)
+    assert "does not run on cpu" in b.why_not("cpu", torch.float32)
+
+
+def test_automatic_selection_prefers_priority(temp_backend):
+    temp_backend("test-high", devices=("cpu",), dtypes=(torch.float64,), priority=1000)
+    assert registry.select("matmul", "cpu", torch.float64).name == "test-high"
+
+
+def test_duplicate_registration_and_unknown_names_rejected(temp_backend):
+    temp_backend("test-dup", devices=("cpu",), dtypes=(torch.float32,))
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("matmul", "test-dup", devices=("cpu",), dtypes=())(lambda a, b: a)
+    with pytest.raises(ValueError, match="unknown matmul backend 'nope'"):
+        kernels.matmul(torch.ones(1, 1), torch.ones(1, 1), backend="nope")
+    with pytest.raises(ValueError, match="unknown op"):
+        registry.register("conv", "x", devices=("cpu",), dtypes=())
+
+
+def test_no_backend_at_all_lists_every_reason():
+    with pytest.raises(BackendUnavailable, match="no matmul backend for int8 on cpu"):
+        registry.select("matmul", "cpu", torch.int8)
+
+
+def test_parse_dtype():
+    assert registry.parse_dtype("bf16") is torch.bfloat16
+    assert registry.parse_dtype("float32") is torch.float32
+    with pytest.raises(ValueError, match="unknown dtype 'fp13'"):
+        registry.parse_dtype("fp13")

@@ -1,0 +1,69 @@
+import pytest
+import torch
+
+import bench
+from bench import runner
+from kernels import registry
+
+
+def test_run_checks_then_times_every_backend(tmp_path):
+    path = tmp_path / "out.jsonl"
+    results = bench.run("matmul", backends=["torch"], shapes=["7x97x1025"], iters=3, json_path=str(path))
+    (r,) = results
+    assert r.status == "ok" and r.check["passed"] and len(r.samples_s) == 3
+    assert r.check["max_abs_err"] <= r.check["tolerance"]
+    assert r.flops == 2 * 7 * 97 * 1025 and r.flops_per_s > 0 and r.pct_peak > 0
+    assert r.env["torch"] == torch.__version__
+    assert bench.read_results(path)[0].median_s == r.median_s
+
+
+def test_a_wrong_backend_fails_its_check_and_is_not_timed():
+    registry.register("matmul", "test-wrong", devices=("cpu",), dtypes=(torch.float32,))(
+        lambda a, b: (a @ b) * 1.001
+    )
+    try:
+        (r,) = bench.run("matmul", backends=["test-wrong"], shapes=["33x17x9"], iters=3)
+    finally:
+        registry.unregister("matmul", "test-wrong")
+    assert r.status == "check-failed" and not r.check["passed"]
+    assert r.samples_s == [] and r.flops_per_s is None
+
+
+def test_a_crashing_backend_is_an_error_result_and_the_run_goes_on():
+    def boom(a, b):
+        raise RuntimeError("kernel exploded")
+
+    registry.register("matmul", "test-boom", devices=("cpu",), dtypes=(torch.float32,))(boom)
+    try:
+        results = bench.run("matmul", backends=["test-boom", "torch"], shapes=["8"], iters=2)
+    finally:
+        registry.unregister("matmul", "test-boom")
+    assert [r.status for r in results] == ["error", "ok"]
+    assert "kernel exploded" in results[0].error
+
+
+def test_plan_lists_unavailable_backends_with_reasons():
+    plan = runner.plan_run(
+        ["matmul"], {"matmul": [{"M": 2, "N": 2, "K": 2}]}, ["fp32"], "cpu", ["torch", "nope"]
+    )
+    assert plan.total == 1
+    assert any("no matmul backend named 'nope'" in reason for _, reason in plan.skipped)
+
+
+def test_attention_case_with_gqa_and_causal_offsets():
+    results = bench.run("attention", backends=["torch"], shapes=["1x4x2x17x33x80"], iters=2)
+    assert len(results) == 2 and all(r.status == "ok" for r in results)
+    assert {r.shape["causal"] for r in results} == {False, True}
+
+
+def test_measure_any_callable():
+    a = torch.randn(64, 64)
+    r = bench.measure(lambda: a @ a, flops=2 * 64**3, dtype="fp32", iters=5)
+    assert len(r.samples_s) == 5 and r.flops_per_s > 0 and r.pct_peak is not None
+
+
+def test_bad_shape_text():
+    with pytest.raises(ValueError, match="expected MxNxK"):
+        runner.shapes_for(["matmul"], "cpu", None, ["12xx3"])
+    with pytest.raises(ValueError, match="expected BxHxSxD"):
+        runner.shapes_for(["attention"], "cpu", None, ["1x2x3"])

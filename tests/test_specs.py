@@ -1,0 +1,66 @@
+import pytest
+
+from bench import specs
+
+
+def test_database_entries_carry_status_and_source():
+    chips = specs.load_chips()
+    assert len(chips) >= 10
+    for chip in chips:
+        for fig in [*chip.tflops.values(), chip.mem_tbps]:
+            if fig is not None:
+                assert fig.status in specs.STATUSES and fig.source and fig.value > 0
+
+
+def test_exact_name_matching_never_substring():
+    h100 = specs.match_chip("NVIDIA H100 80GB HBM3", sm_count=132)
+    assert h100.id == "h100-sxm" and h100.tflops["bf16"].value == 989
+    assert specs.match_chip("NVIDIA H100 PCIe", sm_count=114).id == "h100-pcie"
+    assert specs.match_chip("NVIDIA H200").mem_tbps.value == 4.8
+    # Near misses are unknown chips: no borrowed figures.
+    assert specs.match_chip("NVIDIA H100") is None
+    assert specs.match_chip("NVIDIA H100 80GB HBM3 (custom)") is None
+    # A name that matches but a different SM count (a cut-down part) is not that chip.
+    assert specs.match_chip("NVIDIA H100 80GB HBM3", sm_count=114) is None
+
+
+def test_unknown_gpu_gets_no_peak(monkeypatch):
+    class Props:
+        name, multi_processor_count, total_memory, major, minor, L2_cache_size = (
+            "Imaginary GPU 9000",
+            7,
+            1 << 30,
+            9,
+            0,
+            1 << 20,
+        )
+
+    monkeypatch.setattr(specs.torch.cuda, "get_device_properties", lambda i: Props())
+    device = specs.detect_cuda(0)
+    assert device.spec is None and device.peak("bf16") is None
+    assert "not in the peak database" in device.why_no_peak
+
+
+def test_cpu_detection_derives_a_peak():
+    device = specs.detect("cpu")
+    assert device.kind == "cpu" and device.properties["cores"] >= 1
+    fp32 = device.peak("fp32")
+    assert fp32.status == "derived" and "cores" in fp32.source
+    assert device.peak("fp64").value == pytest.approx(fp32.value / 2)
+    assert device.peak("bf16") is None
+    assert device.cache_bytes > 0
+
+
+@pytest.mark.parametrize(
+    "vendor,family,model,flags,expected",
+    [
+        ("AuthenticAMD", 0x19, 0x11, {"avx512f", "avx2", "fma"}, 32),  # Zen 4: AVX-512 on 256-bit pipes
+        ("AuthenticAMD", 0x1A, 0x02, {"avx512f", "avx2", "fma"}, 64),  # Zen 5
+        ("AuthenticAMD", 0x17, 0x01, {"avx2", "fma"}, 16),  # Zen 1
+        ("GenuineIntel", 6, 0x8F, {"avx512f", "avx2", "fma"}, 64),
+        ("GenuineIntel", 6, 0x3C, {"avx2", "fma"}, 32),
+        ("GenuineIntel", 6, 0x2A, {"avx"}, 16),
+    ],
+)
+def test_flops_per_cycle_by_microarchitecture(vendor, family, model, flags, expected):
+    assert specs.cpu_flops_per_cycle_fp32(vendor, family, model, flags)[0] == expected
