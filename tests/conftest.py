@@ -1,7 +1,19 @@
-"""Shared test settings: keep torch to the machine's cores, make results reproducible."""
+"""Shared test settings: GPU tests skip with their reason on CPU; seeded randomness."""
 
 import pytest
 import torch
+
+from kernels.devices import cuda_missing
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = cuda_missing()
+    if reason is None:
+        return
+    skip_gpu = pytest.mark.skip(reason=f"GPU test: {reason}")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
 
 
 @pytest.fixture(autouse=True)

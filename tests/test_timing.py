@@ -54,3 +54,25 @@ def test_summary_statistics():
     assert s.median_s == 3.0 and s.iqr_s == 2.0 and s.n == 5 and s.min_s == 1.0
     with pytest.raises(ValueError):
         summarize([])
+
+
+@pytest.mark.gpu
+def test_cuda_timer_measures_a_known_gpu_sleep():
+    import torch
+
+    # torch.cuda._sleep spins for a number of GPU clock cycles; calibrate cycles -> seconds first.
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    torch.cuda._sleep(10_000_000)
+    end.record()
+    torch.cuda.synchronize()
+    per_cycle = start.elapsed_time(end) / 1e3 / 10_000_000
+    cycles = int(1e-3 / per_cycle)  # about 1 ms
+    samples = timing.measure(
+        lambda: torch.cuda._sleep(cycles), device="cuda", plan=timing.TimingPlan(iters=20)
+    )
+    assert summarize(samples).median_s == pytest.approx(cycles * per_cycle, rel=0.2)
+    # The timer must not serialise launches: flush between samples stays outside the events.
+    flushed = timing.measure(lambda: torch.cuda._sleep(cycles), device="cuda", plan=timing.TimingPlan(iters=5),
+                             flush_bytes=256 << 20)  # fmt: skip
+    assert summarize(flushed).median_s == pytest.approx(cycles * per_cycle, rel=0.2)
