@@ -57,16 +57,17 @@ def plan_run(
     plan = Plan(device=device, cases=[])
     wanted = list(backends) if backends else None
     for op in ops:
-        spec_for(op)  # validates the op name
-        names = wanted or sorted(registry.registered(op))
+        spec = spec_for(op)
+        registered = registry.registered(spec.registry_op)
+        names = wanted or sorted(registered)
         for dtype in dtype_list:
             runnable = []
             for name in names:
-                if name not in registry.registered(op):
-                    plan.skipped.append((f"{op}/{name}", f"no {op} backend named {name!r}"))
+                if name not in registered:
+                    plan.skipped.append((f"{op}/{name}", f"no {spec.registry_op} backend named {name!r}"))
                     continue
-                backend = registry.get(op, name)
-                reason = backend.why_not(kind, dtype)
+                backend = registered[name]
+                reason = spec.accepts(backend) or backend.why_not(kind, dtype)
                 if reason:
                     plan.skipped.append((f"{op}/{name} {dtype_name(dtype)}", reason))
                 else:
@@ -78,9 +79,9 @@ def plan_run(
 
 def baseline_error(spec: OpSpec, inputs, reference, kind: str, dtype: torch.dtype) -> float | None:
     """Error of the op's baseline backend (the vendor's) on these inputs, or None if it cannot run."""
-    for backend in registry.registered(spec.name).values():
-        if backend.baseline and backend.why_not(kind, dtype) is None:
-            return max_abs_error(backend.fn(*inputs.args, **inputs.kwargs), reference)
+    for backend in registry.registered(spec.registry_op).values():
+        if backend.baseline and spec.accepts(backend) is None and backend.why_not(kind, dtype) is None:
+            return max_abs_error(spec.bind(backend.fn, inputs)(), reference)
     return None
 
 
@@ -223,7 +224,9 @@ def shapes_for(
         if shape_texts:
             parsed = []
             for text in shape_texts:
-                parsed += spec.parse_shape(text, causal) if op == "attention" else spec.parse_shape(text)
+                parsed += (
+                    spec.parse_shape(text, causal) if op.startswith("attention") else spec.parse_shape(text)
+                )
             shapes[op] = parsed
         else:
             shapes[op] = suite_shapes(suite or "default", op, kind, tokens)

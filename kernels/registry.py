@@ -52,6 +52,8 @@ class Backend:
     # The math a dtype is computed in where it differs from the storage dtype, keyed by dtype name:
     # {"fp32": "tf32"} for a kernel that multiplies fp32 inputs on tensor cores. Peaks use this key.
     math_dtypes: Mapping[str, str] = field(default_factory=dict)
+    # True when the backend's output supports autograd (o.backward() gives input gradients).
+    differentiable: bool = False
 
     def why_not(self, device_type: str, dtype: torch.dtype | None = None) -> str | None:
         """None if this backend can run on device_type (and dtype), else the reason."""
@@ -123,6 +125,7 @@ def register(
     description: str = "",
     interpreted: Callable[[str], bool] | None = None,
     math_dtypes: Mapping[str, str] | None = None,
+    differentiable: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Decorator: register fn as backend `name` of `op`. Registering a name twice is an error."""
     if op not in _REGISTRY:
@@ -142,6 +145,7 @@ def register(
             probe=probe,
             baseline=baseline,
             priority=priority,
+            differentiable=differentiable,
             description=description or (fn.__doc__ or "").strip().split("\n")[0],
             **extra,
         )

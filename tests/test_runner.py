@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import bench
+import bench.flops
 from bench import runner
 from kernels import registry
 
@@ -67,3 +68,28 @@ def test_bad_shape_text():
         runner.shapes_for(["matmul"], "cpu", None, ["12xx3"])
     with pytest.raises(ValueError, match="expected BxHxSxD"):
         runner.shapes_for(["attention"], "cpu", None, ["1x2x3"])
+
+
+def test_attention_forward_backward_checks_gradients_against_float64():
+    results = bench.run(
+        "attention-train", backends=["torch"], shapes=["1x4x2x9x17x16", "1x2x2x7x3x8"], iters=2
+    )
+    assert len(results) == 4 and all(r.status == "ok" for r in results)
+    assert all(r.flops == 3.5 * bench.flops.attention_flops(
+        1, r.shape["heads"], r.shape["seq_q"], r.shape["seq_k"], r.shape["head_dim"], r.shape["causal"]) for r in results)  # fmt: skip
+
+
+def test_attention_train_skips_backends_without_backward():
+    registry.register("attention", "test-fwd-only", devices=("cpu",), dtypes=(torch.float32,))(
+        lambda q, k, v, causal, scale: q
+    )
+    try:
+        plan = runner.plan_run(
+            ["attention-train"], {"attention-train": []}, ["fp32"], "cpu", ["test-fwd-only"]
+        )
+    finally:
+        registry.unregister("attention", "test-fwd-only")
+    assert (
+        "attention-train/test-fwd-only fp32",
+        "test-fwd-only attention has no backward pass",
+    ) in plan.skipped

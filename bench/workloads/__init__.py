@@ -1,10 +1,15 @@
 """One OpSpec per op (inputs, FLOPs, bytes, reference, tolerance) and the named shape suites."""
 
 from bench.workloads.attention import AttentionSpec
+from bench.workloads.attention_train import AttentionTrainSpec
 from bench.workloads.base import Inputs, OpSpec
 from bench.workloads.matmul import MatmulSpec
 
-SPECS: dict[str, OpSpec] = {"matmul": MatmulSpec(), "attention": AttentionSpec()}
+SPECS: dict[str, OpSpec] = {
+    "matmul": MatmulSpec(),
+    "attention": AttentionSpec(),
+    "attention-train": AttentionTrainSpec(),
+}
 
 
 def spec_for(op: str) -> OpSpec:

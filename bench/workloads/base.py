@@ -31,8 +31,17 @@ class Inputs:
 
 
 class OpSpec(ABC):
-    name: str  # the registry op name
+    name: str  # the benchmark's name (results' `op`)
     shape_help: str  # how a --shape is written for this op
+
+    @property
+    def registry_op(self) -> str:
+        """The kernels registry op whose backends this benchmark runs (usually the same name)."""
+        return self.name
+
+    def accepts(self, backend) -> str | None:
+        """None if this benchmark can run the backend, else why not (e.g. it has no backward)."""
+        return None
 
     @abstractmethod
     def parse_shape(self, text: str) -> list[dict]:
@@ -72,7 +81,12 @@ def random_tensor(shape: tuple, dtype: torch.dtype, device: str, gen: torch.Gene
     return ((t * 2 - 1) * scale).to(dtype)
 
 
-def max_abs_error(out: torch.Tensor, reference: torch.Tensor) -> float:
+def max_abs_error(out, reference) -> float:
+    """Max |out - reference|; for tuples of tensors (e.g. outputs and gradients), the max over all."""
+    if isinstance(reference, (tuple, list)):
+        if not isinstance(out, (tuple, list)) or len(out) != len(reference):
+            raise ValueError(f"expected {len(reference)} outputs, got {type(out).__name__}")
+        return max(max_abs_error(o, r) for o, r in zip(out, reference, strict=True))
     if out.shape != reference.shape:
         raise ValueError(
             f"output shape {tuple(out.shape)} differs from the reference {tuple(reference.shape)}"
@@ -85,9 +99,10 @@ def max_abs_error(out: torch.Tensor, reference: torch.Tensor) -> float:
     return float(diff.max())
 
 
-def tolerance(baseline_error: float | None, reference: torch.Tensor, dtype: torch.dtype) -> float:
+def tolerance(baseline_error: float | None, reference, dtype: torch.dtype) -> float:
     eps = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
-    scale = float(reference.abs().max()) if reference.numel() else 0.0
+    parts = reference if isinstance(reference, (tuple, list)) else (reference,)
+    scale = max((float(r.abs().max()) for r in parts if r.numel()), default=0.0)
     floor = FLOOR_ULPS * eps * max(scale, 1.0)
     if baseline_error is None or baseline_error != baseline_error:  # missing or NaN
         return floor

@@ -35,12 +35,12 @@ def suite_shapes(name: str, op: str, device_kind: str, tokens: int | None = None
     suite = load_suite(name)
     default_tokens = suite.get("tokens", {}).get(device_kind)
     shapes = []
-    for entry in suite.get(op, []):
+    for entry in suite.get("attention" if op == "attention-train" else op, []):
         if device_kind not in entry.get("devices", [device_kind]):
             continue
         if op == "matmul":
             shapes += _matmul_shapes(entry, tokens or default_tokens, name)
-        elif op == "attention":
+        elif op in ("attention", "attention-train"):
             shapes += _attention_shapes(entry)
     return shapes
 

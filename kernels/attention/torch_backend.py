@@ -21,7 +21,15 @@ def causal_mask(seq_q: int, seq_k: int, device: torch.device) -> torch.Tensor:
     return cols <= rows + (seq_k - seq_q)
 
 
-@register("attention", "torch", devices=("cpu", "cuda"), dtypes=DTYPES, baseline=True, priority=0)
+@register(
+    "attention",
+    "torch",
+    devices=("cpu", "cuda"),
+    dtypes=DTYPES,
+    baseline=True,
+    priority=0,
+    differentiable=True,
+)
 def attention_torch(q, k, v, *, causal: bool, scale: float) -> torch.Tensor:
     """torch scaled_dot_product_attention (flash / efficient / cuDNN / math, torch's choice)."""
     seq_q, seq_k = q.shape[2], k.shape[2]
@@ -30,8 +38,13 @@ def attention_torch(q, k, v, *, causal: bool, scale: float) -> torch.Tensor:
         return F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=gqa)
     if seq_q == seq_k:
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale, enable_gqa=gqa)
+    if seq_q > seq_k:
+        # The first seq_q - seq_k rows see no key (output 0); the rest form a square causal block.
+        # Computed apart, rather than masked, so no NaN row ever reaches softmax or its backward.
+        skipped = seq_q - seq_k
+        tail = F.scaled_dot_product_attention(
+            q[:, :, skipped:], k, v, is_causal=True, scale=scale, enable_gqa=gqa
+        )
+        return torch.cat([tail.new_zeros(*q.shape[:2], skipped, v.shape[3]), tail], dim=2)
     mask = causal_mask(seq_q, seq_k, q.device)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
-    if seq_q > seq_k:  # rows that see no key come back as NaN from softmax; they are 0 by definition
-        out[:, :, : seq_q - seq_k] = 0
-    return out
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
