@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kernels.devices import cuda_missing
 from kernels.registry import register
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
@@ -48,3 +49,35 @@ def attention_torch(q, k, v, *, causal: bool, scale: float) -> torch.Tensor:
         return torch.cat([tail.new_zeros(*q.shape[:2], skipped, v.shape[3]), tail], dim=2)
     mask = causal_mask(seq_q, seq_k, q.device)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
+
+
+# ---- torch's SDPA kernels one by one (CUDA) ------------------------------------------------------
+# The "torch" backend lets torch choose; these pin one of its kernels, so a run shows each of them
+# side by side (flash, memory-efficient, cuDNN). A kernel that cannot take the inputs raises, and
+# the runner reports that as the backend's error for that shape.
+
+
+def _pinned_sdpa(kernel_name: str):
+    def run(q, k, v, *, causal: bool, scale: float) -> torch.Tensor:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(getattr(SDPBackend, kernel_name)):
+            return attention_torch(q, k, v, causal=causal, scale=scale)
+
+    return run
+
+
+for _name, _kernel, _dtypes in (
+    ("sdpa-flash", "FLASH_ATTENTION", [torch.float16, torch.bfloat16]),
+    ("sdpa-efficient", "EFFICIENT_ATTENTION", [torch.float32, torch.float16, torch.bfloat16]),
+    ("sdpa-cudnn", "CUDNN_ATTENTION", [torch.float16, torch.bfloat16]),
+):
+    register(
+        "attention",
+        _name,
+        devices=("cuda",),
+        dtypes=_dtypes,
+        probe=lambda device_type: cuda_missing(),
+        differentiable=True,
+        description=f"torch scaled_dot_product_attention pinned to its {_kernel.lower()} kernel",
+    )(_pinned_sdpa(_kernel))
