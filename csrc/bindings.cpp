@@ -7,8 +7,13 @@
 //
 // One section per kernel family; each section binds the functions declared in its header.
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
+#include <cstdint>
 #include <string>
+
+#include "cpu/fma_probe.h"
+#include "cpu/gemm.h"
 
 namespace py = pybind11;
 
@@ -33,10 +38,64 @@ PYBIND11_MODULE(_C, m) {
   m.def("build_info", &build_info, "Compiler, OpenMP version and optimisation of this build.");
 
   // ---- gemm (csrc/cpu/gemm.h) ----
+  // C (m x n, row-major, leading dimension ldc) = A @ B; A and B as (address, row stride, column
+  // stride) in elements, so transposed views need no copy. Addresses are tensor.data_ptr().
+  {
+    namespace cpu = zhisuan::cpu;
+    const char* gemm_doc = "C = A @ B (m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc); strides in elements.";
+    m.def(
+        "gemm_f32",
+        [](long m_, long n, long k, std::uintptr_t a, long a_rs, long a_cs, std::uintptr_t b, long b_rs,
+           long b_cs, std::uintptr_t c, long ldc) {
+          py::gil_scoped_release unlocked;
+          cpu::gemm_f32(m_, n, k, reinterpret_cast<const float*>(a), a_rs, a_cs, reinterpret_cast<const float*>(b),
+                        b_rs, b_cs, reinterpret_cast<float*>(c), ldc);
+        },
+        gemm_doc, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("a"), py::arg("a_rs"), py::arg("a_cs"),
+        py::arg("b"), py::arg("b_rs"), py::arg("b_cs"), py::arg("c"), py::arg("ldc"));
+    m.def(
+        "gemm_f64",
+        [](long m_, long n, long k, std::uintptr_t a, long a_rs, long a_cs, std::uintptr_t b, long b_rs,
+           long b_cs, std::uintptr_t c, long ldc) {
+          py::gil_scoped_release unlocked;
+          cpu::gemm_f64(m_, n, k, reinterpret_cast<const double*>(a), a_rs, a_cs,
+                        reinterpret_cast<const double*>(b), b_rs, b_cs, reinterpret_cast<double*>(c), ldc);
+        },
+        gemm_doc, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("a"), py::arg("a_rs"), py::arg("a_cs"),
+        py::arg("b"), py::arg("b_rs"), py::arg("b_cs"), py::arg("c"), py::arg("ldc"));
+    m.def("gemm_isa", &cpu::gemm_isa, "Instruction set of the gemm micro-kernels in use: avx512, avx2 or scalar.");
+    m.def("gemm_isas", &cpu::gemm_isas, "Instruction sets this CPU can run for gemm, widest first.");
+    m.def("gemm_set_isa", &cpu::gemm_set_isa, py::arg("name"),
+          "Force the gemm instruction set (avx512, avx2, scalar) or 'auto' for the automatic choice.");
+    m.def("gemm_set_threads", &cpu::gemm_set_threads, py::arg("n"),
+          "Threads for gemm; 0 = OpenMP's default (all cores or OMP_NUM_THREADS).");
+    m.def("gemm_threads", &cpu::gemm_threads, "Threads gemm uses now.");
+  }
 
   // ---- attention (csrc/cpu/attention.h) ----
 
   // ---- fma probe (csrc/cpu/fma_probe.h) ----
+  m.def(
+      "fma_probe",
+      [](const std::string& dtype, int threads, double seconds, const std::string& isa, int windows) {
+        zhisuan::cpu::FmaProbeResult r;
+        {
+          py::gil_scoped_release unlocked;
+          r = zhisuan::cpu::fma_probe(dtype, threads, seconds, isa, windows);
+        }
+        py::dict out;
+        out["flops_per_s"] = r.flops_per_s;
+        out["wall_flops_per_s"] = r.wall_flops_per_s;
+        out["cpu_share"] = r.cpu_share;
+        out["seconds"] = r.seconds;
+        out["threads"] = r.threads;
+        out["isa"] = r.isa;
+        out["dtype"] = r.dtype;
+        return out;
+      },
+      py::arg("dtype") = "fp32", py::arg("threads") = 0, py::arg("seconds") = 0.2, py::arg("isa") = "auto",
+      py::arg("windows") = 4,
+      "Achievable peak FLOP/s from independent FMA chains (best of `windows` windows over `seconds`).");
 
   // ---- shared-memory all-reduce (csrc/cpu/shm_allreduce.h) ----
 }

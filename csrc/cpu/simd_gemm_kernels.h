@@ -1,0 +1,61 @@
+// GEMM micro-kernels: C[MR x NR] (+)= A_sliver[MR x kc] * B_sliver[kc x NR] on packed panels.
+//
+// Packed layout (written by gemm.cpp): the A sliver holds, for each k, MR consecutive elements
+// (one per row); the B sliver holds, for each k, NR consecutive elements. Both are 64-byte aligned
+// and zero-padded, so a kernel always computes the full MR x NR tile; C is row-major with leading
+// dimension ldc and the kernels are only called on full tiles.
+//
+// ukr::scalar is portable C++; ukr::avx2::kernel and ukr::avx512::kernel are the one SIMD kernel
+// of simd_gemm_microkernel.h compiled for each ISA (a target pragma around the include), so this
+// header compiles in the portable build and the caller picks a kernel at run time.
+#pragma once
+
+#include "cpu/simd_vec.h"
+
+namespace zhisuan::cpu::ukr {
+
+// How far ahead (in k steps) the A sliver is prefetched: it streams from L2.
+constexpr int kPrefetchA = 8;
+
+// ---- portable kernel (any CPU; the compiler vectorises it for the baseline ISA) ----
+template <typename T, int MR, int NR>
+void scalar(long kc, const T* __restrict a, const T* __restrict b, T* __restrict c, long ldc,
+            bool accumulate) {
+  T acc[MR][NR] = {};
+  for (long p = 0; p < kc; ++p) {
+    for (int i = 0; i < MR; ++i) {
+      const T ai = a[i];
+      for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
+    }
+    a += MR;
+    b += NR;
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
+}
+
+#ifdef ZHISUAN_X86
+
+// ---- AVX2 + FMA: 256-bit vectors, 16 registers ----
+namespace avx2 {
+using namespace simd::avx2;
+constexpr int kVectorBytes = 32;
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#include "cpu/simd_gemm_microkernel.h"
+#pragma GCC pop_options
+}  // namespace avx2
+
+// ---- AVX-512F: 512-bit vectors, 32 registers ----
+namespace avx512 {
+using namespace simd::avx512;
+constexpr int kVectorBytes = 64;
+#pragma GCC push_options
+#pragma GCC target("avx512f")
+#include "cpu/simd_gemm_microkernel.h"
+#pragma GCC pop_options
+}  // namespace avx512
+
+#endif  // ZHISUAN_X86
+
+}  // namespace zhisuan::cpu::ukr
