@@ -162,6 +162,11 @@ def measure_case(result, spec, backend, inputs, reference, base_err, tol, device
         result.status, result.error = "error", f"while timing: {type(exc).__name__}: {exc}"
         return
     metrics.fill_timing(result, samples)
+    if backend.describe is not None:
+        try:
+            result.extra.update(backend.describe(*inputs.args, **inputs.kwargs))
+        except Exception as exc:  # a description is a nicety: its failure is noted, not fatal
+            result.extra["describe_error"] = f"{type(exc).__name__}: {exc}"
     math = backend.math_dtypes.get(result.dtype, result.dtype)
     metrics.fill_rates(result, device, math)
 

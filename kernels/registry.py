@@ -54,6 +54,9 @@ class Backend:
     math_dtypes: Mapping[str, str] = field(default_factory=dict)
     # True when the backend's output supports autograd (o.backward() gives input gradients).
     differentiable: bool = False
+    # Optional: called once with a case's inputs, returns facts for the result's `extra`
+    # (e.g. which of torch's SDPA kernels ran). Never timed.
+    describe: Callable[..., dict] | None = None
 
     def why_not(self, device_type: str, dtype: torch.dtype | None = None) -> str | None:
         """None if this backend can run on device_type (and dtype), else the reason."""
@@ -126,6 +129,7 @@ def register(
     interpreted: Callable[[str], bool] | None = None,
     math_dtypes: Mapping[str, str] | None = None,
     differentiable: bool = False,
+    describe: Callable[..., dict] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Decorator: register fn as backend `name` of `op`. Registering a name twice is an error."""
     if op not in _REGISTRY:
@@ -146,6 +150,7 @@ def register(
             baseline=baseline,
             priority=priority,
             differentiable=differentiable,
+            describe=describe,
             description=description or (fn.__doc__ or "").strip().split("\n")[0],
             **extra,
         )

@@ -28,11 +28,11 @@ class AttentionTrainSpec(AttentionSpec):
         inputs = super().make_inputs(shape, dtype, device, seed)
         q, k, v = (t.requires_grad_(True) for t in inputs.args)
         grad_out = random_tensor(tuple(q.shape), dtype, device, generator(device, seed + 1))
-        return Inputs((q, k, v), {**inputs.kwargs, "grad_out": grad_out})
+        return Inputs((q, k, v), inputs.kwargs, {"grad_out": grad_out})
 
     def bind(self, fn, inputs: Inputs):
-        (q, k, v), kwargs = inputs.args, dict(inputs.kwargs)
-        grad_out = kwargs.pop("grad_out")
+        (q, k, v), kwargs = inputs.args, inputs.kwargs
+        grad_out = inputs.private["grad_out"]
 
         def step():
             o = fn(q, k, v, **kwargs)
@@ -42,8 +42,8 @@ class AttentionTrainSpec(AttentionSpec):
 
     def reference(self, inputs: Inputs):
         """(o, dq, dk, dv) in float64, one (batch, kv head group) at a time to bound memory."""
-        (q, k, v), kwargs = inputs.args, dict(inputs.kwargs)
-        grad_out = kwargs.pop("grad_out").to(torch.float64)
+        (q, k, v), kwargs = inputs.args, inputs.kwargs
+        grad_out = inputs.private["grad_out"].to(torch.float64)
         q64, k64, v64 = (t.detach().to(torch.float64) for t in (q, k, v))
         outs = [torch.zeros_like(t) for t in (q64, q64, k64, v64)]
         group = q.shape[1] // k.shape[1]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -24,10 +24,11 @@ FLOOR_ULPS = 4.0
 
 @dataclass
 class Inputs:
-    """Positional tensors and keyword options for one call of an op."""
+    """Positional tensors and keyword options for one call of an op's backend."""
 
     args: tuple
     kwargs: dict
+    private: dict = field(default_factory=dict)  # the spec's own data, never passed to a backend
 
 
 class OpSpec(ABC):
