@@ -9,9 +9,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 
+#include "cpu/attention.h"
 #include "cpu/fma_probe.h"
 #include "cpu/gemm.h"
 
@@ -73,6 +75,39 @@ PYBIND11_MODULE(_C, m) {
   }
 
   // ---- attention (csrc/cpu/attention.h) ----
+  // o (contiguous batch, heads_q, seq_q, head_dim) = softmax(q kᵀ · scale [+ causal mask]) v for fp32
+  // q, k, v given as (address, element strides of batch, head, seq, dim); lse = 0 or the address of
+  // a contiguous (batch, heads_q, seq_q) float32 buffer for the natural-log log-sum-exp.
+  m.def(
+      "attention_f32",
+      [](std::uintptr_t q, std::uintptr_t k, std::uintptr_t v, std::uintptr_t o, std::uintptr_t lse,
+         int64_t batch, int64_t heads_q, int64_t heads_kv, int64_t seq_q, int64_t seq_k, int64_t head_dim,
+         const std::array<int64_t, 4>& q_strides, const std::array<int64_t, 4>& k_strides,
+         const std::array<int64_t, 4>& v_strides, bool causal, float scale, const std::string& isa,
+         int64_t block_q, int64_t block_k) {
+        zhisuan::cpu::AttentionArgs args;
+        args.q = reinterpret_cast<const float*>(q);
+        args.k = reinterpret_cast<const float*>(k);
+        args.v = reinterpret_cast<const float*>(v);
+        args.o = reinterpret_cast<float*>(o);
+        args.lse = reinterpret_cast<float*>(lse);
+        args.batch = batch, args.heads_q = heads_q, args.heads_kv = heads_kv;
+        args.seq_q = seq_q, args.seq_k = seq_k, args.head_dim = head_dim;
+        for (int i = 0; i < 4; ++i) {
+          args.q_stride[i] = q_strides[i], args.k_stride[i] = k_strides[i], args.v_stride[i] = v_strides[i];
+        }
+        args.causal = causal, args.scale = scale, args.block_q = block_q, args.block_k = block_k;
+        py::gil_scoped_release unlocked;
+        return zhisuan::cpu::attention_forward_f32(args, isa);
+      },
+      py::arg("q"), py::arg("k"), py::arg("v"), py::arg("o"), py::arg("lse"), py::arg("batch"), py::arg("heads_q"),
+      py::arg("heads_kv"), py::arg("seq_q"), py::arg("seq_k"), py::arg("head_dim"), py::arg("q_strides"),
+      py::arg("k_strides"), py::arg("v_strides"), py::arg("causal"), py::arg("scale"), py::arg("isa") = "auto",
+      py::arg("block_q") = 0, py::arg("block_k") = 0,
+      "Attention forward, fp32; returns the code path used (isa: auto, avx512, avx2, portable; block "
+      "sizes 0 = tuned default).");
+  m.def("attention_isas", &zhisuan::cpu::attention_isas,
+        "Code paths of attention_f32 this CPU runs, fastest first.");
 
   // ---- fma probe (csrc/cpu/fma_probe.h) ----
   m.def(
