@@ -104,6 +104,14 @@ def test_broadcast_view_with_zero_stride():
     assert torch.equal(out[0], out[32])
 
 
+@pytest.mark.parametrize("m", [6, 48, 49])
+def test_short_outputs_read_b_in_place(m):
+    # Up to 8 tiles of rows (48 fp32 rows with AVX-512) B is read in place, beyond it is packed;
+    # B is a column slice of a wider matrix, so its row stride differs from N.
+    b = rand(300, 1100)[:, 3:1028]
+    check(rand(m, 300), b)
+
+
 def test_wide_output_spans_several_b_panels():
     check(rand(3, 7), rand(7, 4099))  # N beyond one packed B panel (NC columns)
 

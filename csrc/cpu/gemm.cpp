@@ -1,19 +1,25 @@
 // Cache-blocked GEMM in the BLIS structure (Van Zee & van de Geijn, "BLIS: A Framework for Rapidly
-// Instantiating BLAS Functionality", 2015):
+// Instantiating BLAS Functionality", 2015), run by each thread on its own rectangle of C:
 //
-//   for jc in N step NC:            B panel  (KC x NC)  packed once, shared by all threads  -> L3
+//   for jc in N step NC:                B panel (KC x NC), packed                      -> L3
 //     for pc in K step KC:
-//       pack B panel (threads split the NR-wide slivers)
-//       for ic in M step MC (a thread's unit):    A block (MC x KC), per thread          -> L2
+//       pack B panel
+//       for ic in M step MC:            A block (MC x KC), packed                      -> L2
 //         pack A block
-//         for jr in NC step NR:                     B sliver (KC x NR) reused MC/MR times
-//           for ir in MC step MR:                   micro-kernel: MR x NR tile in registers
+//         for jr in NC step NR:         B sliver (KC x NR), reused MC / MR times
+//           for ir in MC step MR:       micro-kernel: MR x NR tile of C in registers
 //
-// All threads pack each B panel together, then share out its work units (row blocks of C, split
-// into column groups only when C is too short to feed every thread; see work_split). The first KC
-// block writes C, the later ones accumulate, so C needs no zeroing. Edge tiles (M or N not a
-// multiple of the tile) run the same kernel on zero-padded panels into a scratch tile and copy
-// back the valid part.
+// Threads split C into a grid of rectangles (split_threads) and never wait for each other: every
+// thread packs the parts of A and B its rectangle needs. A shared B panel would save one thread
+// the packing of its half of B (a few % of the work at 1024^3), but needs two barriers per KC step,
+// and on a shared machine each barrier can wait a whole scheduler time slice for a thread whose
+// core was lent to another process. Measured on this 2-core Zen 4 VM, the barrier-free split was
+// 1.2-3x faster at every shape tried while other jobs ran, and 1-3 % faster on an idle machine
+// (with the A packing of pack_rows). The first KC step writes C, the later ones accumulate, so C needs
+// no zeroing. Edge tiles (M or N not a multiple of the tile) run the same kernel on zero-padded
+// panels into a scratch tile and copy back the valid part. A short C (a few rows of tiles) with a
+// row-major B reads B in place instead of packing it: each B element is used only a few times, so
+// packing would cost more than it saves (matrix-vector products, LLM decoding).
 #include "cpu/gemm.h"
 
 #include <omp.h>
@@ -22,6 +28,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <stdexcept>
 
 #include "cpu/simd_gemm_kernels.h"
@@ -31,7 +38,7 @@ namespace zhisuan::cpu {
 namespace {
 
 template <typename T>
-using MicroKernel = void (*)(long kc, const T* a, const T* b, T* c, long ldc, bool accumulate);
+using MicroKernel = void (*)(long kc, const T* a, const T* b, long ldb, T* c, long ldc, bool accumulate);
 
 // One configuration of the blocked algorithm: the register tile of its micro-kernel and the cache
 // blocks sized around it (see plan_for).
@@ -49,10 +56,10 @@ constexpr int kMaxTile = 8 * 64;  // elements of the largest register tile (scra
 // Register tiles. AVX-512: 6 rows x 4 vectors = 24 zmm accumulators + 4 for B + 1 broadcast of the
 // 32 registers. AVX2: 6 x 2 vectors = 12 of the 16 ymm registers (the classic Haswell tile).
 // Cache blocks, for Zen 4 (32 KiB L1d, 1 MiB L2 per core, shared L3) and the Intel cores alike:
-// MC x KC of A (192 KiB) stays in L2 while the B panel (KC x NC, up to 8 MiB) sits in L3. KC is
-// larger than the textbook "B sliver fits half of L1": measured here, the fp32 AVX-512 kernel ran
-// 3-6 % faster with KC = 512 than with 256 (fewer C tile reloads and barriers; the L2 prefetchers
-// stream the 128 KiB B sliver well). fp64 keeps the same byte sizes (half the elements).
+// MC x KC of A (192 KiB) stays in L2 while each thread's B panel (KC x NC, up to 8 MiB) sits in L3.
+// KC is larger than the textbook "B sliver fits half of L1": measured here, the fp32 AVX-512 kernel
+// ran 3-6 % faster with KC = 512 than with 256 (fewer C tile reloads; the L2 prefetchers stream
+// the 128 KiB B sliver well). fp64 keeps the same byte sizes (half the elements).
 template <typename T>
 Plan<T> plan_for(Isa isa);
 
@@ -91,6 +98,8 @@ Isa current_isa() {
   return forced < 0 ? automatic_isa() : static_cast<Isa>(forced);
 }
 
+long ceil_div(long a, long b) { return (a + b - 1) / b; }
+
 // ---- packing ----
 
 // A 64-byte aligned scratch buffer that only grows; one per thread (thread_local), so concurrent
@@ -119,11 +128,26 @@ class Scratch {
 thread_local Scratch t_a_block;
 thread_local Scratch t_b_panel;
 
+// R full rows, each contiguous (p stride 1), interleaved: dst[p * R + r] = src[r * s_r + p]. One
+// pass with R read streams and contiguous writes: twice as fast as a pass per row (measured with
+// R = 6, 3-4 % of a whole 1024^3 product).
+template <typename T, int R>
+void pack_rows(T* __restrict dst, const T* __restrict src, long s_r, long kc) {
+  const T* lines[R];
+  for (int r = 0; r < R; ++r) lines[r] = src + r * s_r;
+  for (long p = 0; p < kc; ++p) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) dst[p * R + r] = lines[r][p];
+  }
+}
+
 // One sliver: dst[p * R + r] = src[r * s_r + p * s_p] for r < rows (zero for rows <= r < R),
 // p < kc. Reads along whichever stride is 1, so row-major and transposed inputs both stream.
 template <typename T>
 void pack_sliver(T* __restrict dst, const T* __restrict src, long s_r, long s_p, int rows, int R, long kc) {
   if (s_p == 1 && s_r != 1) {
+    if (rows == 6 && R == 6) return pack_rows<T, 6>(dst, src, s_r, kc);  // the SIMD kernels' MR
+    if (rows == 4 && R == 4) return pack_rows<T, 4>(dst, src, s_r, kc);  // the portable kernel's MR
     for (int r = 0; r < rows; ++r) {
       const T* line = src + r * s_r;
       for (long p = 0; p < kc; ++p) dst[p * R + r] = line[p];
@@ -144,9 +168,29 @@ void pack_sliver(T* __restrict dst, const T* __restrict src, long s_r, long s_p,
   }
 }
 
-// ---- work split ----
+// A panel of slivers: `total` rows split into slivers of R (the last one zero-padded). With
+// s_r == 1 (a row-major B) it copies row p of every sliver before row p + 1: the reads then run
+// along B's rows, which measured 1.6x faster than sliver after sliver (that reads kc rows at a
+// large stride at once).
+template <typename T>
+void pack_panel(T* __restrict dst, const T* __restrict src, long s_r, long s_p, long total, int R, long kc) {
+  const long slivers = ceil_div(total, R);
+  if (s_r != 1) {
+    for (long s = 0; s < slivers; ++s)
+      pack_sliver(dst + s * R * kc, src + s * R * s_r, s_r, s_p, static_cast<int>(std::min<long>(R, total - s * R)),
+                  R, kc);
+    return;
+  }
+  const long full = total / R;
+  for (long p = 0; p < kc; ++p) {
+    const T* line = src + p * s_p;
+    for (long s = 0; s < full; ++s) std::memcpy(dst + s * R * kc + p * R, line + s * R, sizeof(T) * R);
+  }
+  if (full < slivers)
+    pack_sliver(dst + full * R * kc, src + full * R, 1, s_p, static_cast<int>(total - full * R), R, kc);
+}
 
-long ceil_div(long a, long b) { return (a + b - 1) / b; }
+// ---- work split ----
 
 // [begin, end) of part `index` of `count` near-equal parts of `total` units.
 void split_range(long total, long count, long index, long* begin, long* end) {
@@ -154,23 +198,39 @@ void split_range(long total, long count, long index, long* begin, long* end) {
   *end = total * (index + 1) / count;
 }
 
-// How one KC step of one B panel is cut into work units: row blocks (at most MC rows, each packed
-// once into an A block) times column groups (slices of the panel's slivers). Units are handed out
-// dynamically: on a shared machine a thread whose core is lent to another process simply takes
-// fewer units instead of holding everyone up at the next barrier.
-struct Split {
-  long row_blocks;  // near-equal blocks of the M / MR register-tile rows (split_range)
-  long col_groups;
-  long units() const { return row_blocks * col_groups; }
+// A short C with a row-major B reads B in place (see the top of this file). Measured on Zen 4 (one
+// thread, N = K = 4096): in place beat packing up to 8 tiles of rows (1.2-3x faster), and tied at
+// 16. The KC step shrinks with the rows: each micro-kernel call then walks only 8 rows of B per
+// tile row, and all the slivers of one KC step sweep those rows left to right, a pattern the
+// hardware prefetchers follow (with KC = 512 the same product ran 2-3x slower).
+constexpr long kInPlaceMaxTiles = 8;  // rows of register tiles
+constexpr long kInPlaceKcPerTile = 8;
+
+bool b_in_place(long m_tiles, long b_cs) { return b_cs == 1 && m_tiles <= kInPlaceMaxTiles; }
+
+struct Grid {
+  long rows, cols;  // threads along M and along N
 };
 
-Split work_split(int threads, long m_tiles, long mc_tiles, long n_slivers) {
-  // Split the columns only when the rows cannot keep every thread busy (a short, wide C).
-  const long col_groups = std::min<long>(n_slivers, ceil_div(threads, std::max<long>(m_tiles, 1)));
-  const long row_threads = std::max<long>(1, threads / col_groups);
-  // At most MC rows per block, and a multiple of row_threads blocks so an even split exists.
-  long blocks = ceil_div(ceil_div(m_tiles, mc_tiles), row_threads) * row_threads;
-  return {std::min(blocks, m_tiles), col_groups};
+// The thread grid with the least work for the busiest thread: its tiles (MR x NR multiply-adds
+// each per k, at a vector's lanes per cycle) plus the A rows and B columns it packs (about one
+// cycle per element per k).
+template <typename T>
+Grid split_threads(int threads, long m_tiles, long n_slivers, int mr, int nr, bool packs_b) {
+  const double lanes = 64.0 / sizeof(T);
+  Grid best{1, threads};
+  double best_cost = -1;
+  for (long rows = 1; rows <= threads; ++rows) {
+    if (threads % rows != 0) continue;
+    const long cols = threads / rows;
+    const double tiles_m = ceil_div(m_tiles, rows), tiles_n = ceil_div(n_slivers, cols);
+    const double cost = tiles_m * tiles_n * mr * nr / lanes + tiles_m * mr + (packs_b ? tiles_n * nr : 0.0);
+    if (best_cost < 0 || cost < best_cost) {
+      best = {rows, cols};
+      best_cost = cost;
+    }
+  }
+  return best;
 }
 
 int threads_for(long m, long n, long k) {
@@ -185,17 +245,67 @@ int threads_for(long m, long n, long k) {
 
 // C[rows x cols tile] (+)= A sliver x B sliver; edge tiles go through a zero-padded scratch tile.
 template <typename T>
-void tile(const Plan<T>& plan, long kc, const T* a_sliver, const T* b_sliver, T* c_tile, long ldc, int rows,
-          int cols, bool accumulate) {
+void tile(const Plan<T>& plan, long kc, const T* a_sliver, const T* b_sliver, long ldb, T* c_tile, long ldc,
+          int rows, int cols, bool accumulate) {
   if (rows == plan.mr && cols == plan.nr) {
-    plan.ukr(kc, a_sliver, b_sliver, c_tile, ldc, accumulate);
+    plan.ukr(kc, a_sliver, b_sliver, ldb, c_tile, ldc, accumulate);
     return;
   }
   alignas(64) T scratch[kMaxTile];
-  plan.ukr(kc, a_sliver, b_sliver, scratch, plan.nr, false);
+  plan.ukr(kc, a_sliver, b_sliver, ldb, scratch, plan.nr, false);
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; ++j)
       c_tile[i * ldc + j] = accumulate ? c_tile[i * ldc + j] + scratch[i * plan.nr + j] : scratch[i * plan.nr + j];
+}
+
+// One thread's whole product on its rectangle of C (m x n), with its own packing buffers.
+template <typename T>
+void gemm_serial(const Plan<T>& plan, long m, long n, long k, const T* a, long a_rs, long a_cs, const T* b,
+                 long b_rs, long b_cs, T* c, long ldc) {
+  const int mr = plan.mr, nr = plan.nr;
+  const bool in_place = b_in_place(ceil_div(m, mr), b_cs);
+  const long kc_max = std::min(in_place ? kInPlaceKcPerTile * ceil_div(m, mr) : plan.kc, k);
+  const long nc_max = std::min(plan.nc, ceil_div(n, nr) * nr);
+  const long mc_max = std::min(plan.mc, ceil_div(m, mr) * mr);
+  // In place, only the last (partial) sliver is packed: a full-width read would run off B's rows.
+  T* b_panel = static_cast<T*>(t_b_panel.get(sizeof(T) * kc_max * (in_place ? nr : nc_max)));
+  T* a_block = static_cast<T*>(t_a_block.get(sizeof(T) * kc_max * mc_max));
+
+  for (long jc = 0; jc < n; jc += nc_max) {
+    const long nc = std::min(nc_max, n - jc);
+    const long slivers = ceil_div(nc, nr);
+    for (long pc = 0; pc < k; pc += kc_max) {
+      const long kc = std::min(kc_max, k - pc);
+      const bool accumulate = pc > 0;
+      if (!in_place) {
+        pack_panel(b_panel, b + pc * b_rs + jc * b_cs, b_cs, b_rs, nc, nr, kc);
+      } else if (nc % nr != 0) {
+        const long col = jc + (slivers - 1) * nr;
+        pack_sliver(b_panel, b + pc * b_rs + col, 1, b_rs, static_cast<int>(n - col), nr, kc);
+      }
+      for (long ic = 0; ic < m; ic += mc_max) {
+        const long mc = std::min(mc_max, m - ic);
+        const long a_slivers = ceil_div(mc, mr);
+        for (long t = 0; t < a_slivers; ++t) {
+          const long row = ic + t * mr;
+          const int rows = static_cast<int>(std::min<long>(mr, m - row));
+          pack_sliver(a_block + t * mr * kc, a + row * a_rs + pc * a_cs, a_rs, a_cs, rows, mr, kc);
+        }
+        for (long s = 0; s < slivers; ++s) {
+          const long col = jc + s * nr;
+          const int cols = static_cast<int>(std::min<long>(nr, n - col));
+          const bool direct = in_place && cols == nr;
+          const T* b_sliver = direct ? b + pc * b_rs + col : in_place ? b_panel : b_panel + s * nr * kc;
+          const long ldb = direct ? b_rs : nr;
+          for (long t = 0; t < a_slivers; ++t) {
+            const long row = ic + t * mr;
+            const int rows = static_cast<int>(std::min<long>(mr, m - row));
+            tile(plan, kc, a_block + t * mr * kc, b_sliver, ldb, c + row * ldc + col, ldc, rows, cols, accumulate);
+          }
+        }
+      }
+    }
+  }
 }
 
 template <typename T>
@@ -203,66 +313,37 @@ void gemm(const Plan<T>& plan, long m, long n, long k, const T* a, long a_rs, lo
           long b_rs, long b_cs, T* c, long ldc) {
   const int mr = plan.mr, nr = plan.nr;
   if (mr * nr > kMaxTile) throw std::logic_error("gemm: register tile larger than the edge scratch");
-  const long kc_max = std::min(plan.kc, k);
-  const long nc_max = std::min(plan.nc, ceil_div(n, nr) * nr);
-  const long m_tiles = ceil_div(m, mr);
+  const long m_tiles = ceil_div(m, mr), n_slivers = ceil_div(n, nr);
   const int threads = threads_for(m, n, k);
-  const Split split = work_split(threads, m_tiles, plan.mc / mr, nc_max / nr);
-  const long mc_max = ceil_div(m_tiles, split.row_blocks) * mr;
-
-  T* b_panel = static_cast<T*>(t_b_panel.get(sizeof(T) * kc_max * nc_max));
+  if (threads == 1) {
+    gemm_serial(plan, m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c, ldc);
+    return;
+  }
+  const Grid grid = split_threads<T>(threads, m_tiles, n_slivers, mr, nr, !b_in_place(m_tiles, b_cs));
+  std::exception_ptr failure;
 
 #pragma omp parallel num_threads(threads)
   {
-    T* a_block = static_cast<T*>(t_a_block.get(sizeof(T) * kc_max * mc_max));
-
-    for (long jc = 0; jc < n; jc += nc_max) {
-      const long nc = std::min(nc_max, n - jc);
-      const long slivers = ceil_div(nc, nr);
-
-      for (long pc = 0; pc < k; pc += kc_max) {
-        const long kc = std::min(kc_max, k - pc);
-        const bool accumulate = pc > 0;
-
-#pragma omp for schedule(dynamic, 2)
-        for (long s = 0; s < slivers; ++s) {
-          const long col = jc + s * nr;
-          const int cols = static_cast<int>(std::min<long>(nr, n - col));
-          pack_sliver(b_panel + s * nr * kc, b + pc * b_rs + col * b_cs, b_cs, b_rs, cols, nr, kc);
-        }  // implicit barrier: the panel is complete before anyone reads it
-
-        long packed_block = -1;  // the row block now in a_block (units of one block are consecutive)
-#pragma omp for schedule(dynamic, 1)
-        for (long unit = 0; unit < split.units(); ++unit) {
-          const long block = unit / split.col_groups, group = unit % split.col_groups;
-          long tile0, tile1;
-          split_range(m_tiles, split.row_blocks, block, &tile0, &tile1);
-          const long ic = tile0 * mr;
-          const long a_slivers = tile1 - tile0;
-          if (block != packed_block) {
-            for (long t = 0; t < a_slivers; ++t) {
-              const long row = ic + t * mr;
-              const int rows = static_cast<int>(std::min<long>(mr, m - row));
-              pack_sliver(a_block + t * mr * kc, a + row * a_rs + pc * a_cs, a_rs, a_cs, rows, mr, kc);
-            }
-            packed_block = block;
-          }
-          long s0, s1;
-          split_range(slivers, split.col_groups, group, &s0, &s1);
-          for (long s = s0; s < s1; ++s) {
-            const long col = jc + s * nr;
-            const int cols = static_cast<int>(std::min<long>(nr, n - col));
-            for (long t = 0; t < a_slivers; ++t) {
-              const long row = ic + t * mr;
-              const int rows = static_cast<int>(std::min<long>(mr, m - row));
-              tile(plan, kc, a_block + t * mr * kc, b_panel + s * nr * kc, c + row * ldc + col, ldc, rows, cols,
-                   accumulate);
-            }
-          }
-        }  // implicit barrier: everyone is done with this B panel before it is overwritten
-      }
+    // The team may be smaller than asked for (nested parallelism, thread limits): then the
+    // grid is recomputed for the team actually running.
+    const int team = omp_get_num_threads(), tid = omp_get_thread_num();
+    const Grid g =
+        team == threads ? grid : split_threads<T>(team, m_tiles, n_slivers, mr, nr, !b_in_place(m_tiles, b_cs));
+    long tile0, tile1, sliver0, sliver1;
+    split_range(m_tiles, g.rows, tid / g.cols, &tile0, &tile1);
+    split_range(n_slivers, g.cols, tid % g.cols, &sliver0, &sliver1);
+    const long row0 = tile0 * mr, row1 = std::min(m, tile1 * mr);
+    const long col0 = sliver0 * nr, col1 = std::min(n, sliver1 * nr);
+    try {
+      if (row1 > row0 && col1 > col0)
+        gemm_serial(plan, row1 - row0, col1 - col0, k, a + row0 * a_rs, a_rs, a_cs, b + col0 * b_cs, b_rs,
+                    b_cs, c + row0 * ldc + col0, ldc);
+    } catch (...) {  // an exception must not leave an OpenMP region: hand it to the caller
+#pragma omp critical(zhisuan_gemm_error)
+      failure = std::current_exception();
     }
   }
+  if (failure) std::rethrow_exception(failure);
 }
 
 template <typename T>

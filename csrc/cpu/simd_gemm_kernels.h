@@ -1,9 +1,10 @@
 // GEMM micro-kernels: C[MR x NR] (+)= A_sliver[MR x kc] * B_sliver[kc x NR] on packed panels.
 //
 // Packed layout (written by gemm.cpp): the A sliver holds, for each k, MR consecutive elements
-// (one per row); the B sliver holds, for each k, NR consecutive elements. Both are 64-byte aligned
-// and zero-padded, so a kernel always computes the full MR x NR tile; C is row-major with leading
-// dimension ldc and the kernels are only called on full tiles.
+// (one per row); the B sliver holds, for each k, NR consecutive elements, the next k ldb elements
+// further (ldb = NR in a packed panel; B's own row stride when a row-major B is read in place).
+// Packed slivers are 64-byte aligned and zero-padded, so a kernel always computes the full
+// MR x NR tile; C is row-major with leading dimension ldc.
 //
 // ukr::scalar is portable C++; ukr::avx2::kernel and ukr::avx512::kernel are the one SIMD kernel
 // of simd_gemm_microkernel.h compiled for each ISA (a target pragma around the include), so this
@@ -19,7 +20,7 @@ constexpr int kPrefetchA = 8;
 
 // ---- portable kernel (any CPU; the compiler vectorises it for the baseline ISA) ----
 template <typename T, int MR, int NR>
-void scalar(long kc, const T* __restrict a, const T* __restrict b, T* __restrict c, long ldc,
+void scalar(long kc, const T* __restrict a, const T* __restrict b, long ldb, T* __restrict c, long ldc,
             bool accumulate) {
   T acc[MR][NR] = {};
   for (long p = 0; p < kc; ++p) {
@@ -28,7 +29,7 @@ void scalar(long kc, const T* __restrict a, const T* __restrict b, T* __restrict
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
     }
     a += MR;
-    b += NR;
+    b += ldb;
   }
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) c[i * ldc + j] = accumulate ? c[i * ldc + j] + acc[i][j] : acc[i][j];
