@@ -29,7 +29,6 @@
 #include <type_traits>
 #include <utility>
 
-
 // Wide vectors are passed by value only between functions of one code path, compiled for one
 // target, so the ABI note GCC gives for vector arguments does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -202,15 +201,16 @@ std::string attention_forward_f32(const AttentionArgs& a, const std::string& isa
   p.v = pack_v ? HeadView{v_packed.get(), a.heads_kv * a.seq_k * p.dp, a.seq_k * p.dp, p.dp}
                : HeadView{a.v, a.v_stride[0], a.v_stride[1], a.v_stride[2]};
 
-  // Work items, the most keys first so that causal blocks balance under dynamic scheduling.
+  // Work items head by head, so that consecutive items (and the threads working side by side)
+  // share K and V in cache. Causal items go longest first within a head: the queue then ends with
+  // the shortest items, which even out the threads' finishing times under dynamic scheduling.
+  // (Sorting all items by length instead costs ~20% in cache misses.)
   std::vector<WorkItem> items;
+  const int64_t q_blocks = (a.seq_q - p.first_row + p.block_q - 1) / p.block_q;
   for (int64_t b = 0; b < a.batch; ++b)
     for (int64_t h = 0; h < a.heads_q; ++h)
-      for (int64_t r = p.first_row; r < a.seq_q; r += p.block_q) items.push_back({b, h, r});
-  if (a.causal)
-    std::stable_sort(items.begin(), items.end(), [&](const WorkItem& x, const WorkItem& y) {
-      return key_end(p, std::min(a.seq_q, x.row0 + p.block_q)) > key_end(p, std::min(a.seq_q, y.row0 + p.block_q));
-    });
+      for (int64_t i = 0; i < q_blocks; ++i)
+        items.push_back({b, h, p.first_row + (a.causal ? q_blocks - 1 - i : i) * p.block_q});
   const int64_t n_items = int64_t(items.size());
   const int64_t pack_rows = heads * a.seq_k;
 
