@@ -17,7 +17,7 @@ import math
 import torch
 
 from kernels import checks, registry
-from kernels.attention import cpp, torch_backend  # noqa: F401  (registration side effect)
+from kernels.attention import cpp, torch_backend, triton  # noqa: F401  (registration side effect)
 
 
 def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:
