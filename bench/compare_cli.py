@@ -1,0 +1,121 @@
+"""`zhisuan compare BASELINE CURRENT`: the CI performance-regression gate.
+
+Exit 0: no regression; 1: a benchmark regressed; 2: cannot compare (bad input, a failed current
+run, missing benchmarks, a different chip or environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import compare, gate, report_formats, result_sources
+from bench.thresholds import load_settings, parse_threshold
+
+
+def threshold_arg(text: str) -> float:
+    try:
+        return parse_threshold(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def alpha_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a significance level like 0.01, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"alpha must be between 0 and 1, got {text!r}")
+    return value
+
+
+def add_gate_options(p) -> None:
+    """Options shared by `zhisuan compare` and `zhisuan history compare`."""
+    p.add_argument(
+        "--threshold", type=threshold_arg, default=compare.DEFAULT_THRESHOLD,
+        help="slowdown that counts as a regression, e.g. 5%% or 0.05 (default 5%%)",
+    )  # fmt: skip
+    p.add_argument(
+        "--alpha", type=alpha_arg, default=compare.DEFAULT_ALPHA,
+        help="significance level of the Mann-Whitney U test (default 0.01)",
+    )  # fmt: skip
+    p.add_argument("--thresholds", metavar="TOML", help="per-benchmark thresholds (see docs/ci-gate.md)")
+    p.add_argument(
+        "--allow-env-mismatch", action="store_true",
+        help="compare even if chip, driver, torch/triton/CUDA versions, threads or clocks differ",
+    )  # fmt: skip
+    p.add_argument(
+        "--allow-missing", action="store_true",
+        help="do not fail when baseline benchmarks are absent from the current run",
+    )  # fmt: skip
+    p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (a PR comment)")
+    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML (each benchmark a test case)")
+    p.add_argument(
+        "--resamples", type=int, default=compare.DEFAULT_RESAMPLES, help="bootstrap resamples (default 9999)"
+    )
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare",
+        help="the regression gate: compare two sets of results, noise-aware",
+        description="Compare CURRENT against BASELINE benchmark by benchmark: ratio of medians with a "
+        "bootstrap confidence interval and a Mann-Whitney U test. Each is a results file (JSON Lines "
+        "or pytest-benchmark JSON), a directory of them, or history:NAME, history:last, "
+        "history:median/N, history:run/ID. Exit 0: no regression, 1: regression, 2: cannot compare.",
+    )
+    p.add_argument("baseline", help="baseline results: file, directory or history reference")
+    p.add_argument("current", help="current results: file, directory or history reference")
+    p.add_argument("--db", help="history database for history: references (default $ZHISUAN_HISTORY_DB)")
+    add_gate_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    current = result_sources.load(args.current, db=args.db)
+    baseline = result_sources.load(
+        args.baseline,
+        db=args.db,
+        device_names={r.device_name for r in current},
+        exclude_runs={r.run_id for r in current if r.run_id},
+    )
+    return report_and_exit(baseline, current, args)
+
+
+def report_and_exit(baseline, current, args) -> int:
+    """Run the gate, print the table and the verdict, write the requested files; the exit code."""
+    from bench.display import console
+
+    if args.resamples < 1:
+        raise ValueError(f"--resamples must be positive, got {args.resamples}")
+    settings = load_settings(args.thresholds, args.threshold, args.alpha)
+    report = gate.run_gate(
+        baseline,
+        current,
+        settings,
+        allow_env_mismatch=args.allow_env_mismatch,
+        allow_missing=args.allow_missing,
+        n_resamples=args.resamples,
+    )
+    if report.pairs or report.new or report.missing or report.unmatched:
+        console.print(report_formats.rich_table(report))
+    if report.duplicates_dropped:
+        console.print(
+            f"{report.duplicates_dropped} older duplicate result(s) ignored (the latest of each is used)"
+        )
+    notes = report.env.describe_notes()
+    if report.env.blocks and args.allow_env_mismatch:
+        notes = report.env.describe() + notes
+    if notes:
+        console.print("environment differences: " + "; ".join(notes))
+    console.print(report_formats.settings_line(report), style="dim")
+    if args.markdown:
+        report_formats.write_text(args.markdown, report_formats.markdown(report))
+    if args.junit:
+        report_formats.write_text(args.junit, report_formats.junit(report))
+    for problem in report.problems:
+        print(f"zhisuan compare: cannot compare: {problem}", file=sys.stderr)
+    style = {0: "bold green", 1: "bold red", 2: "bold yellow"}[report.exit_code]
+    console.print(report_formats.summary_line(report), style=style)
+    return report.exit_code

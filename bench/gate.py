@@ -1,0 +1,175 @@
+"""The regression gate: match two sets of results, check they are comparable, judge each pair.
+
+Exit codes, one meaning each:
+  0  no regression;
+  1  at least one benchmark regressed;
+  2  cannot compare: a current result failed (crashed or failed its correctness check), a
+     baseline result has no timing, benchmarks of the baseline are missing from the current run,
+     the environments differ in what matters, or nothing was left to compare.
+A failed run is never reported as a regression, nor as a pass: 2 wins over 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bench import compare
+from bench.envcheck import EnvDiff, compare_environments
+from bench.results import Result, shape_label
+from bench.thresholds import GateSettings
+
+EXIT_OK, EXIT_REGRESSION, EXIT_CANNOT_COMPARE = 0, 1, 2
+
+
+@dataclass
+class Pair:
+    baseline: Result
+    current: Result
+    threshold: float
+    alpha: float
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_slower: float
+    p_faster: float
+    verdict: str
+    samples_needed: float  # per run, for noisy verdicts (inf: far more than today's)
+
+    @property
+    def note(self) -> str:
+        if self.verdict != compare.NOISY:
+            return ""
+        n = f"{len(self.baseline.samples_s)}/{len(self.current.samples_s)}"
+        if self.samples_needed == float("inf"):
+            return f"too close to the threshold to decide with {n} samples, or far more"
+        return f"~{int(self.samples_needed)} samples per run would likely decide (now {n})"
+
+
+@dataclass
+class Unmatched:
+    baseline: Result | None
+    current: Result | None
+    reason: str
+
+
+@dataclass
+class GateReport:
+    settings: GateSettings
+    pairs: list[Pair] = field(default_factory=list)
+    new: list[Result] = field(default_factory=list)
+    missing: list[Result] = field(default_factory=list)
+    unmatched: list[Unmatched] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # why the comparison cannot be trusted
+    env: EnvDiff = field(default_factory=EnvDiff)
+    allow_env_mismatch: bool = False
+    allow_missing: bool = False
+    duplicates_dropped: int = 0
+
+    def by_verdict(self, verdict: str) -> list[Pair]:
+        return [p for p in self.pairs if p.verdict == verdict]
+
+    @property
+    def problems(self) -> list[str]:
+        """Every reason this comparison cannot pass or fail (exit 2)."""
+        problems = list(self.failures)
+        if self.env.blocks and not self.allow_env_mismatch:
+            problems.append(
+                "environments differ (pass --allow-env-mismatch to compare anyway): "
+                + "; ".join(self.env.describe())
+            )
+        # On another chip every benchmark is "missing": the device message already says why.
+        other_device = self.env.device and not self.allow_env_mismatch
+        if self.missing and not self.allow_missing and not other_device:
+            names = ", ".join(describe(r) for r in self.missing[:5])
+            more = f" and {len(self.missing) - 5} more" if len(self.missing) > 5 else ""
+            problems.append(
+                f"{len(self.missing)} baseline benchmark(s) missing from the current run ({names}{more}); "
+                "a crashed or interrupted run? (--allow-missing if they were removed on purpose)"
+            )
+        if not self.pairs and not problems:
+            problems.append("nothing to compare: no benchmark has a timing in both runs")
+        return problems
+
+    @property
+    def exit_code(self) -> int:
+        if self.problems:
+            return EXIT_CANNOT_COMPARE
+        return EXIT_REGRESSION if self.by_verdict(compare.REGRESSED) else EXIT_OK
+
+
+def describe(r: Result) -> str:
+    return " ".join(part for part in (r.op, r.backend, shape_label(r.shape), r.dtype) if part)
+
+
+def _latest_by_key(results: list[Result], ignore_device: bool) -> tuple[dict, int]:
+    """One result per benchmark: the latest, when a directory holds several runs of it."""
+    chosen: dict[tuple, Result] = {}
+    for r in sorted(results, key=lambda r: r.timestamp):
+        chosen[r.key()[:-1] if ignore_device else r.key()] = r
+    return chosen, len(results) - len(chosen)
+
+
+def _why_not_timed(r: Result, side: str) -> str | None:
+    if r.interpreted:
+        return f"{side} was produced by an interpreter/simulator: its times mean nothing"
+    if len(r.samples_s) < 2:
+        hint = " (pytest-benchmark keeps them with --benchmark-json or --benchmark-save-data)"
+        return f"{side} has {len(r.samples_s)} timing sample(s); at least 2 are needed" + (
+            hint if r.kind == "pytest-benchmark" else ""
+        )
+    return None
+
+
+def run_gate(
+    baseline: list[Result],
+    current: list[Result],
+    settings: GateSettings | None = None,
+    *,
+    allow_env_mismatch: bool = False,
+    allow_missing: bool = False,
+    n_resamples: int = compare.DEFAULT_RESAMPLES,
+) -> GateReport:
+    settings = settings or GateSettings()
+    report = GateReport(settings, allow_env_mismatch=allow_env_mismatch, allow_missing=allow_missing)
+    devices_differ = {r.device_name for r in baseline} != {r.device_name for r in current}
+    # Different chips never match by key; when the user accepts the mismatch, match without the chip.
+    ignore_device = devices_differ and allow_env_mismatch
+    base, dropped_b = _latest_by_key(baseline, ignore_device)
+    cur, dropped_c = _latest_by_key(current, ignore_device)
+    report.duplicates_dropped = dropped_b + dropped_c
+
+    for r in cur.values():
+        if r.status != "ok":
+            report.failures.append(
+                f"current run failed: {describe(r)} on {r.device_name}: {r.status}: {r.error or 'no reason given'}"
+            )
+    report.new = [r for k, r in cur.items() if k not in base and r.status == "ok"]
+    report.missing = [r for k, r in base.items() if k not in cur]
+    matched = [(base[k], cur[k]) for k in cur if k in base]
+    report.env = compare_environments([b for b, _ in matched] or list(base.values()),
+                                      [c for _, c in matched] or list(cur.values()))  # fmt: skip
+
+    for b, c in matched:
+        if c.status != "ok":
+            continue  # already a failure
+        if b.status != "ok":
+            report.failures.append(
+                f"baseline has no timing for {describe(b)}: it {b.status} ({b.error or 'no reason given'}); "
+                "record a new baseline"
+            )
+            continue
+        reason = _why_not_timed(b, "baseline") or _why_not_timed(c, "current")
+        if reason:
+            report.unmatched.append(Unmatched(b, c, reason))
+            continue
+        threshold, alpha = settings.for_result(c)
+        a = compare.assess(
+            b.samples_s, c.samples_s, threshold=threshold, alpha=alpha, n_resamples=n_resamples
+        )
+        report.pairs.append(
+            Pair(b, c, threshold, alpha, float(a.ratio), float(a.ci_low), float(a.ci_high),
+                 float(a.p_slower), float(a.p_faster), str(a.verdict), float(a.samples_needed))
+        )  # fmt: skip
+    order = {v: i for i, v in enumerate(compare.VERDICTS)}
+    report.pairs.sort(key=lambda p: (order[p.verdict], -abs(p.ratio - 1)))
+    return report

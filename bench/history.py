@@ -1,0 +1,289 @@
+"""History of results in one SQLite file: runs, their results (every sample kept), pinned baselines.
+
+The file is opened in WAL mode with a busy timeout, and each `add` is one IMMEDIATE transaction:
+several processes (nodes of a cluster writing to a shared file, parallel CI jobs) can add at the
+same time; each waits its turn instead of failing or corrupting the file. (SQLite's locking needs
+a local or properly locking file system; WAL does not work over NFS.)
+
+Path: --db, else $ZHISUAN_HISTORY_DB, else ~/.zhisuan/history.db.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from bench.results import Result, new_run_id, shape_label
+
+ENV_VAR = "ZHISUAN_HISTORY_DB"
+DEFAULT_PATH = "~/.zhisuan/history.db"
+DB_VERSION = 1
+BUSY_TIMEOUT_S = 60.0
+RESERVED_NAMES = ("last",)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    timestamp REAL NOT NULL,        -- when the run measured (its earliest result)
+    added_at REAL NOT NULL,
+    device_names TEXT NOT NULL,     -- JSON list
+    git_sha TEXT,
+    source TEXT
+);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    bench_key TEXT NOT NULL,        -- JSON of Result.key()
+    label TEXT NOT NULL,            -- op/backend/shape/dtype, for look-ups by pattern
+    device_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    median_s REAL,
+    timestamp REAL NOT NULL,
+    record TEXT NOT NULL,           -- the whole Result as JSON
+    UNIQUE (run_id, bench_key)
+);
+CREATE INDEX IF NOT EXISTS results_by_key ON results (bench_key, timestamp);
+CREATE TABLE IF NOT EXISTS baselines (
+    name TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    set_at REAL NOT NULL
+);
+"""
+
+
+def default_path() -> Path:
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_PATH).expanduser()
+
+
+def label(result: Result) -> str:
+    """'matmul/cpp/M=256,N=256,K=256/fp32': how `history show` and `plot` name a benchmark."""
+    return f"{result.op}/{result.backend}/{shape_label(result.shape)}/{result.dtype}"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    timestamp: float
+    device_names: list[str]
+    git_sha: str | None
+    source: str | None
+    n_results: int
+
+
+@dataclass(frozen=True)
+class AddedRun:
+    run_id: str
+    added: int
+    already_present: int
+
+
+class History:
+    def __init__(self, path: str | os.PathLike | None = None, timeout_s: float = BUSY_TIMEOUT_S):
+        self.path = Path(path).expanduser() if path else default_path()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: transactions are opened explicitly (BEGIN IMMEDIATE), so a writer
+            # takes the write lock up front and waits for it, rather than failing half-way through.
+            self.db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise ValueError(f"history database {self.path}: cannot open ({exc})") from None
+        try:
+            self.db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            self.journal_mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._create_schema()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise ValueError(f"history database {self.path}: not a usable SQLite database ({exc})") from None
+
+    def _create_schema(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > DB_VERSION:
+            raise ValueError(
+                f"history database {self.path} has version {version}; this zhisuan reads up to {DB_VERSION}"
+            )
+        if version == DB_VERSION:
+            return
+        with _Transaction(self.db):
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            self.db.execute(f"PRAGMA user_version = {DB_VERSION}")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- writing ---------------------------------------------------------------------------------
+
+    def add(self, results: list[Result], source: str | None = None) -> list[AddedRun]:
+        """Store results, grouped by run_id (results without one get a fresh id together).
+
+        A result already stored (same run, same benchmark) is skipped, so adding a file twice is
+        harmless. Each run is one transaction.
+        """
+        fresh_id = new_run_id()
+        runs: dict[str, list[Result]] = {}
+        for r in results:
+            runs.setdefault(r.run_id or fresh_id, []).append(r)
+        report = []
+        for run_id, members in runs.items():
+            devices = sorted({r.device_name for r in members})
+            shas = {r.env.get("git_sha") for r in members} - {None}
+            with _Transaction(self.db):
+                self.db.execute(
+                    "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, min(r.timestamp for r in members), time.time(), json.dumps(devices),
+                     ",".join(sorted(shas)) or None, source),
+                )  # fmt: skip
+                added = 0
+                for r in members:
+                    record = {**r.to_dict(), "run_id": run_id}
+                    cursor = self.db.execute(
+                        "INSERT OR IGNORE INTO results (run_id, bench_key, label, device_name, status, "
+                        "median_s, timestamp, record) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, json.dumps(list(r.key())), label(r), r.device_name, r.status, r.median_s,
+                         r.timestamp, json.dumps(record, default=str)),
+                    )  # fmt: skip
+                    added += cursor.rowcount
+            report.append(AddedRun(run_id, added, len(members) - added))
+        return report
+
+    def set_baseline(self, name: str, run: str | None = None) -> str:
+        """Pin run (an id or a unique prefix; default: the latest run) as baseline `name`."""
+        if not name or "/" in name or name in RESERVED_NAMES:
+            raise ValueError(f"baseline name {name!r} is not allowed (no '/', not one of {RESERVED_NAMES})")
+        run_id = self.find_run(run) if run else self.latest_run().run_id
+        with _Transaction(self.db):
+            self.db.execute("INSERT OR REPLACE INTO baselines VALUES (?, ?, ?)", (name, run_id, time.time()))
+        return run_id
+
+    # ---- reading ---------------------------------------------------------------------------------
+
+    def runs(self, device_names: set[str] | None = None, exclude: set[str] | None = None) -> list[RunInfo]:
+        """Runs, oldest first; only those on one of device_names, if given."""
+        rows = self.db.execute(
+            "SELECT runs.run_id, runs.timestamp, device_names, git_sha, source, COUNT(results.id) "
+            "FROM runs LEFT JOIN results USING (run_id) GROUP BY runs.run_id ORDER BY runs.timestamp, runs.run_id"
+        ).fetchall()
+        runs = [RunInfo(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5]) for r in rows]
+        if device_names:
+            runs = [r for r in runs if set(r.device_names) & device_names]
+        return [r for r in runs if not exclude or r.run_id not in exclude]
+
+    def latest_run(self, device_names: set[str] | None = None, exclude: set[str] | None = None) -> RunInfo:
+        runs = self.runs(device_names, exclude)
+        if not runs:
+            where = f" on {', '.join(sorted(device_names))}" if device_names else ""
+            raise ValueError(f"history {self.path} holds no runs{where}")
+        return runs[-1]
+
+    def find_run(self, run: str) -> str:
+        """The run id that is `run` or starts with it; an error if none or several match."""
+        ids = [r.run_id for r in self.runs()]
+        if run in ids:
+            return run
+        matches = [i for i in ids if i.startswith(run)]
+        if len(matches) != 1:
+            problem = "no run" if not matches else f"{len(matches)} runs ({', '.join(matches[:5])})"
+            raise ValueError(f"history {self.path}: {problem} match run id {run!r}")
+        return matches[0]
+
+    def baselines(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT name, run_id FROM baselines ORDER BY name").fetchall())
+
+    def run_results(self, run_id: str) -> list[Result]:
+        rows = self.db.execute("SELECT record FROM results WHERE run_id = ? ORDER BY id", (run_id,))
+        return [Result.from_dict(json.loads(row[0])) for row in rows]
+
+    def median_of_last(self, n: int, device_names: set[str] | None = None,
+                       exclude: set[str] | None = None) -> list[Result]:  # fmt: skip
+        """Per benchmark, the result whose median time is the median over the last n runs.
+
+        A real run's samples (not pooled ones), so the comparison sets like against like; the
+        median run keeps one unusually fast or slow run from becoming the baseline. Failed results
+        are left out; a benchmark that only failed in those runs has no baseline.
+        """
+        if n < 1:
+            raise ValueError(f"the number of runs must be at least 1, got {n}")
+        runs = self.runs(device_names, exclude)[-n:]
+        if not runs:
+            raise ValueError(f"history {self.path} holds no runs to take a median of")
+        by_key: dict[str, list[Result]] = {}
+        for run in runs:
+            for r in self.run_results(run.run_id):
+                if r.status == "ok" and r.median_s is not None:
+                    by_key.setdefault(json.dumps(list(r.key())), []).append(r)
+        chosen = []
+        for members in by_key.values():
+            members.sort(key=lambda r: r.median_s)
+            chosen.append(members[(len(members) - 1) // 2])
+        return chosen
+
+    def resolve(self, reference: str, device_names: set[str] | None = None,
+                exclude: set[str] | None = None) -> list[Result]:  # fmt: skip
+        """Results named by a reference: NAME (pinned baseline), run/ID, last, median/N."""
+        if reference == "last":
+            return self.run_results(self.latest_run(device_names, exclude).run_id)
+        if reference.startswith("run/"):
+            return self.run_results(self.find_run(reference[len("run/") :]))
+        if reference.startswith("median/"):
+            text = reference[len("median/") :]
+            if not text.isdigit():
+                raise ValueError(
+                    f"history reference {reference!r}: expected median/N with N a number of runs"
+                )
+            return self.median_of_last(int(text), device_names, exclude)
+        baselines = self.baselines()
+        if reference not in baselines:
+            known = ", ".join(baselines) or "none pinned yet (zhisuan history baseline set NAME)"
+            raise ValueError(
+                f"history reference {reference!r}: no such baseline (baselines: {known}; "
+                "or use last, run/RUN_ID, median/N)"
+            )
+        return self.run_results(baselines[reference])
+
+    def labels(self, pattern: str = "*", device: str = "*") -> list[tuple[str, str]]:
+        """(label, device name) of every stored benchmark matching the glob patterns."""
+        rows = self.db.execute("SELECT DISTINCT label, device_name FROM results ORDER BY label, device_name")
+        return [(lab, dev) for lab, dev in rows if fnmatchcase(lab, pattern) and fnmatchcase(dev, device)]
+
+    def trend(self, pattern: str, device: str = "*") -> list[Result]:
+        """Every result of the one benchmark matching pattern (and device), oldest first."""
+        matches = self.labels(pattern, device)
+        if not matches:
+            raise ValueError(f"history {self.path}: no benchmark matches {pattern!r} on device {device!r}")
+        if len(matches) > 1:
+            listed = "; ".join(f"{lab} on {dev}" for lab, dev in matches[:8])
+            more = f" and {len(matches) - 8} more" if len(matches) > 8 else ""
+            raise ValueError(
+                f"{pattern!r} matches {len(matches)} benchmarks ({listed}{more}); narrow the pattern or --device"
+            )
+        lab, dev = matches[0]
+        rows = self.db.execute(
+            "SELECT record FROM results WHERE label = ? AND device_name = ? ORDER BY timestamp, id",
+            (lab, dev),
+        )
+        return [Result.from_dict(json.loads(row[0])) for row in rows]
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,217 @@
+"""pytest-benchmark's JSON format (5.x), written by the kernel_benchmark fixture and read by compare.
+
+A file is {"machine_info", "commit_info", "benchmarks": [...], "datetime", "version"}; each
+benchmark has group, name, fullname, params, param, extra_info, options and stats (min, max, mean,
+stddev, rounds, median, iqr, q1, q3, iqr_outliers, stddev_outliers, outliers, ld15iqr, hd15iqr,
+ops, total, data, iterations), with pytest-benchmark's own definitions (its quartiles are
+Wikipedia's methods 2/3, not numpy's interpolation). pytest-benchmark's --benchmark-compare and
+--benchmark-compare-fail load such a file as a saved run.
+
+zhisuan's measurements carry the whole Result (minus the samples, which are stats.data) in
+extra_info["zhisuan"], so `zhisuan compare` reads them back exactly. Files written by
+pytest-benchmark's own `benchmark` fixture are read too, as results of kind "pytest-benchmark";
+they need their samples (--benchmark-json or --benchmark-save-data) to be compared.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+from bisect import bisect_left, bisect_right
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.results import Result, ResultFileError
+
+FORMAT_VERSION = "5.2.3"  # the pytest-benchmark release whose format this mirrors
+ZHISUAN_KEY = "zhisuan"
+
+
+def _quartiles(data: list[float]) -> tuple[float, float]:
+    """pytest-benchmark's q1/q3: Wikipedia's method 2 for an even count, method 3 for odd."""
+    n = len(data)
+    if n == 1:
+        return data[0], data[0]
+    if n % 2 == 0:
+        return statistics.median(data[: n // 2]), statistics.median(data[n // 2 :])
+    k, q = n // 4, n % 4
+    if q == 1:
+        return 0.25 * data[k - 1] + 0.75 * data[k], 0.75 * data[3 * k] + 0.25 * data[3 * k + 1]
+    return 0.75 * data[k] + 0.25 * data[k + 1], 0.25 * data[3 * k + 1] + 0.75 * data[3 * k + 2]
+
+
+def stats_of(samples: list[float]) -> dict:
+    """The `stats` block of one benchmark (each sample one call: iterations = 1)."""
+    if not samples:
+        raise ValueError("stats_of: no samples")
+    data = sorted(samples)
+    n = len(data)
+    mean = statistics.mean(data)
+    stddev = statistics.stdev(data) if n > 1 else 0
+    q1, q3 = _quartiles(data)
+    iqr = q3 - q1
+    low, high = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    high_pos = bisect_right(data, high)
+    total = sum(data)
+    stddev_outliers = sum(1 for v in data if v < mean - stddev or v > mean + stddev)
+    iqr_outliers = sum(1 for v in data if v < low or v > high)
+    return {
+        "min": data[0],
+        "max": data[-1],
+        "mean": mean,
+        "stddev": stddev,
+        "rounds": n,
+        "median": statistics.median(data),
+        "iqr": iqr,
+        "q1": q1,
+        "q3": q3,
+        "iqr_outliers": iqr_outliers,
+        "stddev_outliers": stddev_outliers,
+        "outliers": f"{stddev_outliers};{iqr_outliers}",
+        "ld15iqr": data[0] if n == 1 else data[bisect_left(data, low)],
+        "hd15iqr": data[0] if n == 1 else data[min(high_pos, n - 1)],
+        "ops": n / total if total else 0,
+        "total": total,
+        "data": list(samples),
+        "iterations": 1,
+    }
+
+
+def benchmark_entry(result: Result, *, name: str, fullname: str, params: dict | None, param: str | None,
+                    options: dict) -> dict:  # fmt: skip
+    """One entry of "benchmarks" for a measured Result."""
+    record = result.to_dict()
+    record.pop("samples_s")
+    return {
+        "group": None,
+        "name": name,
+        "fullname": fullname,
+        "params": params,
+        "param": param,
+        "extra_info": {
+            "flops": result.flops,
+            "bytes": result.bytes,
+            "flops_per_s": result.flops_per_s,
+            "bytes_per_s": result.bytes_per_s,
+            "pct_peak": result.pct_peak,
+            "device_name": result.device_name,
+            ZHISUAN_KEY: record,
+        },
+        "options": options,
+        "stats": stats_of(result.samples_s),
+    }
+
+
+def machine_info() -> dict:
+    """The machine description pytest-benchmark writes (same keys, same sources)."""
+    from bench import specs
+
+    return {
+        "node": platform.node(),
+        "processor": platform.processor(),
+        "machine": platform.machine(),
+        "python_compiler": platform.python_compiler(),
+        "python_implementation": platform.python_implementation(),
+        "python_implementation_version": platform.python_version(),
+        "python_version": platform.python_version(),
+        "python_build": list(platform.python_build()),
+        "release": platform.release(),
+        "system": platform.system(),
+        "cpu": dict(specs.cpu_info()),
+    }
+
+
+def document(entries: list[dict], commit_info: dict | None = None) -> dict:
+    return {
+        "machine_info": machine_info(),
+        "commit_info": commit_info or {},
+        "benchmarks": entries,
+        "datetime": datetime.now(timezone.utc).isoformat(),
+        "version": FORMAT_VERSION,
+    }
+
+
+def write(path: str | Path, entries: list[dict], commit_info: dict | None = None) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document(entries, commit_info), indent=4, default=str), encoding="utf-8")
+
+
+# ---- reading ------------------------------------------------------------------------------------
+
+
+def looks_like(path: Path) -> bool:
+    """True for a pytest-benchmark JSON document; False for JSON Lines (one result per line).
+
+    Decided by content, not by name: `zhisuan run --json results.json` writes JSON Lines too.
+    pytest-benchmark writes indented JSON (the first line is a lone "{") or one object with
+    "benchmarks"; a JSON Lines file starts with a complete result object.
+    """
+    if path.suffix == ".jsonl":
+        return False
+    with open(path, encoding="utf-8") as fh:
+        first = next((line for line in fh if line.strip()), "")
+    if first.strip() == "{":
+        return True
+    try:
+        head = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(head, dict) and "benchmarks" in head
+
+
+def read(path: str | Path) -> list[Result]:
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise ResultFileError(f"{path}: file is empty (no results)")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ResultFileError(
+            f"{path}: not valid JSON at line {exc.lineno} ({exc.msg}); truncated file?"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise ResultFileError(f"{path}: not a pytest-benchmark file (no 'benchmarks' list)")
+    machine = data.get("machine_info") or {}
+    results = [
+        _result(path, i, entry, machine, data.get("datetime")) for i, entry in enumerate(data["benchmarks"])
+    ]
+    if not results:
+        raise ResultFileError(f"{path}: file holds no benchmarks")
+    return results
+
+
+def _result(path: Path, index: int, entry: dict, machine: dict, when: str | None) -> Result:
+    where = f"{path}: benchmark {index + 1} ({entry.get('fullname', '?')})"
+    stats = entry.get("stats") or {}
+    samples = list(stats.get("data") or [])
+    ours = (entry.get("extra_info") or {}).get(ZHISUAN_KEY)
+    if isinstance(ours, dict):
+        try:
+            return Result.from_dict({**ours, "samples_s": samples})
+        except ResultFileError as exc:
+            raise ResultFileError(f"{where}: {exc}") from None
+    if "fullname" not in entry:
+        raise ResultFileError(f"{where}: entry lacks 'fullname'")
+    cpu = machine.get("cpu") or {}
+    timestamp = datetime.fromisoformat(when).timestamp() if when else 0.0
+    return Result(
+        kind="pytest-benchmark",
+        op=entry["fullname"],
+        backend="pytest-benchmark",
+        shape={},
+        dtype="",
+        device="cpu",
+        device_name=cpu.get("brand_raw") or machine.get("processor") or machine.get("node") or "unknown",
+        samples_s=samples,
+        median_s=stats.get("median"),
+        iqr_s=stats.get("iqr"),
+        env={
+            k: machine.get(k)
+            for k in ("node", "python_version", "python_implementation", "release", "system")
+        },
+        extra={"source": "pytest-benchmark", "iterations": stats.get("iterations")},
+        timestamp=timestamp,
+    )

@@ -1,0 +1,30 @@
+"""Synthetic results for the regression-gate tests (tests/test_compare*.py, test_history*.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.results import Result
+
+ENV = {"torch": "2.13.0+cpu", "triton": "3.9.0", "cuda": None, "torch_threads": 2, "git_sha": "abc1234"}
+
+
+def timed_result(median_s: float = 1e-3, *, noise: float = 0.02, n: int = 30, seed: int = 0,
+                 backend: str = "cpp", size: int = 256, **fields) -> Result:  # fmt: skip
+    """A matmul Result whose n samples are median_s with Gaussian noise of relative size `noise`."""
+    rng = np.random.default_rng(seed)
+    samples = (median_s * (1 + noise * rng.standard_normal(n))).tolist()
+    values = dict(
+        kind="kernel", op="matmul", backend=backend, shape={"M": size, "N": size, "K": size}, dtype="fp32",
+        device="cpu", device_name="Test CPU 9000", samples_s=samples, median_s=float(np.median(samples)),
+        env=dict(ENV), run_id="run-a", timestamp=1.7e9,
+    )  # fmt: skip
+    values.update(fields)
+    return Result(**values)
+
+
+def failed_result(status: str = "error", error: str = "RuntimeError: boom", **fields) -> Result:
+    """A Result of a run that crashed or failed its check: no samples, no median."""
+    result = timed_result(**fields)
+    result.status, result.error, result.samples_s, result.median_s = status, error, [], None
+    return result
