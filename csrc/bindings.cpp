@@ -16,6 +16,7 @@
 #include "cpu/attention.h"
 #include "cpu/fma_probe.h"
 #include "cpu/gemm.h"
+#include "cpu/shm_allreduce.h"
 
 namespace py = pybind11;
 
@@ -133,4 +134,60 @@ PYBIND11_MODULE(_C, m) {
       "Achievable peak FLOP/s from independent FMA chains (best of `windows` windows over `seconds`).");
 
   // ---- shared-memory all-reduce (csrc/cpu/shm_allreduce.h) ----
+  // dtype codes: 0 fp32, 1 fp16, 2 bf16, 3 int32; op codes: 0 sum, 1 max, 2 min, 3 avg.
+  {
+    namespace shm = zhisuan::shm;
+    auto dtype_of = [](int code) {
+      if (code < 0 || code > 3) throw std::invalid_argument("shm: dtype code must be 0..3");
+      return static_cast<shm::DType>(code);
+    };
+    auto op_of = [](int code) {
+      if (code < 0 || code > 3) throw std::invalid_argument("shm: op code must be 0..3");
+      return static_cast<shm::RedOp>(code);
+    };
+    m.def("shm_default_isa", [] { return std::string(zhisuan::cpu::isa_name(shm::default_isa())); },
+          "Widest reduction kernel of the shm all-reduce this CPU runs: avx512, avx2 or scalar.");
+    m.def(
+        "shm_reduce",
+        [dtype_of, op_of](const std::string& isa_name, int dtype, int op, const std::vector<uintptr_t>& srcs,
+                          uintptr_t dst, size_t count) {
+          zhisuan::cpu::Isa isa;
+          if (!zhisuan::cpu::parse_isa(isa_name, &isa) || !shm::isa_usable(isa))
+            throw std::invalid_argument("shm_reduce: isa '" + isa_name + "' unknown or not runnable here");
+          std::vector<const void*> ptrs(srcs.size());
+          for (size_t i = 0; i < srcs.size(); ++i) ptrs[i] = reinterpret_cast<const void*>(srcs[i]);
+          py::gil_scoped_release release;
+          shm::reduce(isa, dtype_of(dtype), op_of(op), ptrs, reinterpret_cast<void*>(dst), count);
+        },
+        py::arg("isa"), py::arg("dtype"), py::arg("op"), py::arg("srcs"), py::arg("dst"), py::arg("count"),
+        "dst[i] = srcs[0][i] op srcs[1][i] ... with the shm all-reduce's kernel of that isa (for tests).");
+    py::class_<shm::ShmAllReduce>(m, "ShmAllReduce",
+                                  "All-reduce among the processes of one host through POSIX shared memory.")
+        .def(py::init<const std::string&, int, int, bool, size_t, size_t, double>(), py::arg("name"),
+             py::arg("rank"), py::arg("world"), py::arg("create"), py::arg("slot_bytes"),
+             py::arg("one_shot_max_bytes"), py::arg("timeout_s"))
+        .def(
+            "all_reduce",
+            [dtype_of, op_of](shm::ShmAllReduce& self, uintptr_t in, uintptr_t out, size_t count, int dtype,
+                              int op) {
+              const auto d = dtype_of(dtype);
+              const auto o = op_of(op);
+              py::gil_scoped_release release;
+              self.all_reduce(in, out, count, d, o);
+            },
+            py::arg("input"), py::arg("output"), py::arg("count"), py::arg("dtype"), py::arg("op"),
+            "Reduce count elements at input (every rank) into output (may equal input).")
+        .def("wait_opened_and_unlink", &shm::ShmAllReduce::wait_opened_and_unlink,
+             py::call_guard<py::gil_scoped_release>(),
+             "Rank 0: wait until every rank mapped the segment, then remove its name from /dev/shm.")
+        .def("close", &shm::ShmAllReduce::close)
+        .def_property_readonly("name", &shm::ShmAllReduce::name)
+        .def_property_readonly("rank", &shm::ShmAllReduce::rank)
+        .def_property_readonly("world", &shm::ShmAllReduce::world)
+        .def_property_readonly("slot_bytes", &shm::ShmAllReduce::slot_bytes)
+        .def_property_readonly("one_shot_max_bytes", &shm::ShmAllReduce::one_shot_max_bytes)
+        .def_property_readonly("segment_bytes", &shm::ShmAllReduce::segment_bytes)
+        .def_property("timeout", &shm::ShmAllReduce::timeout, &shm::ShmAllReduce::set_timeout)
+        .def_property("isa", &shm::ShmAllReduce::isa, &shm::ShmAllReduce::set_isa);
+  }
 }

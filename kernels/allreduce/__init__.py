@@ -6,6 +6,7 @@ import torch
 
 from kernels import checks, registry
 from kernels.allreduce import torch_backend  # noqa: F401  (registration side effect)
+from kernels.allreduce import shm  # noqa: F401  (registration side effect)
 
 REDUCE_OPS = ("sum", "max", "min", "avg")
 

@@ -1,0 +1,25 @@
+"""Entry point of a rank spawned by `zhisuan collective --nproc N` (python -m bench.collectives.worker).
+
+The parent passes the plan (JSON) and the write end of its progress pipe in the environment, and
+the rank's identity in torchrun's variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from bench.collectives import launch
+from bench.collectives.driver import Plan
+
+
+def main() -> int:
+    plan = Plan(**json.loads(os.environ[launch.PLAN_ENV]))
+    progress = launch.PipeProgress(int(os.environ[launch.PROGRESS_FD_ENV]))
+    env = launch.discover()
+    return launch.run_rank(plan, env, progress)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,633 @@
+// Shared-memory all-reduce: the segment, its barriers, the one-shot and two-shot algorithms and the
+// vectorised reductions. See shm_allreduce.h for the design.
+#include "cpu/shm_allreduce.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <type_traits>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define ZHISUAN_X86 1
+#endif
+
+namespace zhisuan::shm {
+
+using cpu::Isa;
+
+// ---- reductions ----------------------------------------------------------------------------------
+
+namespace {
+
+// Distinct element types for the two 16-bit float formats (same bits, different meaning).
+struct Half {
+  uint16_t bits;
+};
+struct BFloat {
+  uint16_t bits;
+};
+
+// Portable kernels: any CPU. Also the tails (count % vector width) of the vector kernels.
+namespace scalar {
+
+inline float to_f32(float x) { return x; }
+inline float to_f32(Half h) {
+  _Float16 v;
+  std::memcpy(&v, &h.bits, 2);
+  return static_cast<float>(v);
+}
+inline float to_f32(BFloat b) {
+  const uint32_t u = static_cast<uint32_t>(b.bits) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+inline void store(float* d, float x) { *d = x; }
+inline void store(Half* d, float x) {
+  const _Float16 v = static_cast<_Float16>(x);  // round to nearest even
+  std::memcpy(&d->bits, &v, 2);
+}
+inline void store(BFloat* d, float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) {
+    d->bits = static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN stays a (quiet) NaN
+  } else {
+    d->bits = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);  // round to nearest even
+  }
+}
+
+// max/min propagate NaN from either side, as torch does.
+template <RedOp OP>
+inline float combine(float a, float b) {
+  if constexpr (OP == RedOp::max) return (a > b || a != a) ? a : b;
+  if constexpr (OP == RedOp::min) return (a < b || a != a) ? a : b;
+  return a + b;
+}
+template <RedOp OP>
+inline int32_t combine(int32_t a, int32_t b) {
+  if constexpr (OP == RedOp::max) return std::max(a, b);
+  if constexpr (OP == RedOp::min) return std::min(a, b);
+  // Sums wrap around on overflow (two's complement), like torch's integer all_reduce.
+  return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
+}
+
+template <RedOp OP, typename T>
+void reduce_range(const T* const* src, int nsrc, T* dst, size_t begin, size_t end, float divisor) {
+  for (size_t i = begin; i < end; ++i) {
+    if constexpr (std::is_same_v<T, int32_t>) {
+      int32_t acc = src[0][i];
+      for (int k = 1; k < nsrc; ++k) acc = combine<OP>(acc, src[k][i]);
+      dst[i] = acc;
+    } else {
+      float acc = to_f32(src[0][i]);
+      for (int k = 1; k < nsrc; ++k) acc = combine<OP>(acc, to_f32(src[k][i]));
+      if constexpr (OP == RedOp::avg) acc /= divisor;
+      store(dst + i, acc);
+    }
+  }
+}
+
+struct Kernels {
+  template <RedOp OP, typename T>
+  static void run(const T* const* src, int nsrc, T* dst, size_t count, float divisor) {
+    reduce_range<OP>(src, nsrc, dst, 0, count, divisor);
+  }
+};
+
+}  // namespace scalar
+
+#ifdef ZHISUAN_X86
+
+// ---- AVX-512F: 16 lanes ----
+namespace avx512 {
+#define ZHISUAN_AVX512 __attribute__((target("avx512f"), always_inline)) inline
+constexpr size_t kLanes = 16;
+
+ZHISUAN_AVX512 __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+ZHISUAN_AVX512 __m512 load(const Half* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+ZHISUAN_AVX512 __m512 load(const BFloat* p) {
+  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+}
+ZHISUAN_AVX512 __m512i load(const int32_t* p) { return _mm512_loadu_si512(p); }
+
+ZHISUAN_AVX512 void store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+ZHISUAN_AVX512 void store(Half* p, __m512 v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                      _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+ZHISUAN_AVX512 void store(BFloat* p, __m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i high = _mm512_srli_epi32(u, 16);
+  const __m512i lsb = _mm512_and_si512(high, _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  r = _mm512_mask_or_epi32(r, nan, high, _mm512_set1_epi32(0x40));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(r));
+}
+ZHISUAN_AVX512 void store(int32_t* p, __m512i v) { _mm512_storeu_si512(p, v); }
+
+// vmaxps/vminps return the second operand when either is NaN: blend a back in where a is NaN.
+template <RedOp OP>
+ZHISUAN_AVX512 __m512 combine(__m512 a, __m512 b) {
+  if constexpr (OP == RedOp::max || OP == RedOp::min) {
+    const __m512 r = OP == RedOp::max ? _mm512_max_ps(a, b) : _mm512_min_ps(a, b);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), r, a);
+  }
+  return _mm512_add_ps(a, b);
+}
+template <RedOp OP>
+ZHISUAN_AVX512 __m512i combine(__m512i a, __m512i b) {
+  if constexpr (OP == RedOp::max) return _mm512_max_epi32(a, b);
+  if constexpr (OP == RedOp::min) return _mm512_min_epi32(a, b);
+  return _mm512_add_epi32(a, b);
+}
+ZHISUAN_AVX512 __m512 divide(__m512 a, float d) { return _mm512_div_ps(a, _mm512_set1_ps(d)); }
+
+struct Kernels {
+  template <RedOp OP, typename T>
+  __attribute__((target("avx512f"))) static void run(const T* const* src, int nsrc, T* dst, size_t count,
+                                                     float divisor) {
+    size_t i = 0;
+    for (; i + kLanes <= count; i += kLanes) {
+      auto acc = load(src[0] + i);
+      for (int k = 1; k < nsrc; ++k) acc = combine<OP>(acc, load(src[k] + i));
+      if constexpr (OP == RedOp::avg) acc = divide(acc, divisor);
+      store(dst + i, acc);
+    }
+    scalar::reduce_range<OP>(src, nsrc, dst, i, count, divisor);
+  }
+};
+#undef ZHISUAN_AVX512
+}  // namespace avx512
+
+// ---- AVX2 + F16C: 8 lanes ----
+namespace avx2 {
+#define ZHISUAN_AVX2 __attribute__((target("avx2,f16c"), always_inline)) inline
+constexpr size_t kLanes = 8;
+
+ZHISUAN_AVX2 __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+ZHISUAN_AVX2 __m256 load(const Half* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+ZHISUAN_AVX2 __m256 load(const BFloat* p) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+ZHISUAN_AVX2 __m256i load(const int32_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+
+ZHISUAN_AVX2 void store(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
+ZHISUAN_AVX2 void store(Half* p, __m256 v) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
+                   _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+ZHISUAN_AVX2 void store(BFloat* p, __m256 v) {
+  const __m256i u = _mm256_castps_si256(v);
+  const __m256i high = _mm256_srli_epi32(u, 16);
+  const __m256i lsb = _mm256_and_si256(high, _mm256_set1_epi32(1));
+  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
+  const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  r = _mm256_blendv_epi8(r, _mm256_or_si256(high, _mm256_set1_epi32(0x40)), nan);
+  // Pack the eight 32-bit lanes (each < 0x10000) to 16 bits: packus works per 128-bit half, so
+  // gather the two halves' results into the low 128 bits afterwards.
+  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
+}
+ZHISUAN_AVX2 void store(int32_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+
+template <RedOp OP>
+ZHISUAN_AVX2 __m256 combine(__m256 a, __m256 b) {
+  if constexpr (OP == RedOp::max || OP == RedOp::min) {
+    const __m256 r = OP == RedOp::max ? _mm256_max_ps(a, b) : _mm256_min_ps(a, b);
+    return _mm256_blendv_ps(r, a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+  }
+  return _mm256_add_ps(a, b);
+}
+template <RedOp OP>
+ZHISUAN_AVX2 __m256i combine(__m256i a, __m256i b) {
+  if constexpr (OP == RedOp::max) return _mm256_max_epi32(a, b);
+  if constexpr (OP == RedOp::min) return _mm256_min_epi32(a, b);
+  return _mm256_add_epi32(a, b);
+}
+ZHISUAN_AVX2 __m256 divide(__m256 a, float d) { return _mm256_div_ps(a, _mm256_set1_ps(d)); }
+
+struct Kernels {
+  template <RedOp OP, typename T>
+  __attribute__((target("avx2,f16c"))) static void run(const T* const* src, int nsrc, T* dst, size_t count,
+                                                       float divisor) {
+    size_t i = 0;
+    for (; i + kLanes <= count; i += kLanes) {
+      auto acc = load(src[0] + i);
+      for (int k = 1; k < nsrc; ++k) acc = combine<OP>(acc, load(src[k] + i));
+      if constexpr (OP == RedOp::avg) acc = divide(acc, divisor);
+      store(dst + i, acc);
+    }
+    scalar::reduce_range<OP>(src, nsrc, dst, i, count, divisor);
+  }
+};
+#undef ZHISUAN_AVX2
+}  // namespace avx2
+
+#endif  // ZHISUAN_X86
+
+template <class K, typename T>
+void reduce_typed(RedOp op, const std::vector<const void*>& srcs, void* dst_raw, size_t count) {
+  const auto* src = reinterpret_cast<const T* const*>(srcs.data());
+  const int nsrc = static_cast<int>(srcs.size());
+  T* dst = static_cast<T*>(dst_raw);
+  const float divisor = static_cast<float>(nsrc);
+  switch (op) {
+    case RedOp::sum:
+      K::template run<RedOp::sum>(src, nsrc, dst, count, divisor);
+      break;
+    case RedOp::max:
+      K::template run<RedOp::max>(src, nsrc, dst, count, divisor);
+      break;
+    case RedOp::min:
+      K::template run<RedOp::min>(src, nsrc, dst, count, divisor);
+      break;
+    case RedOp::avg:
+      if constexpr (std::is_same_v<T, int32_t>) {
+        // Integer average: the (wrapping) sum, then floor division, as torch's floor_divide.
+        // A double holds every int32 exactly and floor(s / n) is exact for n < 2^21.
+        K::template run<RedOp::sum>(src, nsrc, dst, count, divisor);
+        for (size_t i = 0; i < count; ++i)
+          dst[i] = static_cast<int32_t>(std::floor(static_cast<double>(dst[i]) / nsrc));
+      } else {
+        K::template run<RedOp::avg>(src, nsrc, dst, count, divisor);
+      }
+      break;
+  }
+}
+
+template <class K>
+void reduce_with(DType dtype, RedOp op, const std::vector<const void*>& srcs, void* dst, size_t count) {
+  switch (dtype) {
+    case DType::fp32:
+      return reduce_typed<K, float>(op, srcs, dst, count);
+    case DType::fp16:
+      return reduce_typed<K, Half>(op, srcs, dst, count);
+    case DType::bf16:
+      return reduce_typed<K, BFloat>(op, srcs, dst, count);
+    case DType::int32:
+      return reduce_typed<K, int32_t>(op, srcs, dst, count);
+  }
+}
+
+}  // namespace
+
+size_t dtype_size(DType dtype) {
+  switch (dtype) {
+    case DType::fp32:
+    case DType::int32:
+      return 4;
+    case DType::fp16:
+    case DType::bf16:
+      return 2;
+  }
+  throw std::invalid_argument("shm all_reduce: unknown dtype code " + std::to_string(int(dtype)));
+}
+
+bool isa_usable(Isa isa) {
+#ifdef ZHISUAN_X86
+  if (isa == Isa::avx2) return cpu::isa_supported(Isa::avx2) && __builtin_cpu_supports("f16c");
+  return cpu::isa_supported(isa);
+#else
+  return isa == Isa::scalar;
+#endif
+}
+
+Isa default_isa() {
+  for (Isa isa : {Isa::avx512, Isa::avx2})
+    if (isa_usable(isa)) return isa;
+  return Isa::scalar;
+}
+
+void reduce(Isa isa, DType dtype, RedOp op, const std::vector<const void*>& srcs, void* dst, size_t count) {
+  if (srcs.empty()) throw std::invalid_argument("shm reduce: no source buffers");
+  if (count == 0) return;
+#ifdef ZHISUAN_X86
+  if (isa == Isa::avx512) return reduce_with<avx512::Kernels>(dtype, op, srcs, dst, count);
+  if (isa == Isa::avx2) return reduce_with<avx2::Kernels>(dtype, op, srcs, dst, count);
+#endif
+  reduce_with<scalar::Kernels>(dtype, op, srcs, dst, count);
+}
+
+// ---- the segment ---------------------------------------------------------------------------------
+
+namespace {
+constexpr uint64_t kMagic = 0x316e617573696877ull;  // "zhisuan1" read as little-endian bytes
+constexpr uint32_t kVersion = 1;
+constexpr size_t kLine = 128;  // two cache lines: no false sharing even with adjacent-line prefetch
+constexpr size_t kPage = 4096;
+constexpr int kMaxWorld = 1024;
+constexpr size_t kSliceAlign = 64;  // two-shot slices start on cache-line boundaries
+// Spin this long before yielding the core: a peer that is running arrives within microseconds; one
+// that is descheduled (more processes than cores) needs our core to get there.
+constexpr auto kSpin = std::chrono::microseconds(50);
+
+std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
+
+inline void cpu_relax() {
+#ifdef ZHISUAN_X86
+  _mm_pause();
+#endif
+}
+}  // namespace
+
+struct SegmentHeader {
+  uint64_t magic;
+  uint32_t version;
+  int32_t world;
+  uint64_t slot_bytes;
+  uint64_t total_bytes;
+  std::atomic<int32_t> opened;  // ranks that have mapped the segment
+};
+
+struct Descriptor {
+  uint64_t count;
+  int32_t dtype;
+  int32_t op;
+};
+
+struct alignas(kLine) RankLine {
+  std::atomic<uint64_t> arrived;  // barriers this rank has reached
+  // The call each rank is in, by call parity: a rank may start call c+1 while another still reads
+  // the descriptors of call c, but never call c+2 (call c+1 has a barrier of its own).
+  Descriptor call[2];
+};
+
+static_assert(sizeof(SegmentHeader) <= kLine, "the header fits one line");
+static_assert(sizeof(RankLine) == kLine, "one control line per rank");
+static_assert(std::atomic<uint64_t>::is_always_lock_free, "lock-free atomics are address-free");
+
+ShmAllReduce::ShmAllReduce(const std::string& name, int rank, int world, bool create, size_t slot_bytes,
+                           size_t one_shot_max_bytes, double timeout_s)
+    : name_(name),
+      rank_(rank),
+      world_(world),
+      slot_bytes_(round_up(slot_bytes, kPage)),
+      one_shot_max_bytes_(one_shot_max_bytes),
+      timeout_s_(timeout_s),
+      isa_(default_isa()),
+      srcs_(static_cast<size_t>(std::max(world, 1))) {
+  if (world < 1 || world > kMaxWorld)
+    throw std::invalid_argument("shm all_reduce: world size must be in [1, " + std::to_string(kMaxWorld) +
+                                "], got " + std::to_string(world));
+  if (rank < 0 || rank >= world)
+    throw std::invalid_argument("shm all_reduce: rank " + std::to_string(rank) + " outside [0, " +
+                                std::to_string(world) + ")");
+  if (slot_bytes == 0) throw std::invalid_argument("shm all_reduce: slot_bytes must be positive");
+  if (name.size() < 2 || name[0] != '/' || name.find('/', 1) != std::string::npos || name.size() > 200)
+    throw std::invalid_argument("shm all_reduce: segment name must be '/name' without further '/', got '" +
+                                name + "'");
+  if (!(timeout_s > 0)) throw std::invalid_argument("shm all_reduce: timeout must be positive");
+
+  const size_t data_offset = round_up(kLine * (1 + static_cast<size_t>(world)), kPage);
+  total_bytes_ = data_offset + 2 * static_cast<size_t>(world) * slot_bytes_;
+
+  const int fd = create ? shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600)
+                        : shm_open(name.c_str(), O_RDWR, 0);
+  if (fd < 0) throw std::runtime_error(errno_text("shm all_reduce: shm_open('" + name + "')"));
+  if (create && ftruncate(fd, static_cast<off_t>(total_bytes_)) != 0) {
+    const std::string why = errno_text("shm all_reduce: sizing '" + name + "' to " +
+                                       std::to_string(total_bytes_) + " bytes (is /dev/shm full?)");
+    ::close(fd);
+    shm_unlink(name.c_str());
+    throw std::runtime_error(why);
+  }
+  struct stat st {};
+  if (!create && (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) != total_bytes_)) {
+    ::close(fd);
+    throw std::runtime_error("shm all_reduce: segment '" + name + "' has " + std::to_string(st.st_size) +
+                             " bytes, rank " + std::to_string(rank) + " expects " +
+                             std::to_string(total_bytes_) + " (ranks disagree on world size or slot size)");
+  }
+  // MAP_POPULATE: fault every page in now, not inside the first timed calls.
+  void* base = mmap(nullptr, total_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  ::close(fd);
+  if (base == MAP_FAILED) {
+    const std::string why = errno_text("shm all_reduce: mmap of '" + name + "'");
+    if (create) shm_unlink(name.c_str());
+    throw std::runtime_error(why);
+  }
+  base_ = static_cast<char*>(base);
+  header_ = reinterpret_cast<SegmentHeader*>(base_);
+  lines_ = reinterpret_cast<RankLine*>(base_ + kLine);
+  data_ = base_ + data_offset;
+
+  if (create) {
+    new (header_) SegmentHeader{kMagic, kVersion, world, slot_bytes_, total_bytes_, {0}};
+    for (int r = 0; r < world; ++r) new (&lines_[r]) RankLine{};
+  } else if (header_->magic != kMagic || header_->version != kVersion || header_->world != world ||
+             header_->slot_bytes != slot_bytes_) {
+    close();
+    throw std::runtime_error("shm all_reduce: segment '" + name +
+                             "' was made for another world size, slot size or version");
+  }
+  header_->opened.fetch_add(1, std::memory_order_acq_rel);
+}
+
+ShmAllReduce::~ShmAllReduce() { close(); }
+
+void ShmAllReduce::close() {
+  if (base_ != nullptr) {
+    munmap(base_, total_bytes_);
+    base_ = nullptr;
+    header_ = nullptr;
+    lines_ = nullptr;
+    data_ = nullptr;
+  }
+  if (rank_ == 0 && !unlinked_) {
+    shm_unlink(name_.c_str());  // ENOENT is fine: nothing left behind either way
+    unlinked_ = true;
+  }
+}
+
+void ShmAllReduce::require_open() const {
+  if (base_ == nullptr) throw std::runtime_error("shm all_reduce: communicator '" + name_ + "' is closed");
+  if (broken_)
+    throw std::runtime_error("shm all_reduce: communicator '" + name_ +
+                             "' is unusable after an earlier timeout or mismatch; build a new one");
+}
+
+void ShmAllReduce::set_timeout(double seconds) {
+  if (!(seconds > 0)) throw std::invalid_argument("shm all_reduce: timeout must be positive");
+  timeout_s_ = seconds;
+}
+
+void ShmAllReduce::set_isa(const std::string& name) {
+  Isa isa;
+  if (!cpu::parse_isa(name, &isa))
+    throw std::invalid_argument("shm all_reduce: unknown isa '" + name + "' (avx512, avx2, scalar)");
+  if (!isa_usable(isa)) throw std::invalid_argument("shm all_reduce: this CPU cannot run isa '" + name + "'");
+  isa_ = isa;
+}
+
+void ShmAllReduce::wait_opened_and_unlink() {
+  if (unlinked_) return;
+  if (base_ == nullptr) throw std::runtime_error("shm all_reduce: communicator '" + name_ + "' is closed");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s_);
+  while (header_->opened.load(std::memory_order_acquire) < world_) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      const int opened = header_->opened.load(std::memory_order_acquire);
+      shm_unlink(name_.c_str());
+      unlinked_ = true;
+      broken_ = true;
+      throw std::runtime_error("shm all_reduce: only " + std::to_string(opened) + " of " +
+                               std::to_string(world_) + " ranks opened segment '" + name_ + "' within " +
+                               std::to_string(timeout_s_) + " s");
+    }
+    sched_yield();
+  }
+  if (shm_unlink(name_.c_str()) != 0 && errno != ENOENT)
+    throw std::runtime_error(errno_text("shm all_reduce: shm_unlink('" + name_ + "')"));
+  unlinked_ = true;
+}
+
+char* ShmAllReduce::slot(int set, int rank) const {
+  return data_ + (static_cast<size_t>(set) * world_ + rank) * slot_bytes_;
+}
+
+void ShmAllReduce::barrier(const char* where) {
+  const uint64_t target = ++epoch_;
+  lines_[rank_].arrived.store(target, std::memory_order_release);
+  const auto start = std::chrono::steady_clock::now();
+  const auto timeout = std::chrono::duration<double>(timeout_s_);
+  for (int k = 0; k < world_; ++k) {
+    if (k == rank_) continue;
+    unsigned polls = 0;
+    bool spinning = true;
+    while (lines_[k].arrived.load(std::memory_order_acquire) < target) {
+      if (spinning) {
+        cpu_relax();
+        // Read the clock only every 64 polls: it costs more than a poll.
+        if ((++polls & 63u) == 0) spinning = std::chrono::steady_clock::now() - start < kSpin;
+        continue;
+      }
+      sched_yield();
+      if (std::chrono::steady_clock::now() - start > timeout) {
+        std::string missing;
+        for (int j = 0; j < world_; ++j)
+          if (lines_[j].arrived.load(std::memory_order_acquire) < target)
+            missing += (missing.empty() ? "" : ", ") + std::to_string(j);
+        broken_ = true;
+        throw std::runtime_error("shm all_reduce: rank " + std::to_string(rank_) + " waited " +
+                                 std::to_string(timeout_s_) + " s at " + where + " for rank(s) " + missing +
+                                 ", which never arrived (dead, hung, or not calling all_reduce)");
+      }
+    }
+  }
+}
+
+namespace {
+const char* dtype_label(int32_t code) {
+  static const char* names[] = {"fp32", "fp16", "bf16", "int32"};
+  return code >= 0 && code < 4 ? names[code] : "?";
+}
+const char* op_label(int32_t code) {
+  static const char* names[] = {"sum", "max", "min", "avg"};
+  return code >= 0 && code < 4 ? names[code] : "?";
+}
+std::string describe(const Descriptor& d) {
+  return "count=" + std::to_string(d.count) + " " + dtype_label(d.dtype) + " " + op_label(d.op);
+}
+}  // namespace
+
+void ShmAllReduce::check_descriptors(int parity) {
+  const Descriptor& mine = lines_[rank_].call[parity];
+  std::string differ;
+  for (int k = 0; k < world_; ++k) {
+    const Descriptor& d = lines_[k].call[parity];
+    if (d.count != mine.count || d.dtype != mine.dtype || d.op != mine.op)
+      differ += "; rank " + std::to_string(k) + " has " + describe(d);
+  }
+  if (!differ.empty()) {
+    broken_ = true;
+    throw std::runtime_error("shm all_reduce: ranks called with different arguments: rank " +
+                             std::to_string(rank_) + " has " + describe(mine) + differ);
+  }
+}
+
+void ShmAllReduce::chunk_one_shot(const char* in, char* out, size_t count, DType dtype, RedOp op, int check) {
+  const int set = static_cast<int>(chunk_++ & 1);
+  std::memcpy(slot(set, rank_), in, count * dtype_size(dtype));
+  barrier("the one-shot exchange");
+  if (check >= 0) check_descriptors(check);
+  for (int k = 0; k < world_; ++k) srcs_[k] = k == rank_ ? in : slot(set, k);
+  reduce(isa_, dtype, op, srcs_, out, count);
+}
+
+void ShmAllReduce::chunk_two_shot(const char* in, char* out, size_t count, DType dtype, RedOp op, int check) {
+  const int set = static_cast<int>(chunk_++ & 1);
+  const size_t esize = dtype_size(dtype);
+  const size_t align = kSliceAlign / esize;
+  const size_t per = round_up((count + world_ - 1) / world_, align);  // elements per slice
+  auto begin = [&](int k) { return std::min(count, per * k); };
+  auto length = [&](int k) { return begin(k + 1) - begin(k); };
+
+  // 1. Publish the slices the other ranks reduce (our own slice we read from `in` directly).
+  char* mine = slot(set, rank_);
+  for (int k = 0; k < world_; ++k)
+    if (k != rank_ && length(k) > 0) std::memcpy(mine + begin(k) * esize, in + begin(k) * esize, length(k) * esize);
+  barrier("the two-shot reduce-scatter");
+  if (check >= 0) check_descriptors(check);
+
+  // 2. Reduce our slice over all ranks into our output, and publish it in our slot.
+  const size_t off = begin(rank_) * esize;
+  if (length(rank_) > 0) {
+    for (int k = 0; k < world_; ++k) srcs_[k] = k == rank_ ? in + off : slot(set, k) + off;
+    reduce(isa_, dtype, op, srcs_, out + off, length(rank_));
+    std::memcpy(mine + off, out + off, length(rank_) * esize);
+  }
+  barrier("the two-shot all-gather");
+
+  // 3. Collect the slices the other ranks reduced.
+  for (int k = 0; k < world_; ++k)
+    if (k != rank_ && length(k) > 0)
+      std::memcpy(out + begin(k) * esize, slot(set, k) + begin(k) * esize, length(k) * esize);
+}
+
+void ShmAllReduce::all_reduce(uintptr_t in_addr, uintptr_t out_addr, size_t count, DType dtype, RedOp op) {
+  require_open();
+  const size_t esize = dtype_size(dtype);
+  if (count == 0) return;
+  const int parity = static_cast<int>(calls_++ & 1);
+  lines_[rank_].call[parity] = Descriptor{count, static_cast<int32_t>(dtype), static_cast<int32_t>(op)};
+  const char* in = reinterpret_cast<const char*>(in_addr);
+  char* out = reinterpret_cast<char*>(out_addr);
+  if (world_ == 1) {
+    if (out != in) std::memcpy(out, in, count * esize);
+    return;
+  }
+  const size_t per_chunk = slot_bytes_ / esize;
+  for (size_t done = 0; done < count; done += per_chunk) {
+    const size_t n = std::min(per_chunk, count - done);
+    const int check = done == 0 ? parity : -1;
+    if (n * esize <= one_shot_max_bytes_)
+      chunk_one_shot(in + done * esize, out + done * esize, n, dtype, op, check);
+    else
+      chunk_two_shot(in + done * esize, out + done * esize, n, dtype, op, check);
+  }
+}
+
+}  // namespace zhisuan::shm

@@ -1,0 +1,135 @@
+"""`zhisuan collective` end to end, as a user runs it (python -m bench.collectives, --nproc 2): the
+table and the JSON Lines file, the alpha-beta model on the measured sweep, --min-busbw failing, and
+a killed or stopped rank ending the run with its name within the timeout, /dev/shm left clean."""
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from bench.collectives import netmodel
+from bench.collectives.__main__ import main as collective_main
+from bench.results import read_results
+from kernels._ext import cpu_ext_missing
+
+needs_shm = pytest.mark.skipif(cpu_ext_missing() is not None, reason=f"{cpu_ext_missing()}")
+
+
+def _collective(*argv, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", "bench.collectives", *argv],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        **kwargs,
+    )
+
+
+@needs_shm
+def test_sweep_prints_the_table_writes_json_and_feeds_the_model(tmp_path, capsys):
+    path = tmp_path / "sweep.jsonl"
+    proc = _collective(
+        "all_reduce", "--nproc", "2", "-b", "4K", "-e", "4M", "-f", "4", "-n", "10", "-w", "2",
+        "--impl", "torch,shm", "--json", str(path), "--min-busbw", "1000",
+    )  # fmt: skip
+    # Every row is measured and correct, but the average busbw is below 1000 GB/s: the run fails.
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout
+    assert "time   algbw   busbw #wrong" in out and "# Out of bounds values : 0 OK" in out
+    assert "# --min-busbw 1000 GB/s: FAILED" in out
+    rows = [line.split() for line in out.splitlines() if line and not line.startswith("#")]
+    assert [(r[0], r[5]) for r in rows[:2]] == [("4096", "torch"), ("4096", "shm")]  # side by side
+    assert len(rows) == 12 and all(r[9] == "0" and r[13] == "0" for r in rows)  # #wrong = 0
+    assert re.search(r"# Avg bus bandwidth    : [0-9.e+-]+ GB/s", out)
+
+    results = read_results(path)
+    assert len(results) == 24 and {r.backend for r in results} == {"gloo", "shm"}
+    assert all(r.status == "ok" and r.kind == "collective" and r.shape["ranks"] == 2 for r in results)
+
+    # The model, fitted on every other measured size of the shm sweep, predicts the others.
+    shm_rows = [r for r in results if r.backend == "shm" and r.extra["in_place"]]
+    sizes = [r.shape["bytes"] for r in shm_rows]
+    errors = netmodel.held_out_errors(sizes, [r.median_s for r in shm_rows], 2)
+    relative = sorted(abs(pred - meas) / meas for _, meas, pred in errors)
+    assert len(relative) == 3 and relative[1] < 0.5, errors  # the median held-out point within 50%
+
+    assert collective_main(["--model", str(path), "--model-backend", "shm", "--gpus", "8,1024,16384"]) == 0
+    model = capsys.readouterr().out
+    assert "held-out check" in model and "crossover sizes" in model
+    assert re.search(r"^ +16384 +1G ", model, re.M) and "16384 GPUs: " in model
+    assert collective_main(["--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "several sweeps" in err and "Traceback" not in err
+
+
+def _rank_pid(parent: int, rank: int) -> int | None:
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read().split(b"\0")
+        except OSError:
+            continue
+        if ppid == parent and f"RANK={rank}".encode() in environ:
+            return int(entry)
+    return None
+
+
+def _start_and_hit_rank_1(argv: list[str], sig: int, timeout_s: float) -> tuple[int, str, float]:
+    """Start a long run, wait for its first table row, send sig to rank 1; (exit code, stderr, seconds)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.collectives", *argv, "-T", str(timeout_s)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # the first data row: the ranks are past set-up and into the long size
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            if line.strip() and not line.startswith("#"):
+                break
+        pid = _rank_pid(proc.pid, 1)
+        assert pid is not None
+        os.kill(pid, sig)
+        hit = time.monotonic()
+        code = proc.wait(timeout=timeout_s + 60)
+        return code, proc.stderr.read(), time.monotonic() - hit
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+LONG_RUN = ["all_reduce", "--nproc", "2", "-b", "8", "-e", "32M", "-f", "4194304", "-n", "3000", "-w", "1"]
+
+
+@needs_shm
+def test_a_killed_rank_is_named_and_dev_shm_stays_clean(tmp_path):
+    before = {n for n in os.listdir("/dev/shm") if n.startswith("zhisuan-")}
+    code, err, seconds = _start_and_hit_rank_1(
+        [*LONG_RUN, "--impl", "shm", "--json", str(tmp_path / "r.jsonl")], signal.SIGKILL, timeout_s=20
+    )
+    assert code == 3, err
+    assert "rank 1 died in all_reduce 33554432 B fp32 sum" in err and "killed by SIGKILL" in err
+    assert seconds < 20  # well within the timeout: a death is seen at once
+    assert {n for n in os.listdir("/dev/shm") if n.startswith("zhisuan-")} == before
+
+
+def test_a_stopped_rank_is_named_within_the_timeout(tmp_path):
+    code, err, seconds = _start_and_hit_rank_1(
+        [*LONG_RUN, "--json", str(tmp_path / "r.jsonl")], signal.SIGSTOP, timeout_s=4
+    )
+    assert code == 3, err
+    assert "rank 1 stopped responding in all_reduce 33554432 B" in err and "no heartbeat" in err
+    assert 4 <= seconds < 4 + 10

@@ -1,0 +1,245 @@
+"""Collective benchmark pieces that need no process group: sizes, the table, check data, summaries,
+launcher discovery and argument errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from bench.collectives import check, launch, ops, report
+from bench.collectives.__main__ import main as collective_main
+from bench.collectives.driver import Case
+from bench.collectives.sizes import format_size, parse_size, size_sweep
+
+# ---- sizes ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,value",
+    [("8", 8), ("64K", 65536), ("64k", 65536), ("128M", 128 << 20), ("8G", 8 << 30), ("1KB", 1024),
+     ("2KiB", 2048), (" 3M ", 3 << 20), ("1.5K", 1536)],
+)  # fmt: skip
+def test_parse_size(text, value):
+    assert parse_size(text) == value
+
+
+@pytest.mark.parametrize("text", ["", "K", "12Q", "-8", "1.3", "8 K B", "0x10", "64KK"])
+def test_parse_size_rejects_malformed_input(text):
+    with pytest.raises(ValueError, match="size"):
+        parse_size(text)
+
+
+def test_format_size_and_sweeps():
+    assert [format_size(s) for s in (8, 1000, 65536, 3 << 20, 1 << 30)] == ["8", "1000", "64K", "3M", "1G"]
+    assert size_sweep(8, 64, stepfactor=2) == [8, 16, 32, 64]
+    assert size_sweep(8, 100, stepfactor=4) == [8, 32]
+    assert size_sweep(1024, 4096, stepbytes=1024) == [1024, 2048, 3072, 4096]
+    assert size_sweep(32, 32) == [32]
+    with pytest.raises(ValueError, match="smaller than minbytes"):
+        size_sweep(64, 8)
+
+
+# ---- the table ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 8, 1024])
+def test_bus_factors_are_nccl_tests(n):
+    factor = {name: c.bus_factor(n) for name, c in ops.COLLECTIVES.items()}
+    assert math.isclose(factor["all_reduce"], 2 * (n - 1) / n)
+    for name in ("all_gather", "reduce_scatter", "all_to_all"):
+        assert math.isclose(factor[name], (n - 1) / n)
+    for name in ("broadcast", "reduce", "sendrecv"):
+        assert factor[name] == 1.0
+
+
+def test_counts_and_buffers():
+    ag, rs, ar, a2a = (ops.get(x) for x in ("all_gather", "reduce_scatter", "all_reduce", "alltoall"))
+    assert ag.count_for(1000, 4, 3) == 249 and ar.count_for(1000, 4, 3) == 250  # 250 rounded to 3s
+    assert rs.count_for(4, 4, 2) == 0  # too small: skipped by the driver
+    assert ag.buffer_counts(12, 3) == (4, 12) and rs.buffer_counts(12, 3) == (12, 4)
+    assert a2a.buffer_counts(12, 3) == (12, 12) and ar.bytes(7, 2) == 14
+    with pytest.raises(ValueError, match="unknown collective 'allreduse'"):
+        ops.get("allreduse")
+
+
+def test_in_place_buffers_alias_as_nccl_tests_lays_them_out():
+    bufs = ops.allocate(ops.get("all_gather"), 12, 3, 1, torch.float32, "cpu", in_place=True)
+    assert bufs.send.data_ptr() == bufs.recv.data_ptr() + 4 * 4 and bufs.send.numel() == 4
+    bufs = ops.allocate(ops.get("reduce_scatter"), 12, 3, 2, torch.float32, "cpu", in_place=True)
+    assert bufs.recv.data_ptr() == bufs.send.data_ptr() + 8 * 4 and bufs.recv.numel() == 4
+    with pytest.raises(ValueError, match="no in-place form"):
+        ops.allocate(ops.get("sendrecv"), 8, 2, 0, torch.float32, "cpu", in_place=True)
+
+
+# ---- check data ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.int32])
+@pytest.mark.parametrize("op", ["sum", "avg", "max", "min"])
+@pytest.mark.parametrize("n", [2, 3, 4, 7, 64])
+def test_check_data_is_exact_in_every_reduction_order(dtype, op, n):
+    pattern = check.pattern_for(dtype, op, n, seed=11)
+    index = torch.arange(4099)
+    values = torch.stack([pattern.values(r, index) for r in range(n)])  # int64, ranks x elements
+    limit = check.EXACT_LIMIT[dtype]
+    if op in ("sum", "avg"):
+        assert values.abs().sum(0).max() <= limit  # bounds every partial sum, whatever the order
+    assert torch.equal(values.to(dtype).to(torch.int64), values)  # every input is representable
+    assert values.ne(0).any() and values.unique().numel() > 2  # not zeros, not constant
+    if op == "avg":
+        assert values.sum(0).remainder(n).eq(0).all()
+    # fresh data per seed
+    assert not torch.equal(check.pattern_for(dtype, op, n, seed=12).values(0, index), values[0])
+
+
+def _simulated_outputs(coll, pattern, op, n, count, root):
+    """Each rank's receive buffer as a correct implementation leaves it (from the definition)."""
+    send_count, recv_count = coll.buffer_counts(count, n)
+    sends = [pattern.values(r, torch.arange(send_count)) for r in range(n)]
+    chunk = count // n if coll.split else count
+    outs = []
+    for rank in range(n):
+        if coll.name in ("all_reduce", "reduce", "reduce_scatter"):
+            stacked = torch.stack(sends)
+            if coll.name == "reduce_scatter":
+                stacked = stacked[:, rank * chunk : (rank + 1) * chunk]
+            red = {"sum": stacked.sum(0), "max": stacked.max(0).values, "min": stacked.min(0).values}
+            red["avg"] = torch.div(stacked.sum(0), n, rounding_mode="floor")
+            outs.append(red[op])
+        elif coll.name == "broadcast":
+            outs.append(sends[root])
+        elif coll.name == "all_gather":
+            outs.append(torch.cat(sends))
+        elif coll.name == "all_to_all":
+            outs.append(torch.cat([sends[r][rank * chunk : (rank + 1) * chunk] for r in range(n)]))
+        elif coll.name == "sendrecv":
+            outs.append(sends[(rank - 1) % n])
+        assert outs[-1].numel() == recv_count
+    return outs
+
+
+@pytest.mark.parametrize("name", list(ops.COLLECTIVES))
+@pytest.mark.parametrize("n", [2, 3])
+def test_count_wrong_is_zero_for_correct_results_and_counts_corruption(name, n):
+    coll = ops.get(name)
+    op = "sum" if coll.reduces else None
+    count = coll.count_for(4 * 1025 * n, 4, n)
+    pattern = check.pattern_for(torch.float32, op, n, seed=3)
+    outs = _simulated_outputs(coll, pattern, op, n, count, root=1)
+    for rank, out in enumerate(outs):
+        recv = out.to(torch.float32)
+        kwargs = dict(op=op, n=n, rank=rank, root=1, count=count)
+        assert check.count_wrong(coll, recv, pattern, **kwargs) == 0
+        if coll.name == "reduce" and rank != 1:
+            continue  # undefined off the root
+        recv[5] += 1
+        recv[-1] = float("nan")  # a slot the collective never wrote (the sentinel)
+        assert check.count_wrong(coll, recv, pattern, **kwargs) == 2
+
+
+def test_int_sentinel_never_matches():
+    t = torch.empty(3, dtype=torch.int32)
+    check.fill_sentinel(t)
+    assert t.eq(torch.iinfo(torch.int32).min).all()
+
+
+# ---- summaries ----------------------------------------------------------------------------------
+
+
+def test_summary_arithmetic_follows_nccl_tests():
+    coll = ops.get("all_reduce")
+    case = Case(coll, torch.float32, "sum", 4 << 20, 1 << 20, "torch")
+    gathered = [([1e-3, 3e-3], 0), ([2e-3, 4e-3], 2)]  # rank 1 slower, with 2 wrong elements
+    row = report.summarize_samples(case, 0, True, gathered, average=1)
+    assert row.samples_s == pytest.approx([1.5e-3, 3.5e-3]) and row.time_s == pytest.approx(2.5e-3)
+    assert row.algbw == pytest.approx((4 << 20) / 2.5e-3)
+    assert row.busbw == pytest.approx(row.algbw * 2 * (2 - 1) / 2)
+    assert row.wrong == 2 and row.slowest_rank == 1 and row.max_s == 4e-3 and row.root == -1
+    assert row.p50_s == pytest.approx(np.percentile([1e-3, 2e-3, 3e-3, 4e-3], 50))
+    assert report.summarize_samples(case, 0, True, gathered, average=0).time_s == pytest.approx(2e-3)
+    assert report.summarize_samples(case, 0, True, gathered, average=2).time_s == pytest.approx(2e-3)
+    assert report.summarize_samples(case, 0, True, gathered, average=3).time_s == pytest.approx(3e-3)
+    line = report.format_line(row, None, checked=True)
+    assert line.split()[:6] == ["4194304", "1048576", "fp32", "sum", "-1", "torch"] and "n/a" in line
+
+
+# ---- launchers --------------------------------------------------------------------------------
+
+
+def test_discover_torchrun_slurm_and_mpi():
+    torchrun = {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "4",
+                "MASTER_ADDR": "n0", "MASTER_PORT": "29400"}  # fmt: skip
+    assert launch.discover(torchrun) == launch.RankEnv(3, 8, 1, 4, "n0", 29400, "torchrun")
+    slurm = {"SLURM_PROCID": "5", "SLURM_STEP_NUM_TASKS": "16", "SLURM_LOCALID": "1",
+             "SLURM_STEP_NODELIST": "gpu[07-08,11],cpu1", "SLURM_JOB_ID": "123456",
+             "SLURM_STEP_TASKS_PER_NODE": "8(x2)"}  # fmt: skip
+    assert launch.discover(slurm) == launch.RankEnv(5, 16, 1, 8, "gpu07", 20000 + 123456 % 20000, "slurm")
+    ompi = {"OMPI_COMM_WORLD_RANK": "2", "OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_LOCAL_RANK": "0",
+            "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "MASTER_ADDR": "h0"}  # fmt: skip
+    assert launch.discover(ompi) == launch.RankEnv(2, 4, 0, 2, "h0", 29500, "mpi")
+    mpich = {"PMI_RANK": "1", "PMI_SIZE": "2", "MASTER_ADDR": "h0", "MASTER_PORT": "1234"}
+    assert launch.discover(mpich).rank == 1 and launch.discover(mpich).master_port == 1234
+    with pytest.raises(ValueError, match="set MASTER_ADDR"):
+        launch.discover({"PMI_RANK": "1", "PMI_SIZE": "2"})
+    with pytest.raises(ValueError, match="RANK='x' is not an integer"):
+        launch.discover({"RANK": "x", "WORLD_SIZE": "2"})
+    assert launch.discover({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) is None  # a one-task job
+    assert launch.discover({}) is None
+
+
+@pytest.mark.parametrize(
+    "nodelist,host",
+    [
+        ("node1", "node1"),
+        ("gpu[01-04]", "gpu01"),
+        ("a[3,5-7],b2", "a3"),
+        ("rack1-n[009-010]x", "rack1-n009x"),
+    ],
+)
+def test_first_slurm_host(nodelist, host):
+    assert launch.first_slurm_host(nodelist) == host
+
+
+# ---- the command line: bad input gives one line and exit 2 -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["-b", "12Q"], "size '12Q' is not a byte count"),
+        (["-e", "-1"], "size '-1'"),
+        (["-n", "0"], "expected a positive integer"),
+        (["-T", "soon"], "expected a positive number of seconds"),
+        (["--min-busbw", "fast"], "expected a bandwidth in GB/s >= 0, got 'fast'"),
+        (["-w", "-1"], "expected an integer >= 0, got '-1'"),
+    ],
+)
+def test_argparse_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        collective_main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["all_gather", "--impl", "shm", "--nproc", "2"], "--impl shm applies to all_reduce only"),
+        (["--impl", "nope", "--nproc", "2"], "unknown all_reduce backend 'nope'"),
+        (["--impl", "shm", "-d", "fp64", "--nproc", "2"], "--impl shm does not support -d fp64"),
+        (["-d", "fp8", "--nproc", "2"], "unknown dtype 'fp8'"),
+        (["-o", "prod", "--nproc", "2"], "-o prod: unknown reduction"),
+        (["broadcast", "-r", "2", "--nproc", "2"], "--root 2 is not a rank"),
+        (["sendrecv"], "sendrecv needs at least 2 ranks"),
+        (["-b", "1M", "-e", "8"], "smaller than minbytes"),
+        (["-G", "2", "--device", "cpu"], "--cudagraph needs --device cuda"),
+        (["bcast", "--nproc", "2"], "unknown collective 'bcast'"),
+    ],
+)
+def test_bad_plans_exit_2_with_one_line(argv, message, capsys, tmp_path):
+    assert collective_main([*argv, "--json", str(tmp_path / "r.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "r.jsonl").exists()
