@@ -6,7 +6,11 @@
 #include <cuda_runtime.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <string>
+#include <utility>
+
+#include "cuda/matmul.h"
 
 namespace py = pybind11;
 
@@ -32,6 +36,24 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("build_info", &build_info, "CUDA runtime version compiled against and loaded.");
 
   // ---- matmul (csrc/cuda/matmul.h) ----
+  // gemm_f16 / gemm_bf16(m, n, k, a, a_stride_row, a_stride_col, b, b_stride_row, b_stride_col, c, ldc,
+  // stream): device addresses, element strides, C row-major; launches on the stream and returns.
+  for (const auto& entry : {std::pair{"gemm_f16", zhisuan::GemmType::f16}, std::pair{"gemm_bf16", zhisuan::GemmType::bf16}}) {
+    const zhisuan::GemmType type = entry.second;
+    m.def(
+        entry.first,
+        [type](std::int64_t rows, std::int64_t cols, std::int64_t inner, std::uintptr_t a, std::int64_t sa0, std::int64_t sa1,
+               std::uintptr_t b, std::int64_t sb0, std::int64_t sb1, std::uintptr_t c, std::int64_t ldc,
+               std::uintptr_t stream) {
+          py::gil_scoped_release release;
+          zhisuan::gemm_tensor_core(type, rows, cols, inner, a, sa0, sa1, b, sb0, sb1, c, ldc,
+                                    reinterpret_cast<cudaStream_t>(stream));
+        },
+        "C = A @ B on the tensor cores (mma.sync), fp32 accumulation; see csrc/cuda/matmul.h.");
+  }
+  m.def("gemm_operand_problem", &zhisuan::gemm_operand_problem, py::arg("ptr"), py::arg("rows"), py::arg("cols"),
+        py::arg("stride_row"), py::arg("stride_col"), py::arg("element_size"),
+        "Empty when the GEMM reads this operand in place, else why not (then pass an aligned copy).");
 
   // ---- ipc all-reduce (csrc/cuda/ipc_allreduce.h) ----
 }
