@@ -1,0 +1,57 @@
+"""`zhisuan report RESULTS... [--html FILE] [--markdown FILE] [--out-dir DIR]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_DIR = "zhisuan-report"
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="turn result files into a readable HTML page and Markdown, with plots",
+        description="Read JSON Lines results of any kind (kernel runs, collectives, validation) and write "
+        "one self-contained HTML page (plots embedded) and the same content as Markdown (plots as PNG "
+        f"files beside it). Without --html or --markdown, both go to {DEFAULT_DIR}/.",
+    )
+    p.add_argument("results", nargs="+", help="JSON Lines result files or directories of *.jsonl")
+    p.add_argument("--html", help="write the HTML page here")
+    p.add_argument("--markdown", help="write the Markdown here (figures in <name>-figures/ beside it)")
+    p.add_argument("--out-dir", help=f"write report.html and report.md here (default: {DEFAULT_DIR})")
+    p.add_argument("--title", default="zhisuan report", help="the report's title")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from bench import display
+    from bench.cli import UsageError
+    from bench.report.doc import Banner
+    from bench.report.document import build_document
+    from bench.report.load import load_results
+    from bench.report.output import prepare_target, write_html, write_markdown
+
+    if args.out_dir and (args.html or args.markdown):
+        raise UsageError("--out-dir writes both forms; give it, or --html/--markdown, not both")
+    for path, what in ((args.html, "--html"), (args.markdown, "--markdown")):
+        if path:
+            prepare_target(path, what)  # refuse a bad output path before the work of drawing
+    results = load_results(args.results)
+    doc = build_document(results, args.results, title=args.title)
+    written = []
+    try:
+        if args.html or args.markdown:
+            written += [write_html(doc, args.html)] if args.html else []
+            written += [write_markdown(doc, args.markdown)] if args.markdown else []
+        else:
+            out = Path(args.out_dir or DEFAULT_DIR)
+            written = [write_html(doc, out / "report.html"), write_markdown(doc, out / "report.md")]
+    except OSError as exc:
+        raise ValueError(f"cannot write the report: {exc}") from None
+    banner = next((b for b in doc.blocks if isinstance(b, Banner)), None)
+    if banner is not None:
+        display.console.print(f"verdict: {banner.verdict} ({banner.headline})")
+    display.console.print(f"{len(results)} results, {len(doc.figures())} figures")
+    for path in written:
+        display.console.print(f"report: {path}")
+    return 0

@@ -1,0 +1,88 @@
+"""The Document as Markdown (GitHub flavour): the same blocks as the HTML page, figures as PNG files
+written beside the .md and linked by relative path."""
+
+from __future__ import annotations
+
+import re
+
+from bench.report.doc import (
+    Banner,
+    Block,
+    Cell,
+    Document,
+    Figure,
+    Heading,
+    Metrics,
+    Table,
+    Text,
+    verdict_tone,
+)
+
+SYMBOLS = {"ok": "✅", "warn": "⚠️", "fail": "❌", "skip": "⏭️", "muted": "❔"}
+
+
+def figure_file_names(doc: Document) -> dict[int, str]:
+    """A unique, readable file name per figure: '03-roofline-fp32-amd-epyc.png', keyed by id()."""
+    names = {}
+    for index, figure in enumerate(doc.figures(), start=1):
+        slug = re.sub(r"[^a-z0-9]+", "-", figure.name.lower()).strip("-")[:60] or "figure"
+        names[id(figure)] = f"{index:02d}-{slug}.png"
+    return names
+
+
+def _escape(text: str) -> str:
+    """Table-cell text: a pipe would end the cell, a newline the row."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _cell(cell: Cell) -> str:
+    text = _escape(cell.text)
+    if cell.text in ("PASS", "WARN", "FAIL", "SKIP", "UNKNOWN") and cell.tone:
+        return f"{SYMBOLS[cell.tone]} **{text}**"
+    return f"**{text}**" if cell.tone == "fail" and text else text
+
+
+def _table(table: Table) -> str:
+    head = "| " + " | ".join(_escape(c.name) for c in table.columns) + " |"
+    rule = "|" + "|".join("---:" if c.numeric else "---" for c in table.columns) + "|"
+    rows = ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows]
+    caption = f"\n\n*{table.caption}*" if table.caption else ""
+    return "\n".join([head, rule, *rows]) + caption
+
+
+def _banner(banner: Banner) -> str:
+    tone = verdict_tone(banner.verdict)
+    counts = " · ".join(f"{n} {v}" for v, n in banner.counts.items())
+    lines = [f"## {SYMBOLS[tone]} Verdict: {banner.verdict}", "", f"**{banner.headline}** — {counts}", ""]
+    lines += [f"- {d}" for d in banner.details]
+    return "\n".join(lines)
+
+
+def _metrics(metrics: Metrics) -> str:
+    rows = [f"| {_escape(m.label)} | **{_escape(m.value)}** | {_escape(m.note)} |" for m in metrics.items]
+    return "\n".join(["| figure | value | what it is |", "|---|---:|---|", *rows])
+
+
+def _block(block: Block, folder: str, names: dict[int, str]) -> str:
+    if isinstance(block, Heading):
+        return "#" * block.level + " " + block.text
+    if isinstance(block, Text):
+        return f"**{block.text}**" if block.tone in ("fail", "warn") else block.text
+    if isinstance(block, Table):
+        return _table(block)
+    if isinstance(block, Figure):
+        link = f"![{block.alt}]({folder}/{names[id(block)]})"
+        return link + (f"\n\n*{block.caption}*" if block.caption else "")
+    if isinstance(block, Banner):
+        return _banner(block)
+    if isinstance(block, Metrics):
+        return _metrics(block)
+    raise TypeError(f"block: no Markdown form for {type(block).__name__}")
+
+
+def render_markdown(doc: Document, folder: str) -> tuple[str, dict[str, bytes]]:
+    """The Markdown text, and the figure files it links to ({file name: PNG bytes}) inside `folder`."""
+    names = figure_file_names(doc)
+    parts = [f"# {doc.title}", f"*{doc.subtitle}*"] + [_block(b, folder, names) for b in doc.blocks]
+    files = {names[id(f)]: f.png for f in doc.figures()}
+    return "\n\n".join(parts) + "\n", files

@@ -1,0 +1,1 @@
+"""One module per kind of result; each turns its results into report blocks."""
