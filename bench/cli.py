@@ -13,7 +13,7 @@ import importlib
 import sys
 from pathlib import Path
 
-COMMAND_MODULES: list[str] = ["bench.compare_cli", "bench.history_cli", "bench.report.cli"]
+COMMAND_MODULES: list[str] = ["bench.compare_cli", "bench.history_cli", "bench.report.cli", "bench.validate.cli"]
 
 
 class UsageError(ValueError):

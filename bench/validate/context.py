@@ -1,0 +1,287 @@
+"""What every check gets: the device, the plan, the thresholds, the rank, and the shared steps of a
+check (a record to fill, check-then-time, the verdict against a threshold).
+
+Test hook: ZHISUAN_VALIDATE_TEST_SLOW_RANK=R makes rank R a straggler, as a device running at a
+third of its speed would be: every timed call does its work, then sleeps twice as long as the work
+took (sleeping, so the other ranks on the same host keep their cores). The cluster view must flag it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from bench import metrics, specs, timing
+from bench.results import Result
+from bench.validate.levels import Plan
+from bench.validate.telemetry import reader_for
+from bench.validate.thresholds import Rule, Thresholds, judge
+from bench.workloads.base import max_abs_error
+from kernels import registry
+
+SLOW_RANK_ENV = "ZHISUAN_VALIDATE_TEST_SLOW_RANK"
+SLOW_FACTOR = 3
+UNIT_SCALE = {"GB/s": 1e9, "TB/s": 1e12, "GFLOP/s": 1e9, "TFLOP/s": 1e12}
+
+
+# The keys every check's record carries in extra (the contract in bench/validate/__init__.py).
+RECORD_KEYS = frozenset(
+    {
+        "check",
+        "verdict",
+        "value",
+        "unit",
+        "threshold",
+        "reason",
+        "host",
+        "rank",
+        "world",
+        "sizes",
+        "telemetry",
+    }
+)
+
+
+class CheckFailed(Exception):
+    """A check's output is wrong: the check's verdict is FAIL and nothing is timed."""
+
+
+@dataclass
+class CheckContext:
+    device: specs.Device
+    plan: Plan
+    thresholds: Thresholds
+    run_id: str
+    env: dict
+    rank: int = 0
+    world: int = 1
+    local_world: int = 1
+    dist: object = None  # bench.collectives.driver.RankContext when the ranks form a process group
+    # should_stop(local): True on every rank once any rank asks (Ctrl-C, or local=True there).
+    # A collective call in cluster mode: every rank calls it at the same points.
+    should_stop: Callable[..., bool] = lambda local=False: local
+    progress: object = None  # bench.collectives.launch.Progress: steps and collective calls, for the watchdog
+    host: str = field(default_factory=socket.gethostname)
+
+    def __post_init__(self):
+        if self.progress is None:
+            from bench.collectives.launch import Progress
+
+            self.progress = Progress()
+        self.telemetry = reader_for(self.device)
+        slow = os.environ.get(SLOW_RANK_ENV)
+        self.slow = slow is not None and slow.strip() == str(self.rank)
+
+    @property
+    def kind(self) -> str:
+        return self.device.kind
+
+    @property
+    def chip_id(self) -> str | None:
+        return self.device.spec.id if self.device.spec else None
+
+    def step(self, label: str) -> None:
+        """Tell the watchdog which step this rank starts."""
+        self.progress.step(label)
+
+    def flop_unit(self) -> tuple[str, float]:
+        """The unit FLOP/s are reported in on this device: GFLOP/s on CPUs, TFLOP/s on GPUs."""
+        return ("GFLOP/s", 1e9) if self.kind == "cpu" else ("TFLOP/s", 1e12)
+
+    def record(self, op: str, title: str, *, backend: str = "-", shape: dict | None = None,
+               dtype: str = "") -> Result:  # fmt: skip
+        result = Result(
+            kind="validate",
+            op=op,
+            backend=backend,
+            shape=dict(shape or {}),
+            dtype=dtype,
+            device=self.device.torch_device,
+            device_name=self.device.name,
+            env=self.env,
+            run_id=self.run_id,
+        )
+        result.extra.update(
+            check=title, host=self.host, rank=self.rank, world=self.world, sizes=self.plan.sizes
+        )
+        return result
+
+    def runnable_backends(self, op: str, dtype: torch.dtype) -> tuple[list, dict[str, str]]:
+        """(registry backends of op that run dtype here and now, {backend: why not}).
+
+        At a level that runs the vendor's only (quick on a GPU), the others are listed as skipped;
+        a backend that runs in an interpreter here is skipped too (its times mean nothing).
+        """
+        chosen, skipped = [], {}
+        for backend in registry.registered(op).values():
+            if not self.plan.all_backends and not backend.baseline:
+                skipped[backend.name] = f"{self.plan.level} level runs the vendor's backend only"
+                continue
+            reason = backend.why_not(self.kind, dtype)
+            if reason is None and backend.interpreted(self.kind):
+                reason = "runs in an interpreter here: its times mean nothing"
+            if reason:
+                skipped[backend.name] = reason
+            else:
+                chosen.append(backend)
+        return chosen, skipped
+
+    def rule(self, check: str, dtype: str) -> Rule | None:
+        return self.thresholds.find(self.chip_id, self.kind, check, dtype)
+
+    # ---- timing ---------------------------------------------------------------------------------
+
+    def timed(self, fn: Callable[[], object]) -> Callable[[], object]:
+        """fn as the timer should run it (SLOW_FACTOR times slower on the test hook's slow rank)."""
+        if not self.slow:
+            return fn
+        device = self.device.torch_device
+
+        def slowed():
+            start = time.perf_counter()
+            out = fn()
+            timing.synchronize(device)
+            time.sleep((SLOW_FACTOR - 1) * (time.perf_counter() - start))
+            return out
+
+        return slowed
+
+    def time(self, fn: Callable[[], object], *, flush: bool = True) -> list[float]:
+        """Samples of fn under this level's time budget, caches flushed between samples."""
+        plan = timing.TimingPlan(time_budget_s=self.plan.time_budget_s)
+        flush_bytes = 2 * self.device.cache_bytes if flush and self.plan.flush else 0
+        return timing.measure(
+            self.timed(fn), device=self.device.torch_device, plan=plan, flush_bytes=flush_bytes
+        )
+
+    def check_then_time(self, result: Result, fn: Callable[[], torch.Tensor], reference: torch.Tensor,
+                        tolerance: float, rule_text: str, math_dtype: str | None) -> None:  # fmt: skip
+        """Run fn once and compare with the reference; only if it agrees, time it and fill the rates.
+
+        Raises CheckFailed (after filling result.check) when the output is wrong.
+        """
+        err = max_abs_error(fn(), reference)
+        passed = err == err and err <= tolerance  # NaN never passes
+        result.check = {
+            "max_abs_err": err,
+            "tolerance": tolerance,
+            "passed": passed,
+            "reference": "float64",
+            "rule": rule_text,
+        }
+        if not passed:
+            result.status = "check-failed"
+            result.error = f"max abs error {err:.3g} exceeds the bound {tolerance:.3g}"
+            raise CheckFailed(result.error)
+        metrics.fill_timing(result, self.time(fn))
+        metrics.fill_rates(result, self.device, math_dtype)
+
+    # ---- verdicts -------------------------------------------------------------------------------
+
+    def basis_figure(self, rule: Rule, dtype: str, *, copyto: float | None = None,
+                     burst: float | None = None) -> tuple[float | None, str]:  # fmt: skip
+        """(the basis in the check's own unit scale, its description) for a rule; None when unknown.
+
+        FLOP figures come back in FLOP/s, bandwidth in bytes/s (a 'value' rule's figure too).
+        """
+        if rule.basis == "datasheet":
+            if dtype == "bandwidth":
+                fig = self.device.peak_bandwidth()
+                if fig is None:
+                    return None, f"no datasheet memory bandwidth for {self.device.name}"
+                return fig.value * 1e12, f"datasheet {fig.value:g} TB/s [{fig.status}]"
+            fig = self.device.peak(dtype)
+            if fig is None:
+                why = self.device.why_no_peak or f"no datasheet {dtype} peak for {self.device.name}"
+                return None, why
+            return fig.value * 1e12, f"datasheet {dtype} {fig.value:g} TFLOP/s [{fig.status}]"
+        if rule.basis == "measured-fma":
+            measured = specs.measured_peak_flops(self.device, dtype)
+            if not measured:
+                return None, f"no measured {dtype} FMA peak (kernels._C's probe is unavailable)"
+            unit, scale = self.flop_unit()
+            return measured, f"measured {dtype} FMA peak {measured / scale:.4g} {unit} (kernels._C probe)"
+        if rule.basis == "copyto":
+            if copyto is None:
+                return None, "numpy.copyto was not measured"
+            return copyto, f"numpy.copyto {copyto / 1e9:.4g} GB/s, same size, this run"
+        if rule.basis == "burst":
+            if burst is None:
+                return None, "no burst figure"
+            return burst, "burst (best of the first windows)"
+        if rule.unit not in UNIT_SCALE:
+            return None, f"threshold unit {rule.unit!r} is not one of {', '.join(UNIT_SCALE)}"
+        return rule.reference * UNIT_SCALE[rule.unit], f"{rule.reference:g} {rule.unit}"
+
+    def judge(self, result: Result, *, value: float, unit: str, rule: Rule | None, basis: float | None,
+              basis_text: str, scale: float = 1.0, reason: str = "") -> None:  # fmt: skip
+        """Fill the verdict fields of result.extra: value (in unit) against the rule's fractions of basis.
+
+        value and basis share one scale (e.g. both in FLOP/s); `scale` turns them into `unit`.
+        No rule or no basis: WARN, because a figure that cannot be judged has not been validated.
+        """
+        extra = result.extra
+        extra.update(value=value / scale, unit=unit)
+        if rule is None:
+            extra.update(
+                verdict="WARN",
+                threshold=None,
+                reason=f"no threshold for this chip and check; {reason}".rstrip("; "),
+            )
+            return
+        threshold = {
+            "pass": rule.pass_fraction,
+            "warn": rule.warn_fraction,
+            "basis": f"fraction of {basis_text}",
+            "reference": None if basis is None else basis / scale,
+            "compare": ">=",
+            "source": rule.source,
+        }
+        if basis is None:
+            extra.update(verdict="WARN", threshold=threshold, reason=f"cannot judge: {basis_text}")
+            return
+        ratio = value / basis
+        verdict = judge(ratio, rule)
+        reason = "; ".join(p for p in (reason, self.busy_note()) if p)
+        text = f"{100 * ratio:.1f}% of the basis (pass >= {100 * rule.pass_fraction:g}%, warn >= {100 * rule.warn_fraction:g}%)"
+        extra.update(
+            verdict=verdict,
+            threshold=threshold,
+            ratio=ratio,
+            reason="; ".join(p for p in (text, reason) if p),
+        )
+
+    def busy_note(self) -> str:
+        """On a CPU, a note when other work competes for the cores (the load average exceeds them)."""
+        if self.kind != "cpu":
+            return ""
+        try:
+            with open("/proc/loadavg") as fh:
+                load = float(fh.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return ""
+        cores = specs.cpu_cores()
+        if load <= cores + 0.5:
+            return ""
+        return f"host busy: load average {load:.1f} on {cores} cores, other work lowers this figure"
+
+    def fail(self, result: Result, reason: str, *, unit: str = "", status: str | None = None) -> Result:
+        result.extra.update(verdict="FAIL", value=None, unit=unit, threshold=None, reason=reason)
+        if status:
+            result.status = status
+            result.error = result.error or reason
+        return result
+
+    def skip(self, result: Result, reason: str) -> Result:
+        result.extra.update(verdict="SKIP", value=None, unit="", threshold=None, reason=reason)
+        return self.finish(result)
+
+    def finish(self, result: Result) -> Result:
+        """Attach the device's telemetry, read right after the measurement."""
+        result.extra["telemetry"] = self.telemetry.read()
+        return result

@@ -1,0 +1,167 @@
+"""Memory bandwidth: STREAM copy, scale, add and triad (numba), bytes read + written per second.
+
+Arrays of fp64, each at least 4x the last-level cache (CPU) or L2 (GPU) and never below 64 MiB /
+1 GiB, so every pass streams from memory; no cache flush is needed between samples. Each kernel's
+output is compared with numpy's (CPU) or torch's (GPU) on the same inputs before it is timed.
+
+CPU: judged against numpy.copyto of the same array size, measured right before each kernel (a CPU
+has no datasheet bandwidth; copyto is what a plain memory copy achieves on this host now). GPU: against the
+datasheet memory bandwidth; torch's device-to-device copy_ is measured beside it for reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from bench import metrics
+from bench.validate import levels, stream_cpu, stream_gpu
+from bench.validate.context import CheckContext
+
+KERNELS = ("copy", "scale", "add", "triad")
+TITLES = {
+    "copy": "STREAM copy bandwidth",
+    "scale": "STREAM scale bandwidth",
+    "add": "STREAM add bandwidth",
+    "triad": "STREAM triad bandwidth",
+}
+# numpy / torch round s*c before adding; a fused multiply-add (the CUDA compiler contracts by
+# default) rounds once: the two differ by at most one rounding of each, 2^-52 relative here.
+TRIAD_RTOL = 2.0**-51
+
+
+def compare(name: str, got, want) -> tuple[float, float]:
+    """(max relative error, its bound): copy, scale and add are exact; triad within one rounding."""
+    got, want = np.asarray(got), np.asarray(want)
+    err = float(np.max(np.abs(got - want) / np.abs(want))) if want.size else 0.0
+    return err, TRIAD_RTOL if name == "triad" else 0.0
+
+
+def _record(ctx: CheckContext, name: str, n: int, backend: str):
+    result = ctx.record(f"stream-{name}", TITLES[name], backend=backend, shape={"n": n}, dtype="fp64")
+    result.bytes = float(stream_cpu.BYTES_PER_ELEMENT[name] * n)
+    return result
+
+
+def _verdict(ctx: CheckContext, result, copyto_bps: float | None) -> None:
+    rule = ctx.rule(result.op, "fp64")
+    basis, text = ctx.basis_figure(rule, "bandwidth", copyto=copyto_bps) if rule else (None, "")
+    ctx.judge(result, value=result.bytes_per_s, unit="GB/s", rule=rule, basis=basis, basis_text=text, scale=1e9,
+              reason=result.extra.get("note", ""))  # fmt: skip
+
+
+def _measure(ctx: CheckContext, result, fn, check, extra: dict, copyto_bps: float | None):
+    """Run once, check, and only then time and judge; a wrong output is a FAIL with nothing timed."""
+    result.extra.update(extra)
+    fn()
+    err, bound = check()
+    passed = err <= bound
+    result.check = {"max_abs_err": err, "tolerance": bound, "passed": passed, "reference": "numpy/torch",
+                    "rule": "relative error: exact for copy/scale/add, one rounding for triad"}  # fmt: skip
+    if not passed:
+        result.status, result.error = "check-failed", f"max relative error {err:.3g} exceeds {bound:.3g}"
+        return ctx.finish(ctx.fail(result, f"wrong output: {result.error}", unit="GB/s"))
+    metrics.fill_timing(result, ctx.time(fn, flush=False))
+    metrics.fill_rates(result, ctx.device, None)
+    _verdict(ctx, result, copyto_bps)
+    return ctx.finish(result)
+
+
+def copyto_bandwidth(ctx: CheckContext, source: np.ndarray) -> float:
+    """Bytes/s (read + written) of numpy.copyto of source into a new array of its size: a memcpy."""
+    destination = np.empty_like(source)
+    np.copyto(destination, source)
+    if not np.array_equal(destination, source):
+        raise RuntimeError("numpy.copyto produced a different array: memory is corrupting data")
+    samples = ctx.time(lambda: np.copyto(destination, source), flush=False)
+    return 2.0 * source.nbytes / float(np.median(samples))
+
+
+def torch_copy_bandwidth(ctx: CheckContext, source: torch.Tensor) -> float:
+    """Bytes/s (read + written) of torch's device-to-device copy_ of source (for reference)."""
+    destination = torch.empty_like(source)
+    samples = ctx.time(lambda: destination.copy_(source), flush=False)
+    return 2.0 * source.numel() * source.element_size() / float(np.median(samples))
+
+
+def run_cpu(ctx: CheckContext) -> list:
+    array_bytes = levels.stream_array_bytes(ctx.plan, "cpu", ctx.device.cache_bytes)
+    n = array_bytes // 8
+    if stream_cpu.NUMBA_MISSING:
+        return [ctx.skip(_record(ctx, k, n, "numba"), stream_cpu.NUMBA_MISSING) for k in KERNELS]
+    ctx.step("stream: allocating and compiling")
+    arrays = stream_cpu.CpuStream(n, threads=torch.get_num_threads())
+    extra = {
+        "array_bytes": 8 * n,
+        "cache_bytes": ctx.device.cache_bytes,
+        "past_cache": 8 * n >= levels.STREAM_CACHE_MULTIPLE * ctx.device.cache_bytes,
+        "threads": torch.get_num_threads(),
+    }
+    if not extra["past_cache"]:
+        extra["note"] = "test sizes: arrays fit in cache, not a memory measurement"
+    records = []
+    for name in KERNELS:
+        ctx.step(f"stream {name}")
+        # numpy.copyto measured right before each kernel, so both see the same host conditions.
+        copyto_bps = copyto_bandwidth(ctx, arrays.a)
+        extra = dict(extra, copyto_gbps=copyto_bps / 1e9)
+        result = _record(ctx, name, n, "numba")
+        target, expected = arrays.expected(name)
+        check = lambda t=target, e=expected, k=name: compare(k, t, e)  # noqa: E731
+        records.append(_measure(ctx, result, arrays.kernel(name), check, extra, copyto_bps))
+        del expected, check
+    return records
+
+
+def run_gpu(ctx: CheckContext) -> list:
+    array_bytes = levels.stream_array_bytes(ctx.plan, "cuda", ctx.device.cache_bytes)
+    n = array_bytes // 8
+    missing = stream_gpu.toolchain_missing()
+    if missing:
+        return [ctx.skip(_record(ctx, k, n, "numba.cuda"), missing) for k in KERNELS]
+    from numba import cuda
+
+    device = torch.device(ctx.device.torch_device)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(5)
+    a, b, c = (torch.rand(n, dtype=torch.float64, device=device, generator=gen) + 1.0 for _ in range(3))
+    views = [cuda.as_cuda_array(t) for t in (a, b, c)]
+    stream = cuda.external_stream(torch.cuda.current_stream(device).cuda_stream)
+    blocks = stream_gpu.blocks_for(n, ctx.device.properties.get("sm_count"))
+    scalar = 3.0
+    torch_copy_bps = torch_copy_bandwidth(ctx, a)
+    extra = {
+        "array_bytes": 8 * n,
+        "cache_bytes": ctx.device.cache_bytes,
+        "past_cache": 8 * n >= levels.STREAM_CACHE_MULTIPLE * ctx.device.cache_bytes,
+        "torch_copy_gbps": torch_copy_bps / 1e9,
+        "blocks": blocks,
+        "threads_per_block": stream_gpu.THREADS_PER_BLOCK,
+    }
+    expected_of = {
+        "copy": lambda: (c, a.clone()),
+        "scale": lambda: (b, scalar * c),
+        "add": lambda: (c, a + b),
+        "triad": lambda: (a, b + scalar * c),
+    }
+    records = []
+    for name in KERNELS:
+        ctx.step(f"stream {name}")
+        result = _record(ctx, name, n, "numba.cuda")
+        target, expected = expected_of[name]()
+
+        def fn(name=name):
+            stream_gpu.launch(name, *views, scalar, blocks=blocks, stream=stream)
+
+        def check(target=target, expected=expected, name=name):
+            torch.cuda.synchronize(device)
+            err = float(((target - expected).abs() / expected.abs()).max())
+            return err, TRIAD_RTOL if name == "triad" else 0.0
+
+        records.append(_measure(ctx, result, fn, check, extra, None))
+        del expected
+    return records
+
+
+def run(ctx: CheckContext) -> list:
+    return run_cpu(ctx) if ctx.kind == "cpu" else run_gpu(ctx)

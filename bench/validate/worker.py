@@ -1,0 +1,33 @@
+"""Entry point of a rank spawned by `zhisuan validate --nproc N` (python -m bench.validate.worker).
+
+The parent passes the options (JSON) and the write end of the watchdog's pipe in the environment,
+and the rank's identity in torchrun's variables. A rank that fails prints one line and exits 3, which
+the watchdog reports with the rank's name (exit codes 0-2 are a finished run's verdicts).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+EXIT_CRASH = 3
+
+
+def main() -> int:
+    from bench.collectives import launch
+    from bench.validate.session import Options, run_rank
+    from bench.validate.spawn import OPTIONS_ENV
+
+    options = Options(**json.loads(os.environ[OPTIONS_ENV]))
+    progress = launch.PipeProgress(int(os.environ[launch.PROGRESS_FD_ENV]))
+    env = launch.discover()
+    try:
+        return run_rank(options, env, progress)
+    except Exception as exc:
+        print(f"zhisuan validate: rank {env.rank}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_CRASH
+
+
+if __name__ == "__main__":
+    sys.exit(main())

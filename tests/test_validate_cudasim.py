@@ -1,0 +1,78 @@
+"""The numba.cuda STREAM kernels under numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1), in a
+subprocess (the simulator must be chosen before numba.cuda is imported). Grids smaller than the
+arrays, so the grid-stride loops are exercised. What this cannot show: speed, or the launch on a
+torch stream; those run only on a GPU."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from bench.validate import stream_gpu
+
+SCRIPT = textwrap.dedent(
+    """
+    import numpy as np
+    from numba import config, cuda
+    from bench.validate import stream_gpu
+
+    assert config.ENABLE_CUDASIM and cuda.is_available()  # the simulator stands in for the GPU
+    s = 3.0
+    for n in (1, 7, 97):
+        rng = np.random.default_rng(n)
+        a, b, c = (rng.random(n) + 1.0 for _ in range(3))
+        da, db, dc = (cuda.to_device(x) for x in (a, b, c))
+        for name in ("copy", "scale", "add", "triad"):
+            stream_gpu.launch(name, da, db, dc, s, blocks=2, threads=16)
+            if name == "copy":
+                c = a.copy()
+                got, want = dc.copy_to_host(), c
+            elif name == "scale":
+                b = s * c
+                got, want = db.copy_to_host(), b
+            elif name == "add":
+                c = a + b
+                got, want = dc.copy_to_host(), c
+            else:
+                a = b + s * c
+                got, want = da.copy_to_host(), a
+            err = np.max(np.abs(got - want) / np.abs(want))
+            assert err <= (2.0**-52 if name == "triad" else 0.0), (n, name, err)
+    print("ok")
+    """
+)
+
+
+def test_stream_kernels_under_the_cuda_simulator():
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("ok")
+
+
+def test_grid_size():
+    assert stream_gpu.blocks_for(1, 132) == 1
+    assert stream_gpu.blocks_for(1000, None) == 4
+    assert stream_gpu.blocks_for(1 << 27, 132) == 132 * stream_gpu.BLOCKS_PER_SM
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_stream_check_on_a_real_gpu(monkeypatch):
+    from bench import specs
+    from bench.validate import stream
+    from bench.validate.context import CheckContext
+    from bench.validate.levels import TEST_SIZES_ENV, plan_for
+    from bench.validate.thresholds import load
+
+    monkeypatch.setenv(TEST_SIZES_ENV, "tiny")
+    ctx = CheckContext(
+        device=specs.detect("cuda"), plan=plan_for("quick", "cuda"), thresholds=load(), run_id="t", env={}
+    )
+    for r in stream.run(ctx):
+        assert r.check["passed"] and r.bytes_per_s > 0, r.extra
