@@ -59,6 +59,7 @@ def test_default_rules_resolve_most_specific_first():
     assert generic.pass_fraction == 0.60 and "gpu" in generic.chips
     cpu = rules.find("cpu", "cpu", "stream-triad", "fp64")
     assert cpu.basis == "copyto" and cpu.pass_fraction == 0.80
+    assert rules.find("cpu", "cpu", "attention", "fp32").pass_fraction == 0.40
     assert rules.find("cpu", "cpu", "matmul", "bf16") is None  # no CPU bf16 rule: unjudged, not guessed
     assert rules.find(None, "cuda", "burn-in", "bf16").basis == "burst"
     assert rules.margin_pct == 5.0

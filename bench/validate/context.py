@@ -216,7 +216,7 @@ class CheckContext:
             return burst, "burst (best of the first windows)"
         if rule.unit not in UNIT_SCALE:
             return None, f"threshold unit {rule.unit!r} is not one of {', '.join(UNIT_SCALE)}"
-        return rule.reference * UNIT_SCALE[rule.unit], f"{rule.reference:g} {rule.unit}"
+        return rule.reference * UNIT_SCALE[rule.unit], f"the reference {rule.reference:g} {rule.unit}"
 
     def judge(self, result: Result, *, value: float, unit: str, rule: Rule | None, basis: float | None,
               basis_text: str, scale: float = 1.0, reason: str = "") -> None:  # fmt: skip
@@ -248,7 +248,7 @@ class CheckContext:
         ratio = value / basis
         verdict = judge(ratio, rule)
         reason = "; ".join(p for p in (reason, self.busy_note()) if p)
-        text = f"{100 * ratio:.1f}% of the basis (pass >= {100 * rule.pass_fraction:g}%, warn >= {100 * rule.warn_fraction:g}%)"
+        text = f"{100 * ratio:.1f}% of {basis_text} (pass >= {100 * rule.pass_fraction:g}%, warn >= {100 * rule.warn_fraction:g}%)"
         extra.update(
             verdict=verdict,
             threshold=threshold,

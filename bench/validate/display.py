@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from bench.display import console, err_console, short_shape
@@ -41,7 +42,7 @@ def announce(ctx, members, path: str) -> None:
         if len(members) > 1
         else ctx.device.torch_device
     )
-    sizes = " [test sizes]" if ctx.plan.sizes == "test" else ""
+    sizes = r" \[test sizes]" if ctx.plan.sizes == "test" else ""  # \[ : a literal bracket in rich markup
     err_console.print(
         f"zhisuan validate --level {ctx.plan.level}{sizes}: {', '.join(names)} ({where}); results: {path}"
     )
@@ -50,7 +51,9 @@ def announce(ctx, members, path: str) -> None:
 def progress(check: str, records: list[Result]) -> None:
     for r in records:
         rank = f"rank {r.extra.get('rank')} " if r.extra.get("world", 1) > 1 else ""
-        err_console.print(f"  {badge(r.extra.get('verdict', 'SKIP'))} {rank}{label(r)}: {value_text(r)}")
+        err_console.print(
+            f"  {badge(r.extra.get('verdict', 'SKIP'))} {rank}{escape(label(r))}: {value_text(r)}"
+        )
 
 
 def verdict_table(records: list[Result]) -> Table:
@@ -78,7 +81,7 @@ def verdict_table(records: list[Result]) -> Table:
             value_text(r),
             ratio_text(r),
             badge(r.extra.get("verdict", "SKIP")),
-            r.extra.get("reason", ""),
+            escape(r.extra.get("reason", "")),
         ]
         table.add_row(*row)
     return table
@@ -108,7 +111,7 @@ def cluster_line(info: dict) -> str:
         if info.get("pct_of_nameplate") is not None:
             text += f" ({info['pct_of_nameplate']:.1f}%; {', '.join(info.get('nameplate_status', []))})"
     else:
-        text += f"; no nameplate: {info.get('nameplate_reason')}"
+        text += f"; no nameplate: {escape(str(info.get('nameplate_reason')))}"
     return text + f", over {info['ranks']} rank(s)"
 
 
