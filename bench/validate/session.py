@@ -14,6 +14,7 @@ workstation and a 3,000-GPU cluster.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import sys
@@ -241,12 +242,12 @@ class Session:
 
 def write_report(results: list[Result], options: Options) -> None:
     """Hand the records to `zhisuan report`'s writer, when that module exists."""
-    try:
-        from bench.report import write_report as writer
-    except ImportError:
+    if importlib.util.find_spec("bench.report") is None:
         return  # no report module in this installation: the tables above are the output
     out_dir = options.report_dir or os.path.splitext(options.json_path)[0] + "-report"
     try:
+        from bench.report import write_report as writer
+
         path = writer(results, out_dir)
     except Exception as exc:  # the measurements are on disk; a report failure must not hide them
         display.console.print(f"[yellow]report not written[/yellow]: {type(exc).__name__}: {exc}")
