@@ -45,10 +45,16 @@ class Pattern:
     def values(self, rank: int | torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         """int64 values for (rank, index) pairs; rank may be a tensor shaped like index."""
         base = (self.seed * 7919 + rank * 104729) % _P
-        h = ((index % _P) * _A1 + base) % _P
+        if index.numel() and int(index.max()) >= _P:
+            index = index % _P
+        h = (index * _A1 + base) % _P
         h = ((h ^ (h >> 11)) * _A2) % _P  # the xor-shift breaks the linearity of the first step
-        v = (h % (2 * self.k + 1) - self.k) * self.multiple
-        return torch.where(torch.as_tensor(rank) < self.active, v, torch.zeros_like(v))
+        v = h % (2 * self.k + 1) - self.k
+        if self.multiple != 1:
+            v = v * self.multiple
+        if isinstance(rank, int):
+            return v if rank < self.active else torch.zeros_like(v)
+        return torch.where(rank < self.active, v, torch.zeros_like(v))
 
 
 def pattern_for(dtype: torch.dtype, op: str | None, n: int, seed: int) -> Pattern:

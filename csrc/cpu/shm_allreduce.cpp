@@ -3,15 +3,19 @@
 #include "cpu/shm_allreduce.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -339,8 +343,8 @@ constexpr size_t kLine = 128;  // two cache lines: no false sharing even with ad
 constexpr size_t kPage = 4096;
 constexpr int kMaxWorld = 1024;
 constexpr size_t kSliceAlign = 64;  // two-shot slices start on cache-line boundaries
-// Spin this long before yielding the core: a peer that is running arrives within microseconds; one
-// that is descheduled (more processes than cores) needs our core to get there.
+// Spin this long before sleeping: a peer that is running arrives within microseconds; one that is
+// descheduled (more processes than cores) needs our core to get there.
 constexpr auto kSpin = std::chrono::microseconds(50);
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -371,6 +375,8 @@ struct Descriptor {
 
 struct alignas(kLine) RankLine {
   std::atomic<uint64_t> arrived;  // barriers this rank has reached
+  std::atomic<uint32_t> futex;    // the low 32 bits of `arrived`: what sleeping waiters watch
+  std::atomic<uint32_t> sleepers;  // ranks asleep on `futex`, so the arriving rank knows to wake them
   // The call each rank is in, by call parity: a rank may start call c+1 while another still reads
   // the descriptors of call c, but never call c+2 (call c+1 has a barrier of its own).
   Descriptor call[2];
@@ -379,6 +385,18 @@ struct alignas(kLine) RankLine {
 static_assert(sizeof(SegmentHeader) <= kLine, "the header fits one line");
 static_assert(sizeof(RankLine) == kLine, "one control line per rank");
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "lock-free atomics are address-free");
+static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "a futex word is a plain 32-bit word");
+
+namespace {
+// Sleep while *word == expected, at most `seconds` (a process-shared futex: no FUTEX_PRIVATE_FLAG).
+void futex_wait(std::atomic<uint32_t>* word, uint32_t expected, double seconds) {
+  timespec ts{static_cast<time_t>(seconds), static_cast<long>((seconds - std::floor(seconds)) * 1e9)};
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+void futex_wake_all(std::atomic<uint32_t>* word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+}
+}  // namespace
 
 ShmAllReduce::ShmAllReduce(const std::string& name, int rank, int world, bool create, size_t slot_bytes,
                            size_t one_shot_max_bytes, double timeout_s)
@@ -510,33 +528,45 @@ char* ShmAllReduce::slot(int set, int rank) const {
 
 void ShmAllReduce::barrier(const char* where) {
   const uint64_t target = ++epoch_;
-  lines_[rank_].arrived.store(target, std::memory_order_release);
+  RankLine& mine = lines_[rank_];
+  // seq_cst on both sides (store arrived, then read sleepers here; count up sleepers, then read
+  // arrived in wait_for) guarantees a rank that goes to sleep is either seen or sees the arrival.
+  mine.arrived.store(target, std::memory_order_seq_cst);
+  mine.futex.store(static_cast<uint32_t>(target), std::memory_order_seq_cst);
+  if (mine.sleepers.load(std::memory_order_seq_cst) > 0) futex_wake_all(&mine.futex);
   const auto start = std::chrono::steady_clock::now();
-  const auto timeout = std::chrono::duration<double>(timeout_s_);
-  for (int k = 0; k < world_; ++k) {
-    if (k == rank_) continue;
-    unsigned polls = 0;
-    bool spinning = true;
-    while (lines_[k].arrived.load(std::memory_order_acquire) < target) {
-      if (spinning) {
-        cpu_relax();
-        // Read the clock only every 64 polls: it costs more than a poll.
-        if ((++polls & 63u) == 0) spinning = std::chrono::steady_clock::now() - start < kSpin;
-        continue;
-      }
-      sched_yield();
-      if (std::chrono::steady_clock::now() - start > timeout) {
-        std::string missing;
-        for (int j = 0; j < world_; ++j)
-          if (lines_[j].arrived.load(std::memory_order_acquire) < target)
-            missing += (missing.empty() ? "" : ", ") + std::to_string(j);
-        broken_ = true;
-        throw std::runtime_error("shm all_reduce: rank " + std::to_string(rank_) + " waited " +
-                                 std::to_string(timeout_s_) + " s at " + where + " for rank(s) " + missing +
-                                 ", which never arrived (dead, hung, or not calling all_reduce)");
-      }
-    }
+  for (int k = 0; k < world_; ++k)
+    if (k != rank_) wait_for(k, target, start, where);
+}
+
+void ShmAllReduce::wait_for(int k, uint64_t target, std::chrono::steady_clock::time_point start,
+                            const char* where) {
+  RankLine& line = lines_[k];
+  unsigned polls = 0;
+  while (line.arrived.load(std::memory_order_acquire) < target) {
+    // Spin first: a peer that is running arrives within microseconds.
+    cpu_relax();
+    if ((++polls & 63u) == 0 && std::chrono::steady_clock::now() - start > kSpin) break;
   }
+  // Then sleep, so a peer waiting for a core (more processes than cores) can have ours.
+  const auto timeout = std::chrono::duration<double>(timeout_s_);
+  while (true) {
+    const uint32_t seen = line.futex.load(std::memory_order_seq_cst);
+    if (line.arrived.load(std::memory_order_seq_cst) >= target) return;
+    const double left = std::chrono::duration<double>(timeout - (std::chrono::steady_clock::now() - start)).count();
+    if (left <= 0) break;
+    line.sleepers.fetch_add(1, std::memory_order_seq_cst);
+    if (line.arrived.load(std::memory_order_seq_cst) < target) futex_wait(&line.futex, seen, std::min(left, 0.1));
+    line.sleepers.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  std::string missing;
+  for (int j = 0; j < world_; ++j)
+    if (lines_[j].arrived.load(std::memory_order_acquire) < target)
+      missing += (missing.empty() ? "" : ", ") + std::to_string(j);
+  broken_ = true;
+  throw std::runtime_error("shm all_reduce: rank " + std::to_string(rank_) + " waited " +
+                           std::to_string(timeout_s_) + " s at " + where + " for rank(s) " + missing +
+                           ", which never arrived (dead, hung, or not calling all_reduce)");
 }
 
 namespace {

@@ -20,11 +20,14 @@
 // Inputs are always combined in rank order 0..world-1 (fp16 and bf16 accumulate in fp32 and round
 // once), so every rank ends with bit-identical results.
 //
-// Barriers: each rank publishes an increasing counter in its control line (release) and waits until
-// every other rank's counter reaches the same value (acquire): spinning with pause first, then
-// yielding the core. A wait longer than the timeout throws, naming the ranks that did not arrive.
+// Barriers: each rank publishes an increasing counter in its control line and waits until every
+// other rank's counter reaches the same value: spinning with pause for up to 50 us, then asleep on
+// a futex in the segment (the arriving rank wakes the sleepers), so with more processes than cores
+// a waiting rank hands its core to the one it waits for. A wait longer than the timeout throws,
+// naming the ranks that did not arrive.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -81,6 +84,7 @@ class ShmAllReduce {
  private:
   char* slot(int set, int rank) const;
   void barrier(const char* where);
+  void wait_for(int rank, uint64_t target, std::chrono::steady_clock::time_point start, const char* where);
   void check_descriptors(int parity);
   // check: the call parity whose descriptors to compare after the first barrier, or -1.
   void chunk_one_shot(const char* in, char* out, size_t count, DType dtype, RedOp op, int check);
