@@ -188,6 +188,8 @@ PYBIND11_MODULE(_C, m) {
         .def_property_readonly("one_shot_max_bytes", &shm::ShmAllReduce::one_shot_max_bytes)
         .def_property_readonly("segment_bytes", &shm::ShmAllReduce::segment_bytes)
         .def_property("timeout", &shm::ShmAllReduce::timeout, &shm::ShmAllReduce::set_timeout)
+        .def_property("spin", &shm::ShmAllReduce::spin, &shm::ShmAllReduce::set_spin,
+                      "Seconds a wait spins before it sleeps on the futex.")
         .def_property("isa", &shm::ShmAllReduce::isa, &shm::ShmAllReduce::set_isa);
   }
 }

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from bench.collectives import netmodel
+from bench.collectives import launch, netmodel
 from bench.collectives.__main__ import main as collective_main
 from bench.results import read_results
 from kernels._ext import cpu_ext_missing
@@ -66,6 +66,31 @@ def test_sweep_prints_the_table_writes_json_and_feeds_the_model(tmp_path, capsys
     assert collective_main(["--model", str(path)]) == 2
     err = capsys.readouterr().err
     assert "several sweeps" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "slurm"])
+def test_ranks_started_by_a_launcher_agree_and_rank_0_writes(launcher, tmp_path):
+    path = tmp_path / "r.jsonl"
+    argv = ["-m", "bench.collectives", "all_reduce", "-b", "8", "-e", "64", "-f", "8", "-n", "2", "-w", "0",
+            "--json", str(path)]  # fmt: skip
+    if launcher == "torchrun":
+        procs = [subprocess.Popen(["torchrun", "--standalone", "--nproc_per_node", "2", *argv],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]  # fmt: skip
+    else:  # what srun gives each task (no MASTER_ADDR: the first host of the node list)
+        port = str(launch.free_port())
+        procs = [
+            subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "SLURM_PROCID": str(r), "SLURM_LOCALID": str(r),
+                                  "SLURM_STEP_NUM_TASKS": "2", "SLURM_STEP_TASKS_PER_NODE": "2",
+                                  "SLURM_STEP_NODELIST": "localhost", "MASTER_PORT": port})
+            for r in range(2)
+        ]  # fmt: skip
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    stdout = "".join(out for out, _ in outputs)
+    assert stdout.count("# Out of bounds values : 0 OK") == 1  # rank 0 reports, once
+    rows = read_results(path)  # one file, from rank 0: 2 sizes x 2 placements
+    assert len(rows) == 4 and all(r.shape["ranks"] == 2 and r.check["wrong"] == 0 for r in rows)
 
 
 def _rank_pid(parent: int, rank: int) -> int | None:

@@ -272,6 +272,11 @@ def run_rank(plan, env: RankEnv, progress=None) -> int:
         return EXIT_USAGE
     try:
         ctx = init_ranks(env, plan)
+        # Under an external launcher every rank parsed its own command line: rank 0's plan (its
+        # random seed above all: the check data must agree) is the one that runs.
+        shared = [plan]
+        dist.broadcast_object_list(shared, src=dist.get_global_rank(ctx.control, 0), group=ctx.control)
+        plan = shared[0]
         if progress is None:
             progress = StoreProgress(env.rank, env.world) if env.world > 1 else Progress()
         return driver.run(plan, ctx, progress)

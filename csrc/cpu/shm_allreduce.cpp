@@ -345,7 +345,6 @@ constexpr int kMaxWorld = 1024;
 constexpr size_t kSliceAlign = 64;  // two-shot slices start on cache-line boundaries
 // Spin this long before sleeping: a peer that is running arrives within microseconds; one that is
 // descheduled (more processes than cores) needs our core to get there.
-constexpr auto kSpin = std::chrono::microseconds(50);
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -493,6 +492,11 @@ void ShmAllReduce::set_timeout(double seconds) {
   timeout_s_ = seconds;
 }
 
+void ShmAllReduce::set_spin(double seconds) {
+  if (!(seconds >= 0)) throw std::invalid_argument("shm all_reduce: spin time must not be negative");
+  spin_ = std::chrono::nanoseconds(static_cast<int64_t>(seconds * 1e9));
+}
+
 void ShmAllReduce::set_isa(const std::string& name) {
   Isa isa;
   if (!cpu::parse_isa(name, &isa))
@@ -546,7 +550,7 @@ void ShmAllReduce::wait_for(int k, uint64_t target, std::chrono::steady_clock::t
   while (line.arrived.load(std::memory_order_acquire) < target) {
     // Spin first: a peer that is running arrives within microseconds.
     cpu_relax();
-    if ((++polls & 63u) == 0 && std::chrono::steady_clock::now() - start > kSpin) break;
+    if ((++polls & 63u) == 0 && std::chrono::steady_clock::now() - start > spin_) break;
   }
   // Then sleep, so a peer waiting for a core (more processes than cores) can have ours.
   const auto timeout = std::chrono::duration<double>(timeout_s_);

@@ -78,6 +78,8 @@ class ShmAllReduce {
   size_t segment_bytes() const { return total_bytes_; }
   double timeout() const { return timeout_s_; }
   void set_timeout(double seconds);
+  double spin() const { return std::chrono::duration<double>(spin_).count(); }
+  void set_spin(double seconds);
   std::string isa() const { return cpu::isa_name(isa_); }
   void set_isa(const std::string& isa);
 
@@ -97,6 +99,7 @@ class ShmAllReduce {
   size_t slot_bytes_;
   size_t one_shot_max_bytes_;
   double timeout_s_;
+  std::chrono::nanoseconds spin_{50000};  // how long a wait spins before it sleeps
   cpu::Isa isa_;
   std::vector<const void*> srcs_;  // the reduction's sources, reused across calls
   size_t total_bytes_ = 0;
