@@ -135,6 +135,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     ranks = p.add_argument_group("ranks")
     ranks.add_argument("--nproc", type=positive_int, help="spawn this many local ranks (127.0.0.1)")
     ranks.add_argument(
+        "--no-bind",
+        dest="bind",
+        action="store_false",
+        help="--nproc: do not bind each rank to its own CPUs (default: bound when there are enough)",
+    )
+    ranks.add_argument(
         "-T",
         "--timeout",
         type=positive_float,
@@ -231,6 +237,7 @@ def build_plan(args) -> Plan:
         backend=backend,
         seed=args.seed if args.seed is not None else secrets.randbelow(1 << 30),
         timeout_s=args.timeout,
+        bind=args.bind,
         min_busbw=args.min_busbw,
         json_path=str(Path(args.json or f"zhisuan-results/{run_id}.jsonl")),
         run_id=run_id,

@@ -51,6 +51,7 @@ class Plan:
     backend: str = "gloo"
     seed: int = 0
     timeout_s: float = 300.0
+    bind: bool = True  # --nproc: each rank on its own CPUs
     min_busbw: float | None = None
     json_path: str | None = None
     run_id: str = ""

@@ -329,13 +329,24 @@ def rank_timeout(watchdog_timeout_s: float) -> float:
     return 1.5 * watchdog_timeout_s + 5.0
 
 
-def spawn_ranks(module: str, nproc: int, env: dict[str, str], timeout_s: float) -> int:
+def cpu_sets(nproc: int) -> list[set[int]] | None:
+    """Disjoint sets of this process's CPUs, one per rank; None when there are fewer CPUs than ranks."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if len(cpus) < nproc:
+        return None
+    return [set(cpus[r * len(cpus) // nproc : (r + 1) * len(cpus) // nproc]) for r in range(nproc)]
+
+
+def spawn_ranks(module: str, nproc: int, env: dict[str, str], timeout_s: float, bind: bool = True) -> int:
     """Run `python -m module` as nproc local ranks under the watchdog; returns the run's exit code.
 
     Each rank gets torchrun's variables (127.0.0.1 and a free port), the extra `env`, and the write
-    end of its progress pipe in PROGRESS_FD_ENV (for PipeProgress).
+    end of its progress pipe in PROGRESS_FD_ENV (for PipeProgress). With `bind`, each rank is bound
+    to its own share of the CPUs (as mpirun --bind-to does), so the scheduler cannot pile ranks that
+    wait for each other onto one CPU; there is no binding when there are fewer CPUs than ranks.
     """
     port = free_port()
+    sets = cpu_sets(nproc) if bind else None
     procs, fds = [], {}
     for rank in range(nproc):
         read_fd, write_fd = os.pipe()
@@ -350,8 +361,12 @@ def spawn_ranks(module: str, nproc: int, env: dict[str, str], timeout_s: float) 
         )
         rank_env.update(env)
         rank_env[PROGRESS_FD_ENV] = str(write_fd)
-        rank_env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+        rank_env.setdefault(
+            "OMP_NUM_THREADS", str(len(sets[rank]) if sets else max(1, (os.cpu_count() or 1) // nproc))
+        )
         procs.append(subprocess.Popen([sys.executable, "-m", module], env=rank_env, pass_fds=(write_fd,)))
+        if sets:
+            os.sched_setaffinity(procs[-1].pid, sets[rank])
         os.close(write_fd)
         fds[read_fd] = rank
     return Watchdog(procs, fds, timeout_s).wait()
@@ -362,7 +377,7 @@ def spawn(nproc: int, plan, timeout_s: float) -> int:
     # The ranks' own timeouts (process group, shm barriers) are longer than the watchdog's, so the
     # watchdog, which sees every rank, is the one to diagnose a hang.
     plan_json = json.dumps(asdict(replace(plan, timeout_s=rank_timeout(timeout_s))))
-    return spawn_ranks("bench.collectives.worker", nproc, {PLAN_ENV: plan_json}, timeout_s)
+    return spawn_ranks("bench.collectives.worker", nproc, {PLAN_ENV: plan_json}, timeout_s, plan.bind)
 
 
 class Watchdog:

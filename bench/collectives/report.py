@@ -218,6 +218,7 @@ class Report:
                 "warmup": plan.warmup,
                 "blocking": plan.blocking,
                 "cudagraph": plan.cudagraph,
+                "bind": plan.bind,
             },
             env=environment(),
             run_id=plan.run_id,

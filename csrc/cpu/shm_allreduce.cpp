@@ -376,6 +376,7 @@ struct alignas(kLine) RankLine {
   std::atomic<uint64_t> arrived;  // barriers this rank has reached
   std::atomic<uint32_t> futex;    // the low 32 bits of `arrived`: what sleeping waiters watch
   std::atomic<uint32_t> sleepers;  // ranks asleep on `futex`, so the arriving rank knows to wake them
+  std::atomic<int32_t> cpu;        // the CPU this rank last arrived from
   // The call each rank is in, by call parity: a rank may start call c+1 while another still reads
   // the descriptors of call c, but never call c+2 (call c+1 has a barrier of its own).
   Descriptor call[2];
@@ -535,22 +536,27 @@ void ShmAllReduce::barrier(const char* where) {
   RankLine& mine = lines_[rank_];
   // seq_cst on both sides (store arrived, then read sleepers here; count up sleepers, then read
   // arrived in wait_for) guarantees a rank that goes to sleep is either seen or sees the arrival.
+  const int32_t here = sched_getcpu();
+  mine.cpu.store(here, std::memory_order_relaxed);
   mine.arrived.store(target, std::memory_order_seq_cst);
   mine.futex.store(static_cast<uint32_t>(target), std::memory_order_seq_cst);
   if (mine.sleepers.load(std::memory_order_seq_cst) > 0) futex_wake_all(&mine.futex);
   const auto start = std::chrono::steady_clock::now();
   for (int k = 0; k < world_; ++k)
-    if (k != rank_) wait_for(k, target, start, where);
+    if (k != rank_) wait_for(k, target, start, here, where);
 }
 
-void ShmAllReduce::wait_for(int k, uint64_t target, std::chrono::steady_clock::time_point start,
+void ShmAllReduce::wait_for(int k, uint64_t target, std::chrono::steady_clock::time_point start, int32_t here,
                             const char* where) {
   RankLine& line = lines_[k];
-  unsigned polls = 0;
-  while (line.arrived.load(std::memory_order_acquire) < target) {
-    // Spin first: a peer that is running arrives within microseconds.
-    cpu_relax();
-    if ((++polls & 63u) == 0 && std::chrono::steady_clock::now() - start > spin_) break;
+  // Spin first: a peer that is running arrives within microseconds. Not when the peer last ran on
+  // our CPU: it cannot get anywhere while we spin there.
+  if (line.cpu.load(std::memory_order_relaxed) != here) {
+    unsigned polls = 0;
+    while (line.arrived.load(std::memory_order_acquire) < target) {
+      cpu_relax();
+      if ((++polls & 63u) == 0 && std::chrono::steady_clock::now() - start > spin_) break;
+    }
   }
   // Then sleep, so a peer waiting for a core (more processes than cores) can have ours.
   const auto timeout = std::chrono::duration<double>(timeout_s_);

@@ -21,9 +21,10 @@
 // once), so every rank ends with bit-identical results.
 //
 // Barriers: each rank publishes an increasing counter in its control line and waits until every
-// other rank's counter reaches the same value: spinning with pause for up to 50 us, then asleep on
-// a futex in the segment (the arriving rank wakes the sleepers), so with more processes than cores
-// a waiting rank hands its core to the one it waits for. A wait longer than the timeout throws,
+// other rank's counter reaches the same value: spinning with pause for up to 50 us (not when the
+// other rank last ran on this CPU), then asleep on a futex in the segment (the arriving rank wakes
+// the sleepers), so with more processes than cores a waiting rank hands its core to the one it
+// waits for. A wait longer than the timeout throws,
 // naming the ranks that did not arrive.
 #pragma once
 
@@ -86,7 +87,8 @@ class ShmAllReduce {
  private:
   char* slot(int set, int rank) const;
   void barrier(const char* where);
-  void wait_for(int rank, uint64_t target, std::chrono::steady_clock::time_point start, const char* where);
+  void wait_for(int rank, uint64_t target, std::chrono::steady_clock::time_point start, int32_t here,
+                const char* where);
   void check_descriptors(int parity);
   // check: the call parity whose descriptors to compare after the first barrier, or -1.
   void chunk_one_shot(const char* in, char* out, size_t count, DType dtype, RedOp op, int check);
