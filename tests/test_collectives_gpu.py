@@ -1,19 +1,22 @@
-"""GPU paths of the collectives: the cupy-nccl all_reduce backend and `zhisuan collective` on CUDA
-(events, -z 1, -G). Without a CUDA device only the honest unavailability is checked."""
+"""GPU paths of the collectives: the ipc and cupy-nccl all_reduce backends and `zhisuan collective`
+on CUDA (events, -z 1, -G). Without a CUDA device only the honest unavailability is checked."""
 
 import pytest
 import torch
 import torch.distributed as dist
 
 import kernels
+from bench.collectives import check, launch, ops
 from bench.collectives.__main__ import main as collective_main
+from kernels.allreduce import ipc
 
 gpu = pytest.mark.gpu
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
-def test_cupy_nccl_says_why_it_is_unavailable():
-    status = kernels.backends("all_reduce")["cupy-nccl"]
+@pytest.mark.parametrize("name", ["cupy-nccl", "ipc"])
+def test_gpu_backends_say_why_they_are_unavailable(name):
+    status = kernels.backends("all_reduce")[name]
     assert status.devices == ("cuda",)
     if not torch.cuda.is_available():
         assert not status.available and "no CUDA device" in status.reason
@@ -61,3 +64,33 @@ def test_collective_on_one_gpu(extra, tmp_path, capsys):
     ]
     assert collective_main([*argv, *extra, "--json", str(tmp_path / "r.jsonl")]) == 0
     assert "# Out of bounds values : 0 OK" in capsys.readouterr().out
+
+
+def _ipc_worker(ctx):
+    # Several processes on one GPU: NCCL refuses that, CUDA IPC allows it (the group here is gloo).
+    torch.cuda.set_device(0)
+    n = ctx.world
+    coll = ops.get("all_reduce")
+    failures = []
+    for dtype in ipc.DTYPES:
+        size = dtype.itemsize
+        two_shot = ipc.ONE_SHOT_MAX_BYTES // size + 5
+        for op in ("sum", "max", "min", "avg"):
+            for count in (1, 7, 1025, two_shot, ipc.HALF_BYTES // size):
+                pattern = check.pattern_for(dtype, op, n, seed=count)
+                host = torch.empty(count, dtype=dtype)
+                check.fill(host, pattern, ctx.rank)
+                t = host.cuda()
+                kernels.all_reduce(t, op=op, backend="ipc", group=ctx.group)
+                torch.cuda.synchronize()
+                wrong = check.count_wrong(coll, t, pattern, op=op, n=n, rank=ctx.rank, root=0, count=count)
+                if wrong:
+                    failures.append(f"{dtype} {op} {count}: {wrong} wrong")
+    assert not failures, "\n".join(failures)
+
+
+@gpu
+@needs_cuda
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_ipc_all_reduce_with_processes_sharing_one_gpu(n):
+    launch.run_function(_ipc_worker, n)

@@ -5,11 +5,13 @@
 // import it: device_count() then reports the CUDA runtime's error instead of a number.
 #include <cuda_runtime.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
 #include <string>
 #include <utility>
 
+#include "cuda/ipc_allreduce.h"
 #include "cuda/matmul.h"
 
 namespace py = pybind11;
@@ -55,5 +57,30 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("stride_row"), py::arg("stride_col"), py::arg("element_size"),
         "Empty when the GEMM reads this operand in place, else why not (then pass an aligned copy).");
 
-  // ---- ipc all-reduce (csrc/cuda/ipc_allreduce.h) ----
+  // ---- ipc all-reduce (csrc/cuda/ipc_allreduce.h) ----  GPU-untested
+  // dtype codes: 0 fp32, 1 fp16, 2 bf16; op codes: 0 sum, 1 max, 2 min, 3 avg.
+  {
+    namespace ipc = zhisuan::ipc;
+    py::class_<ipc::IpcAllReduce>(m, "IpcAllReduce", "All-reduce among the processes of one node over CUDA IPC buffers.")
+        .def(py::init<int, int, std::size_t, std::size_t, double>(), py::arg("rank"), py::arg("world"),
+             py::arg("half_bytes"), py::arg("one_shot_max_bytes"), py::arg("timeout_s"))
+        .def("handle", [](const ipc::IpcAllReduce& self) { return py::bytes(self.handle()); },
+             "This rank's cudaIpcMemHandle_t, to send to the other ranks.")
+        .def("open", &ipc::IpcAllReduce::open, py::arg("handles"), "Open every other rank's buffer (handles[k]: rank k's).")
+        .def(
+            "all_reduce",
+            [](ipc::IpcAllReduce& self, std::uintptr_t in, std::uintptr_t out, std::size_t count, int dtype, int op,
+               std::uintptr_t stream) {
+              if (dtype < 0 || dtype > 2) throw std::invalid_argument("ipc: dtype code must be 0..2");
+              if (op < 0 || op > 3) throw std::invalid_argument("ipc: op code must be 0..3");
+              py::gil_scoped_release release;
+              self.all_reduce(in, out, count, static_cast<ipc::DType>(dtype), static_cast<ipc::RedOp>(op),
+                              reinterpret_cast<cudaStream_t>(stream));
+            },
+            py::arg("input"), py::arg("output"), py::arg("count"), py::arg("dtype"), py::arg("op"), py::arg("stream"),
+            "Enqueue the all-reduce on the stream (returns at once).")
+        .def("close", &ipc::IpcAllReduce::close)
+        .def_property_readonly("half_bytes", &ipc::IpcAllReduce::half_bytes)
+        .def_property_readonly("one_shot_max_bytes", &ipc::IpcAllReduce::one_shot_max_bytes);
+  }
 }

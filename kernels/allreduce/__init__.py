@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from kernels import checks, registry
-from kernels.allreduce import cupy_nccl, shm, torch_backend  # noqa: F401  (registration side effect)
+from kernels.allreduce import cupy_nccl, ipc, shm, torch_backend  # noqa: F401  (registration side effect)
 
 REDUCE_OPS = ("sum", "max", "min", "avg")
 

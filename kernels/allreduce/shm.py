@@ -62,7 +62,7 @@ def set_timeout(seconds: float) -> None:
         comm.timeout = _timeout_s
 
 
-def _host_id() -> str:
+def host_id() -> str:
     """Same string on every process of one host (and boot), different across hosts."""
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as fh:
@@ -81,7 +81,7 @@ def _rendezvous(group) -> object:
         comm = ext.ShmAllReduce(name, 0, world, True, SLOT_BYTES, ONE_SHOT_MAX_BYTES, _timeout_s)
     try:
         infos: list = [None] * world
-        dist.all_gather_object(infos, (_host_id(), name), group=group)
+        dist.all_gather_object(infos, (host_id(), name), group=group)
         hosts = sorted({host for host, _ in infos})
         if len(hosts) > 1:
             raise RuntimeError(
