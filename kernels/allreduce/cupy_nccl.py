@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
+from kernels.allreduce.groups import PerGroup
 from kernels.devices import cuda_missing
 from kernels.registry import register
 
@@ -23,8 +24,7 @@ DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int32)
 _NCCL_DTYPES = {torch.int32: 2, torch.float16: 6, torch.float32: 7, torch.bfloat16: 9}
 _NCCL_OPS = {"sum": 0, "max": 2, "min": 3, "avg": 4}
 
-# (id(group), device index) -> (the group, its communicator); the group is kept so its id stays unique.
-_communicators: dict[tuple[int, int], tuple[object, object]] = {}
+_communicators = PerGroup()  # per (group, device index)
 
 
 def _nccl():
@@ -50,21 +50,18 @@ def _probe(device_type: str) -> str | None:
 
 def communicator(group, device_index: int):
     """The NCCL communicator of `group` on this device, made on first use."""
+    return _communicators.get(group, lambda g: _connect(g, device_index), extra=device_index)
+
+
+def _connect(group, device_index: int):
     import cupy
 
-    group = group if group is not None else dist.group.WORLD
-    key = (id(group), device_index)
-    entry = _communicators.get(key)
-    if entry is not None and entry[0] is group:
-        return entry[1]
     nccl = _nccl()
     rank, world = dist.get_rank(group), dist.get_world_size(group)
     unique_id = [nccl.get_unique_id() if rank == 0 else None]
     dist.broadcast_object_list(unique_id, src=dist.get_global_rank(group, 0), group=group)
     with cupy.cuda.Device(device_index):
-        comm = nccl.NcclCommunicator(world, unique_id[0], rank)
-    _communicators[key] = (group, comm)
-    return comm
+        return nccl.NcclCommunicator(world, unique_id[0], rank)
 
 
 @register(

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from kernels._ext import cuda_ext, cuda_ext_missing
+from kernels.allreduce.groups import PerGroup
 from kernels.allreduce.shm import host_id
 from kernels.devices import cuda_missing
 from kernels.registry import get, register
@@ -31,8 +32,7 @@ HALF_BYTES = 8 << 20  # largest message on the IPC path (each rank's buffer hold
 ONE_SHOT_MAX_BYTES = 256 << 10  # up to here every rank reduces everything (one barrier)
 TIMEOUT_S = 60.0  # a barrier that waits longer traps its kernel (a CUDA error, not a hang)
 
-# (id(group), device index) -> (the group, its communicator); the group is kept so its id stays unique.
-_communicators: dict[tuple[int, int], tuple[object, object]] = {}
+_communicators = PerGroup()  # per (group, device index)
 
 
 def _probe(device_type: str) -> str | None:
@@ -48,11 +48,10 @@ def _probe(device_type: str) -> str | None:
 
 def communicator(group, device_index: int):
     """The IPC communicator of `group` on this device, made on first use."""
-    group = group if group is not None else dist.group.WORLD
-    key = (id(group), device_index)
-    entry = _communicators.get(key)
-    if entry is not None and entry[0] is group:
-        return entry[1]
+    return _communicators.get(group, lambda g: _connect(g, device_index), extra=device_index)
+
+
+def _connect(group, device_index: int):
     rank, world = dist.get_rank(group), dist.get_world_size(group)
     with torch.cuda.device(device_index):
         comm = cuda_ext().IpcAllReduce(rank, world, HALF_BYTES, ONE_SHOT_MAX_BYTES, TIMEOUT_S)
@@ -66,7 +65,6 @@ def communicator(group, device_index: int):
                 f"{len(hosts)} hosts: use the torch backend"
             )
         comm.open([handle for _, handle in infos])
-    _communicators[key] = (group, comm)
     return comm
 
 

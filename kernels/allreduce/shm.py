@@ -22,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from kernels._ext import cpu_ext, cpu_ext_missing
+from kernels.allreduce.groups import PerGroup
 from kernels.registry import register
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int32)
@@ -37,8 +38,7 @@ ONE_SHOT_MAX_BYTES = 32 << 10
 DEFAULT_TIMEOUT_S = 300.0
 
 _timeout_s = DEFAULT_TIMEOUT_S
-# id(process group) -> (the group, its communicator); the group is kept so its id stays unique.
-_communicators: dict[int, tuple[object, object]] = {}
+_communicators = PerGroup()
 
 
 def _probe(device_type: str) -> str | None:
@@ -58,7 +58,7 @@ def set_timeout(seconds: float) -> None:
     if not seconds > 0:
         raise ValueError(f"shm all_reduce: timeout must be positive, got {seconds!r}")
     _timeout_s = float(seconds)
-    for _, comm in _communicators.values():
+    for comm in _communicators.values():
         comm.timeout = _timeout_s
 
 
@@ -103,28 +103,20 @@ def _rendezvous(group) -> object:
 
 def communicator(group=None):
     """The shared-memory communicator of `group` (default: the default group), made on first use."""
-    group = group if group is not None else dist.group.WORLD
-    entry = _communicators.get(id(group))
-    if entry is not None and entry[0] is group:
-        return entry[1]
-    comm = _rendezvous(group)
-    _communicators[id(group)] = (group, comm)
-    return comm
+    return _communicators.get(group, _rendezvous)
 
 
 def release(group=None) -> None:
     """Unmap the segment of `group` (it is made again on the next call)."""
-    group = group if group is not None else dist.group.WORLD
-    entry = _communicators.pop(id(group), None)
-    if entry is not None:
-        entry[1].close()
+    comm = _communicators.pop(group)
+    if comm is not None:
+        comm.close()
 
 
 @atexit.register
 def _close_all() -> None:
-    for _, comm in _communicators.values():
+    for comm in _communicators.drain():
         comm.close()
-    _communicators.clear()
 
 
 @register(
