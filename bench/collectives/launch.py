@@ -337,7 +337,7 @@ def cpu_sets(nproc: int) -> list[set[int]] | None:
     return [set(cpus[r * len(cpus) // nproc : (r + 1) * len(cpus) // nproc]) for r in range(nproc)]
 
 
-def spawn_ranks(module: str, nproc: int, env: dict[str, str], timeout_s: float, bind: bool = True) -> int:
+def spawn_ranks(module: str, nproc: int, env: dict[str, str], timeout_s: float, bind: bool = False) -> int:
     """Run `python -m module` as nproc local ranks under the watchdog; returns the run's exit code.
 
     Each rank gets torchrun's variables (127.0.0.1 and a free port), the extra `env`, and the write

@@ -154,7 +154,8 @@ class Report:
             return
         self.current = key
         self.print(
-            f"#\n# {row.collective.name} ({row.collective.summary}): {self.n} ranks, torch.distributed "
+            f"#\n# {row.collective.name} ({row.collective.summary}): {self.n} rank{'s' if self.n > 1 else ''}, "
+            f"torch.distributed "
             f"{self.plan.backend}, {self.plan.device} ({self.device_name}), iters {self.plan.iters}, "
             f"warmup {self.plan.warmup}, check {self.plan.check}, time = {AVERAGE_NAMES[self.plan.average]}"
         )
