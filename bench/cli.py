@@ -13,7 +13,13 @@ import importlib
 import sys
 from pathlib import Path
 
-COMMAND_MODULES: list[str] = ["bench.compare_cli", "bench.history_cli", "bench.report.cli", "bench.validate.cli"]
+COMMAND_MODULES: list[str] = [
+    "bench.collectives.cli",
+    "bench.compare_cli",
+    "bench.history_cli",
+    "bench.report.cli",
+    "bench.validate.cli",
+]
 
 
 class UsageError(ValueError):

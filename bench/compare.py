@@ -28,7 +28,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_ALPHA = 0.01
@@ -100,6 +99,8 @@ def assess(
         raise ValueError(f"threshold must be >= 0, got {threshold}")
     if np.any(~np.isfinite(b)) or np.any(~np.isfinite(c)) or np.any(b <= 0) or np.any(c <= 0):
         raise ValueError("assess: timing samples must be finite and positive")
+
+    from scipy import stats  # here, not at the top: importing scipy.stats costs every command ~1 s
 
     ratio = _ratio_of_medians(b, c)
     p_slower = stats.mannwhitneyu(c, b, alternative="greater", axis=-1).pvalue

@@ -2,8 +2,8 @@
 
     python -m bench.devicecheck --out "$OUT"            # on the lent H100/H200
 
-Writes into --out: devicecheck.jsonl (every result as it arrives), pytest-gpu.log, and
-<device>.md (the table for docs/benchmarks/, with device, driver, versions, date, command).
+Writes into --out: devicecheck.jsonl (every result as it arrives), pytest-gpu.log, validate.jsonl
+with validate-report/ (`zhisuan validate --level quick` on the GPU), and <device>.md (the table for docs/benchmarks/, with device, driver, versions, date, command).
 Every timed kernel was first checked against a float64 reference on the same inputs (the runner's
 rule); L2 is flushed between samples. Targets (issue 3) are evaluated at the end of the Markdown.
 """
@@ -67,6 +67,19 @@ def run_gpu_tests(out: Path) -> str:
     return lines[-1] if lines else f"pytest exited {proc.returncode} with no output"
 
 
+def run_validate(out: Path) -> str:
+    """`zhisuan validate --level quick` on this GPU; returns its verdict line (the last it printed)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "validate", "--level", "quick", "--json", str(out / "validate.jsonl"),
+         "--report-dir", str(out / "validate-report")],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    (out / "validate.log").write_text(proc.stdout + proc.stderr)
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    return f"exit {proc.returncode}: " + (lines[-1].strip() if lines else "no output")
+
+
 def geomean(values: list[float]) -> float | None:
     return math.exp(statistics.fmean(math.log(v) for v in values)) if values else None
 
@@ -112,7 +125,12 @@ def target_lines(results: list[Result]) -> list[str]:
 
 
 def render(
-    results: list[Result], device: specs.Device, test_summary: str, seconds: float, argv: list[str]
+    results: list[Result],
+    device: specs.Device,
+    test_summary: str,
+    validate_summary: str,
+    seconds: float,
+    argv: list[str],
 ) -> str:
     env = environment()
     lines = [
@@ -122,6 +140,7 @@ def render(
         f"- device: {device.name} ({device.properties}); driver {env.get('cuda_driver')}, CUDA {env['cuda']}",
         f"- versions: torch {env['torch']}, triton {env['triton']}, zhisuan git {env['git_sha']}",
         f"- command: `python -m bench.devicecheck {' '.join(argv)}` ({seconds:.0f} s); GPU tests: {test_summary}",
+        f"- `zhisuan validate --level quick`: {validate_summary} (validate.jsonl, validate-report/)",
         "- method: every kernel checked against a float64 reference first; L2 flushed between samples;"
         " median of the samples; % peak against the datasheet figure of the math dtype.",
         "",
@@ -156,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--budget", type=float, default=0.3, help="seconds of timed samples per benchmark")
     parser.add_argument("--skip-tests", action="store_true", help="do not run the GPU tests first")
+    parser.add_argument("--skip-validate", action="store_true", help="do not run zhisuan validate at the end")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print("devicecheck: no CUDA device (torch.cuda.is_available() is False)", file=sys.stderr)
@@ -187,9 +207,16 @@ def main(argv: list[str] | None = None) -> int:
                 on_result=record,
                 run_id=run_id,
             )
+    validate_summary = "skipped" if args.skip_validate else run_validate(out)
+    print(f"validate: {validate_summary}", flush=True)
     slug = re.sub(r"[^a-z0-9]+", "-", device.name.lower()).strip("-")
     text = render(
-        results, device, test_summary, time.time() - start, argv if argv is not None else sys.argv[1:]
+        results,
+        device,
+        test_summary,
+        validate_summary,
+        time.time() - start,
+        argv if argv is not None else sys.argv[1:],
     )
     (out / f"{slug}.md").write_text(text)
     print(text)

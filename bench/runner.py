@@ -106,8 +106,9 @@ def execute(
         inputs = spec.make_inputs(case.shape, case.dtype, plan.device, seed)
         reference = spec.reference(inputs)
         base_err = baseline_error(spec, inputs, reference, kind, case.dtype)
-        tol = tolerance(base_err, reference, case.dtype)
         for backend in case.backends:
+            math_dtype = backend.math_dtypes.get(dtype_name(case.dtype)) if kind == "cuda" else None
+            tol = tolerance(base_err, reference, case.dtype, math_dtype)
             on_start(case, backend)
             result = Result(
                 kind="kernel",

@@ -27,8 +27,18 @@ def cpu_ext() -> ModuleType:
     return module
 
 
-def cpu_ext_missing() -> str | None:
-    return _load("_C")[1]
+def _missing(name: str, symbol: str | None, part: str) -> str | None:
+    module, reason = _load(name)
+    if module is None:
+        return reason
+    if symbol is not None and not hasattr(module, symbol):
+        return f"kernels.{name} was built without {part}; reinstall (pip install .)"
+    return None
+
+
+def cpu_ext_missing(symbol: str | None = None, part: str = "") -> str | None:
+    """None when kernels._C loads (and has `symbol`, the entry point of `part`), else why not."""
+    return _missing("_C", symbol, part)
 
 
 def cuda_ext() -> ModuleType:
@@ -39,5 +49,6 @@ def cuda_ext() -> ModuleType:
     return module
 
 
-def cuda_ext_missing() -> str | None:
-    return _load("_cuda")[1]
+def cuda_ext_missing(symbol: str | None = None, part: str = "") -> str | None:
+    """None when kernels._cuda loads (and has `symbol`, the entry point of `part`), else why not."""
+    return _missing("_cuda", symbol, part)

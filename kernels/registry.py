@@ -41,7 +41,7 @@ class Backend:
     name: str
     fn: Callable
     devices: frozenset[str]
-    dtypes: frozenset[torch.dtype]
+    dtypes: frozenset[torch.dtype]  # on every device, unless device_dtypes narrows it for one
     probe: Probe = always_available
     baseline: bool = False  # the vendor/reference implementation others are compared against
     priority: int = 0  # automatic selection takes the highest-priority available backend
@@ -57,13 +57,19 @@ class Backend:
     # Optional: called once with a case's inputs, returns facts for the result's `extra`
     # (e.g. which of torch's SDPA kernels ran). Never timed.
     describe: Callable[..., dict] | None = None
+    # Dtypes per device where they differ between devices ("cpp" matmul: fp32/fp64 on cpu, fp16/bf16
+    # on cuda); a device not named here takes `dtypes`.
+    device_dtypes: Mapping[str, frozenset[torch.dtype]] = field(default_factory=dict)
+
+    def dtypes_on(self, device_type: str) -> frozenset[torch.dtype]:
+        return self.device_dtypes.get(device_type, self.dtypes)
 
     def why_not(self, device_type: str, dtype: torch.dtype | None = None) -> str | None:
         """None if this backend can run on device_type (and dtype), else the reason."""
         if device_type not in self.devices:
             return f"{self.name} does not run on {device_type} (runs on: {', '.join(sorted(self.devices))})"
-        if dtype is not None and dtype not in self.dtypes:
-            names = ", ".join(sorted(dtype_name(d) for d in self.dtypes))
+        if dtype is not None and dtype not in self.dtypes_on(device_type):
+            names = ", ".join(sorted(dtype_name(d) for d in self.dtypes_on(device_type)))
             return f"{dtype_name(dtype)} not supported by {self.name} on {device_type} (supports: {names})"
         return self.probe(device_type)
 
@@ -121,7 +127,7 @@ def register(
     name: str,
     *,
     devices: Iterable[str],
-    dtypes: Iterable[torch.dtype],
+    dtypes: Iterable[torch.dtype] | Mapping[str, Iterable[torch.dtype]],
     probe: Probe = always_available,
     baseline: bool = False,
     priority: int = 0,
@@ -131,9 +137,20 @@ def register(
     differentiable: bool = False,
     describe: Callable[..., dict] | None = None,
 ) -> Callable[[Callable], Callable]:
-    """Decorator: register fn as backend `name` of `op`. Registering a name twice is an error."""
+    """Decorator: register fn as backend `name` of `op`. Registering a name twice is an error.
+
+    dtypes: the dtypes on every device, or a mapping device -> dtypes where they differ.
+    """
     if op not in _REGISTRY:
         raise ValueError(f"unknown op {op!r}; ops: {', '.join(OPS)}")
+    devices = frozenset(devices)
+    device_dtypes = {}
+    if isinstance(dtypes, Mapping):
+        unknown = set(dtypes) - devices
+        if unknown:
+            raise ValueError(f"dtypes name devices that {name!r} does not list: {', '.join(sorted(unknown))}")
+        device_dtypes = {device: frozenset(ds) for device, ds in dtypes.items()}
+        dtypes = frozenset().union(*device_dtypes.values())
 
     def decorate(fn: Callable) -> Callable:
         if name in _REGISTRY[op]:
@@ -144,8 +161,9 @@ def register(
             op=op,
             name=name,
             fn=fn,
-            devices=frozenset(devices),
+            devices=devices,
             dtypes=frozenset(dtypes),
+            device_dtypes=device_dtypes,
             probe=probe,
             baseline=baseline,
             priority=priority,
@@ -200,6 +218,9 @@ def select(op: str, device_type: str, dtype: torch.dtype, backend: str | None = 
     reasons = []
     for candidate in candidates:
         reason = candidate.why_not(device_type, dtype)
+        if reason is None and candidate.interpreted(device_type):
+            # Correct but orders of magnitude slow (TRITON_INTERPRET=1): only when asked for by name.
+            reason = f"interpreted on {device_type}; name it (backend={candidate.name!r}) to use it"
         if reason is None:
             return candidate
         reasons.append(f"{candidate.name}: {reason}")
@@ -222,7 +243,9 @@ def status(op: str, device_type: str | None = None) -> dict[str, BackendStatus]:
             available=reason is None,
             reason=reason or "available",
             devices=tuple(sorted(b.devices)),
-            dtypes=tuple(sorted(dtype_name(d) for d in b.dtypes)),
+            dtypes=tuple(
+                sorted(dtype_name(d) for d in (b.dtypes if device_type is None else b.dtypes_on(device_type)))
+            ),
             baseline=b.baseline,
         )
     return result

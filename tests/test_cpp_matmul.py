@@ -190,5 +190,17 @@ def test_registered_as_the_preferred_cpu_backend():
     assert select("matmul", "cpu", torch.float32).name == "cpp"
 
 
-def test_unavailable_off_cpu_with_the_reason():
-    assert "cpu only" in cpp.cpp_missing("cuda")
+def test_cuda_tensors_go_to_the_cuda_gemm_with_its_own_dtypes():
+    # One backend, two kernels: fp32/fp64 on cpu, fp16/bf16 on cuda (kernels/matmul/cuda.py).
+    backend = kernels.registry.get("matmul", "cpp")
+    assert backend.dtypes_on("cpu") == {torch.float32, torch.float64}
+    assert backend.dtypes_on("cuda") == {torch.float16, torch.bfloat16}
+    assert "bf16 not supported by cpp on cpu" in backend.why_not("cpu", torch.bfloat16)
+    assert "fp32 not supported by cpp on cuda" in backend.why_not("cuda", torch.float32)
+    if not torch.cuda.is_available():
+        assert "no CUDA device" in cpp.cpp_missing("cuda")
+        assert kernels.backends("matmul", "cuda")["cpp"].dtypes == ("bf16", "fp16")
+
+
+def test_unavailable_on_other_devices_with_the_reason():
+    assert cpp.cpp_missing("mps") == "cpp matmul runs on cpu and cuda, not mps"

@@ -48,6 +48,27 @@ def test_automatic_selection_prefers_priority(temp_backend):
     assert registry.select("matmul", "cpu", torch.float64).name == "test-high"
 
 
+def test_automatic_selection_passes_over_interpreted_backends(temp_backend):
+    # An interpreted backend (Triton under TRITON_INTERPRET=1) is correct but slow: used when named only.
+    temp_backend(
+        "test-interp", devices=("cpu",), dtypes=(torch.float64,), priority=2000, interpreted=lambda d: True
+    )
+    assert registry.select("matmul", "cpu", torch.float64).name != "test-interp"
+    assert registry.select("matmul", "cpu", torch.float64, "test-interp").name == "test-interp"
+
+
+def test_dtypes_per_device(temp_backend):
+    b = temp_backend(
+        "test-split", devices=("cpu", "cuda"), dtypes={"cpu": (torch.float64,), "cuda": (torch.float16,)}
+    )
+    assert b.dtypes == {torch.float64, torch.float16}
+    assert b.why_not("cpu", torch.float64) is None
+    assert "fp16 not supported by test-split on cpu (supports: fp64)" in b.why_not("cpu", torch.float16)
+    assert kernels.backends("matmul", "cpu")["test-split"].dtypes == ("fp64",)
+    with pytest.raises(ValueError, match="does not list: npu"):
+        registry.register("matmul", "test-bad", devices=("cpu",), dtypes={"npu": (torch.float16,)})
+
+
 def test_duplicate_registration_and_unknown_names_rejected(temp_backend):
     temp_backend("test-dup", devices=("cpu",), dtypes=(torch.float32,))
     with pytest.raises(ValueError, match="already registered"):

@@ -93,3 +93,15 @@ def test_attention_train_skips_backends_without_backward():
         "attention-train/test-fwd-only fp32",
         "test-fwd-only attention has no backward pass",
     ) in plan.skipped
+
+
+def test_tolerance_follows_the_backends_math_format():
+    from bench.workloads.base import tolerance
+
+    reference = torch.randn(97, 7, dtype=torch.float64) * 3
+    scale = float(reference.abs().max())
+    fp32_floor = tolerance(None, reference, torch.float32)
+    assert fp32_floor == pytest.approx(4 * 2.0**-23 * scale)
+    # fp32 inputs multiplied as tf32 (Triton on tensor cores): the floor is tf32's epsilon, 2^-10.
+    assert tolerance(None, reference, torch.float32, "tf32") == pytest.approx(4 * 2.0**-10 * scale)
+    assert tolerance(1.0, reference, torch.float32, "tf32") == 4.0  # k x the baseline's error still rules

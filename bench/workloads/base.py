@@ -4,7 +4,7 @@ An OpSpec bundles the input maker (seeded, well-conditioned random data, never z
 and byte counts (from bench.flops), the float64 reference and the tolerance policy:
 
     tolerance = max(TOLERANCE_K × error of the baseline (torch) in the same precision,
-                    FLOOR_ULPS × eps(dtype) × max|reference|)
+                    FLOOR_ULPS × eps(dtype, or the backend's math format: tf32) × max|reference|)
 
 that is, our kernel may be at most k times less accurate than the vendor's on the same inputs
 (FlashAttention's rule), and no check is stricter than a few units in the last place.
@@ -100,8 +100,17 @@ def max_abs_error(out, reference) -> float:
     return float(diff.max())
 
 
-def tolerance(baseline_error: float | None, reference, dtype: torch.dtype) -> float:
+# Unit roundoff of math formats that are not storage dtypes: tf32 keeps 10 explicit mantissa bits.
+MATH_EPS = {"tf32": 2.0**-10}
+
+
+def tolerance(
+    baseline_error: float | None, reference, dtype: torch.dtype, math_dtype: str | None = None
+) -> float:
+    """The check's bound; math_dtype names the backend's arithmetic where it is coarser than dtype
+    (fp32 multiplied as tf32 on tensor cores): the floor then uses that format's epsilon."""
     eps = torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
+    eps = max(eps, MATH_EPS.get(math_dtype, 0.0))
     parts = reference if isinstance(reference, (tuple, list)) else (reference,)
     scale = max((float(r.abs().max()) for r in parts if r.numel()), default=0.0)
     floor = FLOOR_ULPS * eps * max(scale, 1.0)

@@ -36,11 +36,9 @@ _communicators = PerGroup()  # per (group, device index)
 
 
 def _probe(device_type: str) -> str | None:
-    missing = cuda_missing() or cuda_ext_missing()
+    missing = cuda_missing() or cuda_ext_missing("IpcAllReduce", "the IPC all-reduce")
     if missing:
         return missing
-    if not hasattr(cuda_ext(), "IpcAllReduce"):
-        return "kernels._cuda was built without the IPC all-reduce; reinstall (pip install .)"
     if not dist.is_initialized():
         return "no process group (call torch.distributed.init_process_group first)"
     return None

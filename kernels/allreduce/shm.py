@@ -42,7 +42,7 @@ _communicators = PerGroup()
 
 
 def _probe(device_type: str) -> str | None:
-    missing = cpu_ext_missing()
+    missing = cpu_ext_missing("ShmAllReduce", "the shared-memory all-reduce")
     if missing:
         return missing
     if not dist.is_available():

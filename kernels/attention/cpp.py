@@ -26,12 +26,7 @@ def cpp_missing(device_type: str) -> str | None:
     """None when kernels._C with its attention kernel can run on device_type, else why not."""
     if device_type != "cpu":
         return f"cpp attention runs on cpu only, not {device_type}"
-    reason = cpu_ext_missing()
-    if reason:
-        return reason
-    if not hasattr(cpu_ext(), "attention_f32"):
-        return "kernels._C was built without the attention kernel; reinstall (pip install .)"
-    return None
+    return cpu_ext_missing("attention_f32", "the attention kernel")
 
 
 def _run(q, k, v, causal: bool, scale: float, lse: torch.Tensor | None, isa: str) -> torch.Tensor:

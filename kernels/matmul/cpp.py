@@ -1,8 +1,10 @@
-"""cpp backend of matmul: our C++ GEMM in kernels._C (csrc/cpu/gemm.cpp).
+"""cpp backend of matmul: our C++ GEMMs, the CPU one in kernels._C (csrc/cpu/gemm.cpp) and, for
+CUDA tensors, the tensor-core one in kernels._cuda (kernels/matmul/cuda.py).
 
 Purpose: a BLIS-style CPU GEMM written here, measured against torch's oneDNN/MKL.
 When it wins: fp32/fp64 on x86 CPUs with AVX-512 or AVX2+FMA, large enough products to use all
 cores (cache-blocked packed panels, register-tiled FMA micro-kernel picked at run time, OpenMP).
+On CUDA: fp16/bf16 (see kernels/matmul/cuda.py).
 
 A and B are passed as (address, row stride, column stride): transposed or sliced views are read in
 place by the packing step, never copied. The output is a new row-major tensor.
@@ -13,34 +15,37 @@ from __future__ import annotations
 import torch
 
 from kernels._ext import cpu_ext, cpu_ext_missing
+from kernels.matmul.cuda import DTYPES as CUDA_DTYPES
+from kernels.matmul.cuda import cuda_cpp_missing, matmul_cuda
 from kernels.registry import register
 
 DTYPES = (torch.float32, torch.float64)
 
 
 def cpp_missing(device_type: str) -> str | None:
-    """None when kernels._C with its GEMM can run on device_type, else why not."""
+    """None when our C++ GEMM for device_type (kernels._C on cpu, kernels._cuda on cuda) can run."""
+    if device_type == "cuda":
+        return cuda_cpp_missing(device_type)
     if device_type != "cpu":
-        return f"cpp matmul runs on cpu only, not {device_type}"
-    reason = cpu_ext_missing()
-    if reason:
-        return reason
-    if not hasattr(cpu_ext(), "gemm_f32"):
-        return "kernels._C was built without the GEMM; reinstall (pip install .)"
-    return None
+        return f"cpp matmul runs on cpu and cuda, not {device_type}"
+    return cpu_ext_missing("gemm_f32", "the GEMM")
 
 
 @register(
     "matmul",
     "cpp",
-    devices=("cpu",),
-    dtypes=DTYPES,
+    devices=("cpu", "cuda"),
+    dtypes={"cpu": DTYPES, "cuda": CUDA_DTYPES},
     probe=cpp_missing,
     priority=10,
-    description="C++ BLIS-style GEMM (packed panels, AVX-512/AVX2 FMA micro-kernel, OpenMP)",
+    description="C++ GEMM: BLIS-style on cpu (AVX-512/AVX2 FMA, OpenMP); mma.sync tensor cores on cuda",
 )
 def matmul_cpp(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """C = A @ B through kernels._C; a (M, K), b (K, N) on cpu, any strides."""
+    """C = A @ B through kernels._C (cpu) or kernels._cuda (cuda); a (M, K), b (K, N), any strides."""
+    if a.is_cuda:
+        return matmul_cuda(a, b)
+    if a.dtype not in DTYPES:
+        raise TypeError(f"cpp matmul on cpu: dtype {a.dtype} not supported (fp32, fp64)")
     ext = cpu_ext()
     m, k = a.shape
     n = b.shape[1]

@@ -27,11 +27,9 @@ def cuda_cpp_missing(device_type: str = "cuda") -> str | None:
     """None when the CUDA C++ GEMM can run on device_type, else why not."""
     if device_type != "cuda":
         return f"the CUDA C++ matmul runs on cuda, not {device_type}"
-    reason = cuda_missing() or cuda_ext_missing()
+    reason = cuda_missing() or cuda_ext_missing("gemm_f16", "the matmul")
     if reason:
         return reason
-    if not hasattr(cuda_ext(), "gemm_f16"):
-        return "kernels._cuda was built without the matmul; reinstall (pip install .)"
     major, minor = torch.cuda.get_device_capability()
     if major < 8:
         return f"the CUDA C++ matmul needs compute capability 8.0 or newer (bf16 mma.sync); this GPU is sm_{major}{minor}"
