@@ -279,7 +279,10 @@ def run_rank(plan, env: RankEnv, progress=None) -> int:
         plan = shared[0]
         if progress is None:
             progress = StoreProgress(env.rank, env.world) if env.world > 1 else Progress()
-        return driver.run(plan, ctx, progress)
+        code = driver.run(plan, ctx, progress)
+        # Leave together: no rank tears its sockets down while a peer may still be reading from it.
+        dist.barrier(group=ctx.control)
+        return code
     except Exception as exc:
         hint = progress.peers_behind() if progress is not None else ""
         print(f"zhisuan collective: rank {env.rank}: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)

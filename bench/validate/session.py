@@ -270,7 +270,10 @@ def run_rank(options: Options, env, progress=None) -> int:
     try:
         if progress is None:
             progress = launch.StoreProgress(env.rank, env.world) if env.world > 1 else launch.Progress()
-        return Session(options, rank_ctx, env.local_world, progress).run()
+        code = Session(options, rank_ctx, env.local_world, progress).run()
+        # Leave together: no rank tears its sockets down while a peer may still be reading from it.
+        dist.barrier(group=rank_ctx.control)
+        return code
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
