@@ -23,7 +23,8 @@ place. torch.distributed's all_reduce, reduce and broadcast exist only in place,
 form copies the send buffer into the receive buffer and then runs in place (the copy is timed: it is
 what a caller without an out-of-place API pays). all_to_all and sendrecv have no in-place form.
 Reductions with op avg that torch.distributed lacks on some backends (gloo, integer types) run as
-sum and then a division of the result; all_reduce goes through kernels.all_reduce (--impl).
+sum and then a division of the result; all_reduce runs the backend that kernels.all_reduce would
+(--impl), checked and chosen once per case.
 """
 
 from __future__ import annotations
@@ -172,12 +173,16 @@ def make_call(
     root_global = dist.get_global_rank(group, root) if coll.rooted else None
 
     if coll.name == "all_reduce":
-        import kernels
+        from kernels.allreduce import checked_backend
+
+        # The front door's checks and the backend choice happen once, here; the timed call is the
+        # backend's own, as nccl-tests times ncclAllReduce and not its argument checks.
+        backend_fn = checked_backend(recv, op, impl).fn
 
         def call():
             if copy_first:
                 recv.copy_(send)
-            kernels.all_reduce(recv, op=op, backend=impl, group=group)
+            backend_fn(recv, op=op, group=group)
 
     elif coll.name == "reduce":
 

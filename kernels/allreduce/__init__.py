@@ -10,13 +10,17 @@ from kernels.allreduce import cupy_nccl, ipc, shm, torch_backend  # noqa: F401  
 REDUCE_OPS = ("sum", "max", "min", "avg")
 
 
-def all_reduce(t: torch.Tensor, op: str = "sum", *, backend: str | None = None, group=None) -> torch.Tensor:
-    """Reduce t in place over `group` (default: the default process group); returns t."""
+def checked_backend(t: torch.Tensor, op: str, backend: str | None) -> registry.Backend:
+    """The front door's checks of (t, op) and the backend all_reduce would run t on."""
     checks.require_tensor("all_reduce", "t", t)
     if op not in REDUCE_OPS:
         raise ValueError(f"all_reduce: op must be one of {', '.join(REDUCE_OPS)}, got {op!r}")
     if not t.is_contiguous():
         raise ValueError(f"all_reduce: t must be contiguous (it is reduced in place), strides {t.stride()}")
-    chosen = registry.select("all_reduce", t.device.type, t.dtype, backend)
-    chosen.fn(t, op=op, group=group)
+    return registry.select("all_reduce", t.device.type, t.dtype, backend)
+
+
+def all_reduce(t: torch.Tensor, op: str = "sum", *, backend: str | None = None, group=None) -> torch.Tensor:
+    """Reduce t in place over `group` (default: the default process group); returns t."""
+    checked_backend(t, op, backend).fn(t, op=op, group=group)
     return t
