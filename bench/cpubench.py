@@ -32,7 +32,7 @@ from bench.results import environment
 from bench.stats import summarize
 from kernels import registry
 
-ROUNDS = 3
+ROUNDS = 5
 MATMUL_SIZES = [1024, 1536, 2048]
 ATTENTION_SEQS = [1024, 2048, 4096]
 ATTENTION_HEAD_DIMS = [64, 128]
@@ -61,6 +61,7 @@ def side_by_side(op: str, shapes: list[dict], backends: list[str], budget_s: flo
                 "ours_rate": statistics.median(r.flops_per_s for r in runs["cpp"]),
                 "torch_rate": statistics.median(r.flops_per_s for r in runs["torch"]),
                 "ratio": statistics.median(ratios),
+                "ratio_range": (min(ratios), max(ratios)),
                 "pct_measured": best["cpp"].pct_measured_peak,
                 "max_err": max(r.check["max_abs_err"] for r in runs["cpp"]),
                 "tol": min(r.check["tolerance"] for r in runs["cpp"]),
@@ -115,6 +116,11 @@ def allreduce_rows() -> tuple[list[dict], str | None]:
     return rows, None
 
 
+def ratio_cell(row: dict) -> str:
+    low, high = row["ratio_range"]
+    return f"{row['ratio']:.2f}× ({low:.2f}–{high:.2f})"
+
+
 def render(matmul, attention, overhead_us, allreduce, allreduce_note, seconds) -> str:
     env = environment()
     device = specs.detect("cpu")
@@ -132,30 +138,32 @@ def render(matmul, attention, overhead_us, allreduce, allreduce_note, seconds) -
         f" kernels._C {env['kernels_C_build']}",
         "- command: `python -m bench.cpubench --out docs/benchmarks/cpu.md`",
         f"- method: {ROUNDS} alternating rounds; ratio = median over rounds of (torch time / our time),"
-        " > 1 means ours is faster; each backend passed its float64-reference check before timing;"
-        f" caches flushed between samples. Whole run: {seconds:.0f} s.",
+        " > 1 means ours is faster; within a round the two backends run back to back on the same inputs, so"
+        " the ratio is paired, while the rate columns are each backend's median over rounds alone (on a busy"
+        " host the two can disagree: the range shows the spread). Each backend passed its float64-reference"
+        f" check before timing; caches flushed between samples; % of measured peak from the best round. Whole run: {seconds:.0f} s.",
         "",
         "## matmul fp32 (target: ≥ 0.85× torch, ≥ 75 % of the measured FMA peak)",
         "",
-        "| shape | ours | torch | ours / torch speed | ours % of measured peak | max error / tolerance |",
+        "| shape | ours | torch | ours / torch speed (range over rounds) | ours % of measured peak | max error / tolerance |",
         "|---|---|---|---|---|---|",
     ]
     for r in matmul:
         lines.append(
             f"| {r['shape']} | {human_rate(r['ours_rate'], 'FLOP/s')} | {human_rate(r['torch_rate'], 'FLOP/s')} "
-            f"| {r['ratio']:.2f}× | {r['pct_measured']:.1f} % | {r['max_err']:.2g} / {r['tol']:.2g} |"
+            f"| {ratio_cell(r)} | {r['pct_measured']:.1f} % | {r['max_err']:.2g} / {r['tol']:.2g} |"
         )
     lines += [
         "",
         "## attention fp32 (target: ≥ 1.0× torch scaled_dot_product_attention)",
         "",
-        "| shape | ours | torch | ours / torch speed | max error / tolerance |",
+        "| shape | ours | torch | ours / torch speed (range over rounds) | max error / tolerance |",
         "|---|---|---|---|---|",
     ]
     for r in attention:
         lines.append(
             f"| {r['shape']} | {human_rate(r['ours_rate'], 'FLOP/s')} | {human_rate(r['torch_rate'], 'FLOP/s')} "
-            f"| {r['ratio']:.2f}× | {r['max_err']:.2g} / {r['tol']:.2g} |"
+            f"| {ratio_cell(r)} | {r['max_err']:.2g} / {r['tol']:.2g} |"
         )
     lines += [
         "",
