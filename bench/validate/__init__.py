@@ -23,7 +23,7 @@ Every check writes bench.results.Result records with kind="validate" and
     "check":     human title,
     "verdict":   "PASS" | "WARN" | "FAIL" | "SKIP",
     "value":     float (None when nothing could be measured), in
-    "unit":      "GFLOP/s" (CPU) | "TFLOP/s" (GPU) | "GB/s" | "repeats" | "ranks",
+    "unit":      "GFLOP/s" (CPU) | "TFLOP/s" (GPU) | "GB/s" | "differing repeats" | "ranks",
     "threshold": {"pass": float, "warn": float, "basis": str, "reference": float | None,
                   "compare": ">=" | "<=", "source": str} or None when no rule applies.
                  ">=": PASS when value >= pass * reference, WARN when >= warn * reference, else FAIL;

@@ -73,7 +73,9 @@ def check_backend(ctx: CheckContext, candidate: Candidate, dtype: str):
                  "reference": None, "compare": "<="}  # fmt: skip
     if not passed:
         result.status, result.error = "check-failed", f"max abs error {err:.3g} exceeds the bound {tol:.3g}"
-        ctx.fail(result, f"wrong product on {ctx.device.torch_device}: {result.error}", unit="repeats")
+        ctx.fail(
+            result, f"wrong product on {ctx.device.torch_device}: {result.error}", unit="differing repeats"
+        )
         result.extra["threshold"] = threshold
         return ctx.finish(result)
     mismatches = []
@@ -84,7 +86,10 @@ def check_backend(ctx: CheckContext, candidate: Candidate, dtype: str):
         if not torch.equal(bits(out), bits(first)):
             mismatches.append(f"iteration {iteration}: {first_difference(out, first)}")
     result.extra.update(
-        value=float(len(mismatches)), unit="repeats", threshold=threshold, mismatches=mismatches[:10]
+        value=float(len(mismatches)),
+        unit="differing repeats",
+        threshold=threshold,
+        mismatches=mismatches[:10],
     )
     if mismatches:
         result.extra.update(

@@ -7,14 +7,19 @@ output is compared with numpy's (CPU) or torch's (GPU) on the same inputs before
 CPU: judged against numpy.copyto of the same array size, measured right before each kernel (a CPU
 has no datasheet bandwidth; copyto is what a plain memory copy achieves on this host now). GPU: against the
 datasheet memory bandwidth; torch's device-to-device copy_ is measured beside it for reference.
+
+CPU ranks on one host share its memory, so they take turns here (every other check runs on all
+ranks at once), each with every core: each measures the host's bandwidth, not a contended share
+of it with a fraction of the cores.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
-from bench import metrics
+from bench import metrics, specs
 from bench.validate import levels, stream_cpu, stream_gpu
 from bench.validate.context import CheckContext
 
@@ -85,17 +90,34 @@ def torch_copy_bandwidth(ctx: CheckContext, source: torch.Tensor) -> float:
 
 
 def run_cpu(ctx: CheckContext) -> list:
+    if ctx.local_world == 1 or ctx.dist is None:
+        return _run_cpu(ctx, threads=torch.get_num_threads())
+    records = []
+    for turn in range(ctx.local_world):  # ranks of one host take turns (ranks are numbered host by host)
+        if turn == ctx.rank % ctx.local_world:
+            records = _run_cpu(ctx, threads=specs.cpu_cores())
+        ctx.step(f"stream: waiting for the host's other ranks (turn {turn + 1} of {ctx.local_world})")
+        ctx.progress.enter()
+        try:
+            dist.barrier(group=ctx.dist.control)
+        finally:
+            ctx.progress.leave()
+    return records
+
+
+def _run_cpu(ctx: CheckContext, threads: int) -> list:
     array_bytes = levels.stream_array_bytes(ctx.plan, "cpu", ctx.device.cache_bytes)
     n = array_bytes // 8
     if stream_cpu.NUMBA_MISSING:
         return [ctx.skip(_record(ctx, k, n, "numba"), stream_cpu.NUMBA_MISSING) for k in KERNELS]
     ctx.step("stream: allocating and compiling")
-    arrays = stream_cpu.CpuStream(n, threads=torch.get_num_threads())
+    arrays = stream_cpu.CpuStream(n, threads=threads)
     extra = {
         "array_bytes": 8 * n,
         "cache_bytes": ctx.device.cache_bytes,
         "past_cache": 8 * n >= levels.STREAM_CACHE_MULTIPLE * ctx.device.cache_bytes,
-        "threads": torch.get_num_threads(),
+        "threads": threads,
+        "host_turns": ctx.local_world > 1,
     }
     if not extra["past_cache"]:
         extra["note"] = "test sizes: arrays fit in cache, not a memory measurement"
