@@ -679,7 +679,9 @@ def test_threshold_rules_are_stated_with_their_basis(full_doc):
         "Threshold: PASS when ≥ 75% of the basis, WARN when ≥ 70% of the basis, else FAIL."
     )
     assert "Why: H100 bf16 GEMM reaches about 80% of the datasheet." in matmul
-    assert "Thresholds: PASS when ≤ 0 differing repeats, else FAIL. / PASS when ≤ 0 ranks, else FAIL." in texts
+    assert (
+        "Thresholds: PASS when ≤ 0 differing repeats, else FAIL. / PASS when ≤ 0 ranks, else FAIL." in texts
+    )
     assert "Threshold: No threshold applies." in texts  # the skipped host-to-device copies
 
 
