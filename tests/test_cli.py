@@ -57,3 +57,11 @@ def test_console_script_runs_end_to_end(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "b1 h2 s7 d16 causal" in proc.stdout
+
+
+@pytest.mark.parametrize("command", ["info", "run", "collective", "compare", "history", "report", "validate"])
+def test_every_subcommand_is_reachable_from_zhisuan(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"zhisuan {command}" in capsys.readouterr().out
