@@ -3,7 +3,8 @@
     python -m bench.devicecheck --out "$OUT"            # on the lent H100/H200
 
 Writes into --out: devicecheck.jsonl (every result as it arrives), pytest-gpu.log, validate.jsonl
-with validate-report/ (`zhisuan validate --level quick` on the GPU), and <device>.md (the table for docs/benchmarks/, with device, driver, versions, date, command).
+with validate-report/ (`zhisuan validate --level quick` on the GPU), and <device>.md (the table for
+docs/benchmarks/, with device, driver, versions, date, command).
 Every timed kernel was first checked against a float64 reference on the same inputs (the runner's
 rule); L2 is flushed between samples. Targets (issue 3) are evaluated at the end of the Markdown.
 """

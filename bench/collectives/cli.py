@@ -213,7 +213,7 @@ def build_plan(args) -> Plan:
                 f"--impl {name} runs on {', '.join(sorted(backend_info.devices))}, not on {device}"
             )
         for dtype in dtypes:
-            if parse_dtype(dtype) not in backend_info.dtypes:
+            if parse_dtype(dtype) not in backend_info.dtypes_on(device):
                 raise ValueError(f"--impl {name} does not support -d {dtype}")
     if args.nproc:
         from bench.collectives.driver import validate_world
