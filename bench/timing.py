@@ -8,7 +8,9 @@ Between samples, outside the timed region, a buffer twice the size of the last-l
 or L2 (GPU) is overwritten, so every sample starts cold, as a kernel inside a model would.
 
 The sample count is either explicit (`iters`, exactly that many) or a `time_budget_s` (as many as
-fit, at least MIN_SAMPLES); never both.
+fit, at least MIN_SAMPLES); never both. A sample's cost includes its cache flush, so the budget
+bounds the wall time: a flush of a large last-level cache (600 MB on a VM that reports a 300 MiB
+L3) can take 50 ms, far longer than a small kernel.
 """
 
 from __future__ import annotations
@@ -139,5 +141,11 @@ def measure(
         elapsed = time.perf_counter() - warm_start
         if elapsed >= plan.warmup_s or warm_calls >= 1000:
             break
-    n = plan.sample_count(elapsed / warm_calls)
+    flush_s = 0.0
+    if flush is not None and plan.iters is None:
+        start = time.perf_counter()
+        flush()
+        synchronize(device)
+        flush_s = time.perf_counter() - start
+    n = plan.sample_count(elapsed / warm_calls + flush_s)
     return timer.run(fn, n, flush)

@@ -46,6 +46,22 @@ def test_result_is_cached_per_process():
     assert fma_peak("fp32", threads=1, seconds=0.05)["flops_per_s"] > 0
 
 
+def test_fresh_measures_again_and_leaves_the_cache_alone(monkeypatch):
+    cached = fma_peak("fp32", threads=1, seconds=0.05)
+    calls = []
+    real = cpu_ext().fma_probe
+
+    def counting_probe(**kwargs):
+        calls.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(cpu_ext(), "fma_probe", counting_probe)
+    fresh = fma_peak("fp32", threads=1, seconds=0.05, fresh=True)
+    assert len(calls) == 1 and calls[0]["threads"] == 1
+    assert plausible(fresh), fresh
+    assert fma_peak("fp32", threads=1, seconds=0.05) == cached and len(calls) == 1
+
+
 @pytest.mark.parametrize("isa", sorted(ISAS))
 def test_each_isa_the_cpu_runs(isa):
     if isa not in cpu_ext().gemm_isas():

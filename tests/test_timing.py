@@ -28,6 +28,16 @@ def test_time_budget_bounds_the_sample_count():
     assert time.perf_counter() - start < 1.0
 
 
+def test_time_budget_counts_the_cache_flush(monkeypatch):
+    # A flush (10 ms here) much slower than the kernel (~0): the budget still bounds the wall time.
+    monkeypatch.setattr(timing.CacheFlusher, "__call__", lambda self: busy_wait(10e-3))
+    plan = timing.TimingPlan(time_budget_s=0.1, warmup_s=0.01)
+    start = time.perf_counter()
+    samples = timing.measure(lambda: None, plan=plan, flush_bytes=1 << 20)
+    assert timing.MIN_SAMPLES <= len(samples) <= 12
+    assert time.perf_counter() - start < 0.5
+
+
 def test_flush_runs_outside_the_timed_region():
     # A 64 MiB flush takes milliseconds; the samples of an empty callable must not contain it.
     samples = timing.measure(lambda: None, plan=timing.TimingPlan(iters=5), flush_bytes=64 << 20)
