@@ -44,8 +44,8 @@ def side_by_side(
 ) -> list[dict]:
     """Per shape: median time per backend over ROUNDS rounds, and ours/torch speed ratios.
 
-    paired_peak: measure the FMA peak afresh before every round and report ours as % of that
-    round's peak (median over rounds). A peak taken once, at a quiet moment, against rounds run
+    paired_peak: measure the FMA peak afresh before every round and report each backend as % of
+    that round's peak (median over rounds). A peak taken once, at a quiet moment, against rounds run
     while neighbours were busy would understate the kernel; this pairs them like the ratios.
     """
     rows = {}
