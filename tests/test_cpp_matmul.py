@@ -116,6 +116,16 @@ def test_wide_output_spans_several_b_panels():
     check(rand(3, 7), rand(7, 4099))  # N beyond one packed B panel (NC columns)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp64"])
+def test_row_major_a_is_read_in_place_through_its_row_stride(dtype):
+    # Full tiles of rows of a row-major A are read in place, the ragged last one is packed. A is a
+    # column slice of a wider matrix (row stride 1100, not K), K spans three KC blocks and N
+    # several B panels, so every in-place read is offset by a block's row and depth.
+    a = rand(103, 1100, dtype=dtype)[:, 3:1028]
+    assert a.stride() == (1100, 1)
+    check(a, rand(1025, 1100, dtype=dtype))
+
+
 @pytest.mark.parametrize("isa", cpu_ext().gemm_isas() if cpp.cpp_missing("cpu") is None else [])
 def test_every_isa_this_cpu_runs(isa, isa_restored):
     cpp.set_isa(isa)

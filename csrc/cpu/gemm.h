@@ -2,10 +2,10 @@
 // run time (AVX-512, AVX2+FMA or portable), OpenMP across cores.
 //
 // A (M x K) and B (K x N) are read through element strides (row stride, column stride), so a
-// transposed or sliced view needs no copy: packing reads through the strides. C (M x N) is written
-// row-major with leading dimension ldc (elements). Any M, N >= 0 and K >= 0 (K = 0 writes zeros).
-// The packing buffers are kept per thread between calls (up to KC x NC elements for the B panel,
-// 8 MiB in fp32, on each calling thread) so repeated calls do not page-fault fresh memory.
+// transposed or sliced view needs no copy: packing reads through the strides, and a row-major A
+// is read in place. C (M x N) is written row-major with leading dimension ldc (elements). Any
+// M, N >= 0 and K >= 0 (K = 0 writes zeros). The packing buffers are kept per thread between calls
+// (the B panel is half a core's L2) so repeated calls do not page-fault fresh memory.
 #pragma once
 
 #include <string>

@@ -1,10 +1,11 @@
-// GEMM micro-kernels: C[MR x NR] (+)= A_sliver[MR x kc] * B_sliver[kc x NR] on packed panels.
+// GEMM micro-kernels: C[MR x NR] (+)= A_sliver[MR x kc] * B_sliver[kc x NR].
 //
-// Packed layout (written by gemm.cpp): the A sliver holds, for each k, MR consecutive elements
-// (one per row); the B sliver holds, for each k, NR consecutive elements, the next k ldb elements
-// further (ldb = NR in a packed panel; B's own row stride when a row-major B is read in place).
-// Packed slivers are 64-byte aligned and zero-padded, so a kernel always computes the full
-// MR x NR tile; C is row-major with leading dimension ldc.
+// Layouts (chosen by gemm.cpp): element (i, k) of the A sliver is a[i * a_rs + k * a_cs], (1, MR)
+// when packed (MR consecutive elements per k) and (lda, 1) when a row-major A is read in place;
+// the B sliver holds, for each k, NR consecutive elements, the next k ldb elements further
+// (ldb = NR in a packed panel; B's own row stride when a row-major B is read in place). Packed
+// slivers are 64-byte aligned and zero-padded, so a kernel always computes the full MR x NR tile
+// (gemm.cpp reads in place only full tiles); C is row-major with leading dimension ldc.
 //
 // ukr::scalar is portable C++; ukr::avx2::kernel and ukr::avx512::kernel are the one SIMD kernel
 // of simd_gemm_microkernel.h compiled for each ISA (a target pragma around the include), so this
@@ -15,20 +16,20 @@
 
 namespace zhisuan::cpu::ukr {
 
-// How far ahead (in k steps) the A sliver is prefetched: it streams from L2.
+// How far ahead (in k steps) a packed A sliver is prefetched: it streams from L2.
 constexpr int kPrefetchA = 8;
 
 // ---- portable kernel (any CPU; the compiler vectorises it for the baseline ISA) ----
 template <typename T, int MR, int NR>
-void scalar(long kc, const T* __restrict a, const T* __restrict b, long ldb, T* __restrict c, long ldc,
-            bool accumulate) {
+void scalar(long kc, const T* __restrict a, long a_rs, long a_cs, const T* __restrict b, long ldb,
+            T* __restrict c, long ldc, bool accumulate) {
   T acc[MR][NR] = {};
   for (long p = 0; p < kc; ++p) {
     for (int i = 0; i < MR; ++i) {
-      const T ai = a[i];
+      const T ai = a[i * a_rs];
       for (int j = 0; j < NR; ++j) acc[i][j] += ai * b[j];
     }
-    a += MR;
+    a += a_cs;
     b += ldb;
   }
   for (int i = 0; i < MR; ++i)
