@@ -126,6 +126,12 @@ def add_run_parser(subparsers) -> None:
     count.add_argument("--iters", type=positive_int, help="exactly this many timed samples per benchmark")
     count.add_argument("--time-budget", type=positive_float, help="seconds of timed samples per benchmark")
     p.add_argument("--no-flush", action="store_true", help="do not flush caches between samples (warm-cache)")
+    p.add_argument(
+        "--interleave",
+        action="store_true",
+        help="time the backends of each shape sample by sample in turn, so that all of them see the same "
+        "load of a shared host (side-by-side comparisons)",
+    )
     p.add_argument("--json", help="JSON Lines output (default: zhisuan-results/<run id>.jsonl)")
     p.add_argument("--csv", help="also export the results as CSV")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
@@ -176,6 +182,7 @@ def run_run(args) -> int:
             on_result=finished,
             on_start=started,
             run_id=run_id,
+            interleave=args.interleave,
         )
     display.console.print(
         display.results_table(results, title=f"zhisuan run {run_id} on {results[0].device_name}")

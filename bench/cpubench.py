@@ -8,8 +8,8 @@ Measures what issue 2 sets as targets (and what issue 4 sets for the shared-memo
   head_dim 64/128, causal and not);
 - the harness's own overhead per sample (an empty callable);
 - shm all-reduce vs gloo, 2 processes (when the collectives benchmark is installed).
-Shared machines are noisy: each comparison runs in ROUNDS alternating rounds, and the ratio is
-the median of the per-round ratios. Matmul also shows the ratio of the best samples and the best
+Shared machines are noisy: each comparison runs in ROUNDS rounds (fresh inputs and checks in each),
+the two backends timed sample by sample in turn, and the ratio is the median of the per-round ratios. Matmul also shows the ratio of the best samples and the best
 sample as % of the best FMA-probe window: the probe reports its best window, so its like-for-like
 partner is a kernel's best sample, not its median. Every timed backend passed its correctness
 check first.
@@ -57,7 +57,7 @@ def side_by_side(
         if paired_peak:
             round_peaks.append(fma_peak("fp32", fresh=True)["flops_per_s"])
         plan = runner.plan_run([op], {op: shapes}, ["fp32"], "cpu", backends)
-        for r in runner.execute(plan, timing_plan=timing.TimingPlan(time_budget_s=budget_s)):
+        for r in runner.execute(plan, timing_plan=timing.TimingPlan(time_budget_s=budget_s), interleave=True):
             row = rows.setdefault(short_shape(op, r.shape), {"shape": r.shape, "runs": {}})
             if r.status != "ok":
                 raise RuntimeError(f"{op} {r.backend} {short_shape(op, r.shape)}: {r.status}: {r.error}")
@@ -172,8 +172,8 @@ def render(matmul, attention, overhead_us, allreduce, allreduce_note, seconds) -
         f" kernels._C {env['kernels_C_build']}",
         "- command: `python -m bench.cpubench --out docs/benchmarks/cpu.md`",
         f"- method: {ROUNDS} alternating rounds; ratio = median over rounds of (torch time / our time),"
-        " > 1 means ours is faster; within a round the two backends run back to back on the same inputs, so"
-        " the ratio is paired, while the rate columns are each backend's median over rounds alone (on a busy"
+        " > 1 means ours is faster; within a round the two backends are timed on the same inputs, one sample of"
+        " each in turn (`zhisuan run --interleave`), so the ratio is paired, while the rate columns are each backend's median over rounds alone (on a busy"
         " host the two can disagree: the range shows the spread). Each backend passed its float64-reference"
         " check before timing; caches flushed between samples. % of measured peak: the FMA probe runs again"
         " before every round, and the paired figure is the median over rounds of a backend's rate over that"

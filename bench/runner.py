@@ -5,6 +5,8 @@ reference, measures the baseline (torch) backend's error on them, then for each 
 once and checks it against the reference (tolerance from the OpSpec's rule), and only if the check
 passes times it. A backend that fails its check or raises gets a Result that says so and no
 timing. Results go to `on_result` as they arrive (the CLI writes each one to disk at once).
+With interleave=True the backends of a case that passed their checks are timed together, one
+sample of each in turn (timing.measure_interleaved): the side-by-side mode for a shared host.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ def execute(
     on_result: Callable[[Result], None] = lambda r: None,
     on_start: Callable[[Case, Backend], None] = lambda c, b: None,
     run_id: str | None = None,
+    interleave: bool = False,
 ) -> list[Result]:
     device = specs.detect(plan.device)
     kind = device.kind
@@ -106,6 +109,7 @@ def execute(
         inputs = spec.make_inputs(case.shape, case.dtype, plan.device, seed)
         reference = spec.reference(inputs)
         base_err = baseline_error(spec, inputs, reference, kind, case.dtype)
+        checked = []  # (result, backend, bound fn) waiting to be timed together
         for backend in case.backends:
             math_dtype = backend.math_dtypes.get(dtype_name(case.dtype)) if kind == "cuda" else None
             tol = tolerance(base_err, reference, case.dtype, math_dtype)
@@ -124,11 +128,19 @@ def execute(
                 env=env,
                 run_id=run_id,
             )
-            measure_case(
-                result, spec, backend, inputs, reference, base_err, tol, device, timing_plan, flush_bytes
-            )
+            fn = check_case(result, spec, backend, inputs, reference, base_err, tol)
+            if fn is not None and interleave:
+                checked.append((result, backend, fn))
+                continue
+            if fn is not None:
+                time_case(result, backend, fn, inputs, device, timing_plan, flush_bytes)
             results.append(result)
             on_result(result)
+        if checked:
+            time_interleaved(checked, inputs, device, timing_plan, flush_bytes)
+            for result, _, _ in checked:
+                results.append(result)
+                on_result(result)
         del inputs, reference
         gc.collect()
         if kind == "cuda":
@@ -136,14 +148,17 @@ def execute(
     return results
 
 
-def measure_case(result, spec, backend, inputs, reference, base_err, tol, device, timing_plan, flush_bytes):
-    """Check, then (only if the check passed) time one backend; fills `result` in place."""
+def check_case(result, spec, backend, inputs, reference, base_err, tol) -> Callable[[], object] | None:
+    """Run one backend once against the reference; returns its bound call if the check passed.
+
+    Fills result.check, and result.status / error when the check fails or the backend raises.
+    """
     fn = spec.bind(backend.fn, inputs)
     try:
         err = max_abs_error(fn(), reference)
     except Exception as exc:  # a backend that crashes is a result, not the end of the run
         result.status, result.error = "error", f"{type(exc).__name__}: {exc}"
-        return
+        return None
     passed = err == err and err <= tol  # NaN never passes
     result.check = {
         "max_abs_err": err,
@@ -156,12 +171,41 @@ def measure_case(result, spec, backend, inputs, reference, base_err, tol, device
     if not passed:
         result.status = "check-failed"
         result.error = f"max abs error {err:.3g} exceeds tolerance {tol:.3g}"
-        return
+        return None
+    return fn
+
+
+def time_case(result, backend, fn, inputs, device, timing_plan, flush_bytes) -> None:
+    """Time one checked backend alone and fill its timing and rates."""
     try:
         samples = timing.measure(fn, device=device.torch_device, plan=timing_plan, flush_bytes=flush_bytes)
     except Exception as exc:
         result.status, result.error = "error", f"while timing: {type(exc).__name__}: {exc}"
         return
+    fill_measurement(result, backend, inputs, device, samples)
+
+
+def time_interleaved(checked, inputs, device, timing_plan, flush_bytes) -> None:
+    """Time the checked backends of one case sample by sample in turn and fill each result."""
+    try:
+        all_samples = timing.measure_interleaved(
+            [fn for _, _, fn in checked],
+            device=device.torch_device,
+            plan=timing_plan,
+            flush_bytes=flush_bytes,
+        )
+    except Exception as exc:  # which backend raised is not known: every one of the batch says so
+        names = ", ".join(backend.name for _, backend, _ in checked)
+        for result, _, _ in checked:
+            result.status = "error"
+            result.error = f"while timing, interleaved ({names}): {type(exc).__name__}: {exc}"
+        return
+    for (result, backend, _), samples in zip(checked, all_samples, strict=True):
+        fill_measurement(result, backend, inputs, device, samples)
+        result.extra["interleaved_with"] = [b.name for _, b, _ in checked if b is not backend]
+
+
+def fill_measurement(result, backend, inputs, device, samples) -> None:
     metrics.fill_timing(result, samples)
     if backend.describe is not None:
         try:
@@ -250,6 +294,7 @@ def run(
     iters: int | None = None,
     time_budget_s: float | None = None,
     json_path: str | None = None,
+    interleave: bool = False,
 ) -> list[Result]:
     """The Python form of `zhisuan run`: check and time every backend of ops on a suite or shapes."""
     from bench.results import ResultWriter
@@ -259,6 +304,6 @@ def run(
     plan = plan_run(ops, shapes_for(ops, device, suite, shapes), dtypes, device, backends)
     timing_plan = timing.TimingPlan(iters=iters, time_budget_s=time_budget_s)
     if json_path is None:
-        return execute(plan, timing_plan=timing_plan)
+        return execute(plan, timing_plan=timing_plan, interleave=interleave)
     with ResultWriter(json_path) as writer:
-        return execute(plan, timing_plan=timing_plan, on_result=writer.write)
+        return execute(plan, timing_plan=timing_plan, on_result=writer.write, interleave=interleave)

@@ -7,6 +7,11 @@
 Between samples, outside the timed region, a buffer twice the size of the last-level cache (CPU)
 or L2 (GPU) is overwritten, so every sample starts cold, as a kernel inside a model would.
 
+measure_interleaved times several callables in turn, one sample of each per round (the first
+callable rotating), for side-by-side comparisons on a shared host: neighbours' load comes in
+spells of seconds, and interleaved samples of two kernels see the same spells, where one block of
+samples per kernel can land one in a quiet spell and the other in a busy one.
+
 The sample count is either explicit (`iters`, exactly that many) or a `time_budget_s` (as many as
 fit, at least MIN_SAMPLES); never both. A sample's cost includes its cache flush, so the budget
 bounds the wall time: a flush of a large last-level cache (600 MB on a VM that reports a 300 MiB
@@ -16,7 +21,7 @@ L3) can take 50 ms, far longer than a small kernel.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -130,22 +135,60 @@ def measure(
     plan = plan or TimingPlan()
     timer = timer_for(device)
     flush = CacheFlusher(flush_bytes, device) if flush_bytes else None
+    per_call_s = warm_up(fn, device, plan) + flush_cost(flush, device, plan)
+    return timer.run(fn, plan.sample_count(per_call_s), flush)
 
+
+def measure_interleaved(
+    fns: Sequence[Callable[[], object]],
+    *,
+    device: str = "cpu",
+    plan: TimingPlan | None = None,
+    flush_bytes: int | None = None,
+) -> list[list[float]]:
+    """Time several callables sample by sample in turn; returns every sample of each, in order.
+
+    Round i times fns[i % k], fns[(i + 1) % k], ... (k callables), each sample after its own cache
+    flush. The plan counts samples per callable: n rounds give each n samples, and a time budget
+    is each callable's share, as if it ran alone (the whole takes about k times the budget).
+    """
+    if not fns:
+        raise ValueError("measure_interleaved: no callables")
+    plan = plan or TimingPlan()
+    timer = timer_for(device)
+    flush = CacheFlusher(flush_bytes, device) if flush_bytes else None
+    call_s = [warm_up(fn, device, plan) for fn in fns]
+    per_call_s = sum(call_s) / len(fns) + flush_cost(flush, device, plan)
+    samples: list[list[float]] = [[] for _ in fns]
+    for i in range(plan.sample_count(per_call_s)):
+        for j in range(len(fns)):
+            which = (i + j) % len(fns)
+            samples[which] += timer.run(fns[which], 1, flush)
+    return samples
+
+
+def warm_up(fn: Callable[[], object], device: str, plan: TimingPlan) -> float:
+    """Run fn once (compilation, autotuning, first touch), then until warmup_s has passed.
+
+    Returns the mean time of the later calls: the estimate that sizes a time budget.
+    """
     fn()
     synchronize(device)
-    warm_calls, warm_start = 0, time.perf_counter()
+    calls, start = 0, time.perf_counter()
     while True:
         fn()
-        warm_calls += 1
+        calls += 1
         synchronize(device)
-        elapsed = time.perf_counter() - warm_start
-        if elapsed >= plan.warmup_s or warm_calls >= 1000:
-            break
-    flush_s = 0.0
-    if flush is not None and plan.iters is None:
-        start = time.perf_counter()
-        flush()
-        synchronize(device)
-        flush_s = time.perf_counter() - start
-    n = plan.sample_count(elapsed / warm_calls + flush_s)
-    return timer.run(fn, n, flush)
+        elapsed = time.perf_counter() - start
+        if elapsed >= plan.warmup_s or calls >= 1000:
+            return elapsed / calls
+
+
+def flush_cost(flush: CacheFlusher | None, device: str, plan: TimingPlan) -> float:
+    """Seconds of one cache flush (measured once), when a time budget must count it; else 0."""
+    if flush is None or plan.iters is not None:
+        return 0.0
+    start = time.perf_counter()
+    flush()
+    synchronize(device)
+    return time.perf_counter() - start

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from bench.cli import main
+from kernels.matmul.cpp import cpp_missing
 
 
 def test_run_prints_table_and_writes_json_lines(tmp_path, capsys):
@@ -18,6 +19,17 @@ def test_run_prints_table_and_writes_json_lines(tmp_path, capsys):
     record = json.loads(path.read_text().splitlines()[0])
     assert record["check"]["passed"] and record["schema"] == 1
     assert csv_path.exists()
+
+
+@pytest.mark.skipif(cpp_missing("cpu") is not None, reason=str(cpp_missing("cpu")))
+def test_run_interleaved_times_the_backends_in_turn(tmp_path, capsys):
+    path = tmp_path / "r.jsonl"
+    code = main(["run", "matmul", "--backend", "torch,cpp", "--shape", "33x7x97", "--iters", "3",
+                 "--interleave", "--json", str(path)])  # fmt: skip
+    assert code == 0
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["backend"] for r in records} == {"torch", "cpp"}
+    assert all(len(r["samples_s"]) == 3 and r["extra"]["interleaved_with"] for r in records)
 
 
 def test_info_lists_devices_and_backends(capsys):

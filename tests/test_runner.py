@@ -105,3 +105,27 @@ def test_tolerance_follows_the_backends_math_format():
     # fp32 inputs multiplied as tf32 (Triton on tensor cores): the floor is tf32's epsilon, 2^-10.
     assert tolerance(None, reference, torch.float32, "tf32") == pytest.approx(4 * 2.0**-10 * scale)
     assert tolerance(1.0, reference, torch.float32, "tf32") == 4.0  # k x the baseline's error still rules
+
+
+def test_interleaved_run_checks_each_backend_then_times_them_in_turn():
+    registry.register("matmul", "test-wrong", devices=("cpu",), dtypes=(torch.float32,))(
+        lambda a, b: (a @ b) * 1.001
+    )
+    registry.register("matmul", "test-right", devices=("cpu",), dtypes=(torch.float32,))(lambda a, b: a @ b)
+    try:
+        results = bench.run(
+            "matmul",
+            backends=["test-right", "test-wrong", "torch"],
+            shapes=["97x7x33"],
+            iters=4,
+            interleave=True,
+        )
+    finally:
+        registry.unregister("matmul", "test-wrong")
+        registry.unregister("matmul", "test-right")
+    by_name = {r.backend: r for r in results}
+    assert by_name["test-wrong"].status == "check-failed" and by_name["test-wrong"].samples_s == []
+    for name, other in (("test-right", "torch"), ("torch", "test-right")):
+        r = by_name[name]
+        assert r.status == "ok" and r.check["passed"] and len(r.samples_s) == 4 and r.flops_per_s > 0
+        assert r.extra["interleaved_with"] == [other]

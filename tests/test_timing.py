@@ -86,3 +86,36 @@ def test_cuda_timer_measures_a_known_gpu_sleep():
     flushed = timing.measure(lambda: torch.cuda._sleep(cycles), device="cuda", plan=timing.TimingPlan(iters=5),
                              flush_bytes=256 << 20)  # fmt: skip
     assert summarize(flushed).median_s == pytest.approx(cycles * per_cycle, rel=0.2)
+
+
+def test_interleaved_callables_take_turns_sample_by_sample():
+    calls = []
+    fns = [lambda: calls.append("a"), lambda: calls.append("b"), lambda: calls.append("c")]
+    samples = timing.measure_interleaved(fns, plan=timing.TimingPlan(iters=4, warmup_s=0))
+    assert [len(s) for s in samples] == [4, 4, 4]
+    timed = "".join(calls[-12:])  # the warm-up calls come first
+    # Each round holds one sample of each, the first one rotating.
+    assert [timed[i : i + 3] for i in range(0, 12, 3)] == ["abc", "bca", "cab", "abc"]
+
+
+def test_interleaved_samples_belong_to_their_own_callable():
+    fast, slow = 200e-6, 2e-3
+    samples = timing.measure_interleaved(
+        [lambda: busy_wait(fast), lambda: busy_wait(slow)], plan=timing.TimingPlan(iters=10)
+    )
+    assert fast <= summarize(samples[0]).median_s < slow / 2
+    assert slow <= summarize(samples[1]).median_s < slow * 1.5 + 50e-6
+
+
+def test_interleaved_budget_is_each_callables_share():
+    # 0.1 s each of a 1 ms and a 3 ms callable: ~50 samples of each, about 0.2 s in all.
+    plan = timing.TimingPlan(time_budget_s=0.1, warmup_s=0.01)
+    start = time.perf_counter()
+    samples = timing.measure_interleaved([lambda: busy_wait(1e-3), lambda: busy_wait(3e-3)], plan=plan)
+    assert len(samples[0]) == len(samples[1]) and 25 <= len(samples[0]) <= 60
+    assert time.perf_counter() - start < 1.0
+
+
+def test_interleaving_nothing_is_refused():
+    with pytest.raises(ValueError, match="no callables"):
+        timing.measure_interleaved([])
