@@ -27,7 +27,7 @@ def fill_rates(result: Result, device: specs.Device, math_dtype: str | None) -> 
             result.peak_flops = peak.value * 1e12
             result.peak_status = peak.status
             result.pct_peak = 100.0 * result.flops_per_s / result.peak_flops
-        measured = specs.measured_peak_flops(device, math_dtype) if math_dtype else None
+        measured = specs.measured_peak_flops(device, math_dtype, result.flops_per_s) if math_dtype else None
         if measured:
             result.measured_peak_flops = measured
             result.pct_measured_peak = 100.0 * result.flops_per_s / measured
