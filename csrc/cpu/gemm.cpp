@@ -18,13 +18,14 @@
 // packed. Measured on a 2-core Xeon (AVX-512, 2 MiB L2), fp32 1024-2048^3, against torch in
 // alternating processes: A in place and the B panel in L2 (NC 512 instead of 4096, where the
 // panel sat in L3 and the first call on each sliver waited for it) each gained about 3 %, together
-// 5-8 % (with the C prefetch of the micro-kernel, 0.82-0.87x torch before, 0.89-0.93x after).
+// 5-8 % (with the C prefetch of the micro-kernel, 2 threads, warm caches, quiet host: 0.85-0.87x torch
+// before, 0.95-0.97x after, medians of paired rounds).
 //
 // Threads split C into a grid of rectangles (split_threads) and never wait for each other: every
 // thread packs the parts of A and B its rectangle needs. A shared B panel would save one thread
 // the packing of its half of B (a few % of the work at 1024^3), but needs two barriers per KC step,
 // and on a shared machine each barrier can wait a whole scheduler time slice for a thread whose
-// core was lent to another process. Measured on this 2-core Zen 4 VM, the barrier-free split was
+// core was lent to another process. Measured on a 2-core Zen 4 VM, the barrier-free split was
 // 1.2-3x faster at every shape tried while other jobs ran, and 1-3 % faster on an idle machine
 // (with the A packing of pack_rows). The first KC step writes C, the later ones accumulate, so C needs
 // no zeroing. Edge tiles (M or N not a multiple of the tile) run the same kernel on zero-padded
