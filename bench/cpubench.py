@@ -8,11 +8,11 @@ Measures what issue 2 sets as targets (and what issue 4 sets for the shared-memo
   head_dim 64/128, causal and not);
 - the harness's own overhead per sample (an empty callable);
 - shm all-reduce vs gloo, 2 processes (when the collectives benchmark is installed).
-Shared machines are noisy: each comparison runs in ROUNDS rounds (fresh inputs and checks in each),
-the two backends timed sample by sample in turn, and the ratio is the median of the per-round ratios. Matmul also shows the ratio of the best samples and the best
-sample as % of the best FMA-probe window: the probe reports its best window, so its like-for-like
-partner is a kernel's best sample, not its median. Every timed backend passed its correctness
-check first.
+Shared machines are noisy: each comparison runs in ROUNDS rounds (fresh inputs and checks in
+each), the two backends timed sample by sample in turn, and the ratio is the median of the
+per-round ratios. Matmul also shows the ratio of the best samples and the best sample as % of the
+best FMA-probe window: the probe reports its best window, so its like-for-like partner is a
+kernel's best sample, not its median. Every timed backend passed its correctness check first.
 """
 
 from __future__ import annotations
@@ -171,10 +171,10 @@ def render(matmul, attention, overhead_us, allreduce, allreduce_note, seconds) -
         f"- versions: torch {env['torch']}, python {env['python']}, zhisuan git {env['git_sha']},"
         f" kernels._C {env['kernels_C_build']}",
         "- command: `python -m bench.cpubench --out docs/benchmarks/cpu.md`",
-        f"- method: {ROUNDS} alternating rounds; ratio = median over rounds of (torch time / our time),"
-        " > 1 means ours is faster; within a round the two backends are timed on the same inputs, one sample of"
-        " each in turn (`zhisuan run --interleave`), so the ratio is paired, while the rate columns are each backend's median over rounds alone (on a busy"
-        " host the two can disagree: the range shows the spread). Each backend passed its float64-reference"
+        f"- method: {ROUNDS} rounds; ratio = median over rounds of (torch time / our time), > 1 means ours"
+        " is faster; within a round the two backends are timed on the same inputs, one sample of each in turn"
+        " (`zhisuan run --interleave`), so the ratio is paired, while the rate columns are each backend's"
+        " median over rounds alone (on a busy host the two can disagree: the range shows the spread). Each backend passed its float64-reference"
         " check before timing; caches flushed between samples. % of measured peak: the FMA probe runs again"
         " before every round, and the paired figure is the median over rounds of a backend's rate over that"
         " round's peak (the device line shows one measurement, for scale). The probe reports its best 50 ms"

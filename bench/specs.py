@@ -259,9 +259,3 @@ def measured_peak_flops(device: Device, dtype: str, exceeded_by: float | None = 
     except (ImportError, RuntimeError):  # kernels._C not built, or the probe could not run here
         return None
     return _probe_best[dtype]
-    from kernels.probe import fma_peak
-
-    try:
-        return fma_peak(dtype)["flops_per_s"]
-    except (ImportError, RuntimeError):  # kernels._C not built, or the probe could not run here
-        return None

@@ -333,12 +333,10 @@ void gemm_serial(const Plan<T>& plan, long m, long n, long k, const T* a, long a
           for (long t = 0; t < a_slivers; ++t) {
             const long row = ic + t * mr;
             const int rows = static_cast<int>(std::min<long>(mr, m - row));
-            if (a_in_place(a_cs, rows, mr))
-              tile(plan, kc, a + row * a_rs + pc, a_rs, 1, b_sliver, ldb, c + row * ldc + col, ldc, rows, cols,
-                   accumulate);
-            else
-              tile(plan, kc, a_block + t * mr * kc, 1, mr, b_sliver, ldb, c + row * ldc + col, ldc, rows, cols,
-                   accumulate);
+            const bool direct_a = a_in_place(a_cs, rows, mr);
+            const T* a_sliver = direct_a ? a + row * a_rs + pc : a_block + t * mr * kc;
+            tile(plan, kc, a_sliver, direct_a ? a_rs : 1, direct_a ? 1 : mr, b_sliver, ldb, c + row * ldc + col, ldc,
+                 rows, cols, accumulate);
           }
         }
       }
