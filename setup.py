@@ -1,7 +1,7 @@
 """Build the pybind11 extensions of zhisuan.
 
-kernels._C     C++ CPU kernels (csrc/cpu, csrc/bindings.cpp): always attempted.
-kernels._cuda  CUDA kernels (csrc/cuda): attempted when nvcc is found.
+zhisuan.kernels._C     C++ CPU kernels (csrc/cpu, csrc/bindings.cpp): always attempted.
+zhisuan.kernels._cuda  CUDA kernels (csrc/cuda): attempted when nvcc is found.
 
 Both are optional: a failed build leaves the package installable, and the backend that needs the
 extension reports itself unavailable with the reason (see kernels/_ext.py).
@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 from pybind11.setup_helpers import Pybind11Extension
-from setuptools import setup
+from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
 
 # ---- build switches (all of them, in one place) -------------------------------------------
-# ZHISUAN_SKIP_CUDA=1      do not build kernels._cuda even when nvcc is present
+# ZHISUAN_SKIP_CUDA=1      do not build zhisuan.kernels._cuda even when nvcc is present
 # ZHISUAN_CUDA_ARCHS       ';'-separated SM targets for nvcc, e.g. "80;90a" (default below)
 # ZHISUAN_CPU_NATIVE=1     compile the CPU kernels with -march=native (default: portable build
 #                          with per-ISA micro-kernels picked at run time)
@@ -104,13 +104,13 @@ def cuda_extension():
     nvcc = find_nvcc()
     if SKIP_CUDA or nvcc is None:
         why = "ZHISUAN_SKIP_CUDA=1" if SKIP_CUDA else "nvcc not found"
-        print(f"zhisuan: not building kernels._cuda ({why})", file=sys.stderr)
+        print(f"zhisuan: not building zhisuan.kernels._cuda ({why})", file=sys.stderr)
         return []
     root = cuda_root(nvcc)
     lib_dirs = [d for d in (root / "lib64", root / "lib") if d.exists()]
     return [
         Pybind11Extension(
-            "kernels._cuda",
+            "zhisuan.kernels._cuda",
             sources=sources("csrc/cuda", ".cpp") + sources("csrc/cuda", ".cu"),
             include_dirs=[str(root / "include"), "csrc"],
             library_dirs=[str(d) for d in lib_dirs],
@@ -125,7 +125,7 @@ def cuda_extension():
 
 
 cpu_extension = Pybind11Extension(
-    "kernels._C",
+    "zhisuan.kernels._C",
     sources=["csrc/bindings.cpp", *sources("csrc/cpu", ".cpp")],
     include_dirs=["csrc"],
     extra_compile_args=CPU_FLAGS,
@@ -134,4 +134,15 @@ cpu_extension = Pybind11Extension(
     optional=True,
 )
 
-setup(ext_modules=[cpu_extension, *cuda_extension()], cmdclass={"build_ext": BuildExt})
+# The repository's folders -> their place in the zhisuan namespace.
+PACKAGE_DIRS = {"zhisuan.kernels": "kernels", "zhisuan.bench": "bench"}
+PACKAGES = [
+    f"zhisuan.{package}" for package in find_packages(include=["kernels", "kernels.*", "bench", "bench.*"])
+]
+
+setup(
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIRS,
+    ext_modules=[cpu_extension, *cuda_extension()],
+    cmdclass={"build_ext": BuildExt},
+)

@@ -2,6 +2,6 @@
 
 import sys
 
-from bench.cli import main
+from zhisuan.bench.cli import main
 
 sys.exit(main())

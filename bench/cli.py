@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 COMMAND_MODULES: list[str] = [
-    "bench.collectives.cli",
-    "bench.compare_cli",
-    "bench.history_cli",
-    "bench.report.cli",
-    "bench.validate.cli",
+    "zhisuan.bench.collectives.command",
+    "zhisuan.bench.gate.compare_command",
+    "zhisuan.bench.gate.history_command",
+    "zhisuan.bench.report.command",
+    "zhisuan.bench.validate.command",
 ]
 
 
@@ -62,12 +62,12 @@ def add_info_parser(subparsers) -> None:
 def run_info(args) -> int:
     from rich.table import Table
 
-    import kernels
-    from bench import display, specs
-    from kernels.registry import OPS
+    from zhisuan import kernels
+    from zhisuan.bench.core import chips, display
+    from zhisuan.kernels.registry import OPS
 
-    for name in specs.available_devices():
-        device = specs.detect(name)
+    for name in chips.available_devices():
+        device = chips.detect(name)
         props = ", ".join(f"{k}={v}" for k, v in device.properties.items() if k != "isa_reasoning")
         display.console.print(f"[bold]{name}[/bold]: {device.name} ({props})")
         if device.spec is None:
@@ -80,8 +80,12 @@ def run_info(args) -> int:
                 display.console.print(f"  memory bandwidth: {fig.value:.4g} TB/s [{fig.status}] {fig.source}")
         if device.kind == "cpu" and not args.no_probe:
             for dtype in ("fp32", "fp64"):
-                measured = specs.measured_peak_flops(device, dtype)
-                text = f"{measured / 1e9:.1f} GFLOP/s" if measured else "unavailable (kernels._C not built)"
+                measured = chips.measured_peak_flops(device, dtype)
+                text = (
+                    f"{measured / 1e9:.1f} GFLOP/s"
+                    if measured
+                    else "unavailable (zhisuan.kernels._C not built)"
+                )
                 display.console.print(f"  measured peak {dtype} (FMA probe): {text}")
     table = Table(title="backends", header_style="bold")
     for column in ("op", "backend", "devices", "dtypes", "status"):
@@ -142,9 +146,10 @@ def run_run(args) -> int:
     import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from bench import display, runner, timing
-    from bench.results import ResultWriter, new_run_id, write_csv
-    from bench.workloads.suites import suite_names
+    from zhisuan.bench.core import display, timing
+    from zhisuan.bench.core.results import ResultWriter, new_run_id, write_csv
+    from zhisuan.bench.harness import runner
+    from zhisuan.bench.workloads.suites import suite_names
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.suite is not None and args.suite not in suite_names():

@@ -1,7 +1,7 @@
 """Load the compiled extensions once, remembering why one could not be loaded.
 
 Importing `kernels` never fails because an extension is missing: the backends that need one ask
-here and report the reason ("kernels._C not built: ...") as their unavailability.
+here and report the reason ("zhisuan.kernels._C not built: ...") as their unavailability.
 """
 
 from __future__ import annotations
@@ -14,13 +14,16 @@ from types import ModuleType
 @cache
 def _load(name: str) -> tuple[ModuleType | None, str | None]:
     try:
-        return importlib.import_module(f"kernels.{name}"), None
+        return importlib.import_module(f"zhisuan.kernels.{name}"), None
     except ImportError as exc:  # not built (no compiler, build failed) or unloadable
-        return None, f"kernels.{name} not available ({exc}); reinstall with a C++ compiler (pip install .)"
+        return (
+            None,
+            f"zhisuan.kernels.{name} not available ({exc}); reinstall with a C++ compiler (pip install .)",
+        )
 
 
 def cpu_ext() -> ModuleType:
-    """kernels._C, or raises ImportError with the reason."""
+    """zhisuan.kernels._C, or raises ImportError with the reason."""
     module, reason = _load("_C")
     if module is None:
         raise ImportError(reason)
@@ -32,17 +35,17 @@ def _missing(name: str, symbol: str | None, part: str) -> str | None:
     if module is None:
         return reason
     if symbol is not None and not hasattr(module, symbol):
-        return f"kernels.{name} was built without {part}; reinstall (pip install .)"
+        return f"zhisuan.kernels.{name} was built without {part}; reinstall (pip install .)"
     return None
 
 
 def cpu_ext_missing(symbol: str | None = None, part: str = "") -> str | None:
-    """None when kernels._C loads (and has `symbol`, the entry point of `part`), else why not."""
+    """None when zhisuan.kernels._C loads (and has `symbol`, the entry point of `part`), else why not."""
     return _missing("_C", symbol, part)
 
 
 def cuda_ext() -> ModuleType:
-    """kernels._cuda, or raises ImportError with the reason."""
+    """zhisuan.kernels._cuda, or raises ImportError with the reason."""
     module, reason = _load("_cuda")
     if module is None:
         raise ImportError(reason)
@@ -50,5 +53,5 @@ def cuda_ext() -> ModuleType:
 
 
 def cuda_ext_missing(symbol: str | None = None, part: str = "") -> str | None:
-    """None when kernels._cuda loads (and has `symbol`, the entry point of `part`), else why not."""
+    """None when zhisuan.kernels._cuda loads (and has `symbol`, the entry point of `part`), else why not."""
     return _missing("_cuda", symbol, part)

@@ -1,6 +1,6 @@
-"""The CPU's achievable peak FLOP/s, measured by the FMA-throughput probe in kernels._C.
+"""The CPU's achievable peak FLOP/s, measured by the FMA-throughput probe in zhisuan.kernels._C.
 
-    from kernels.probe import fma_peak
+    from zhisuan.kernels.probe import fma_peak
     fma_peak("fp32")            # {'flops_per_s': 2.3e11, 'isa': 'avx512', 'threads': 2, ...}
     fma_peak("fp64", threads=1)
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from kernels._ext import cpu_ext
+from zhisuan.kernels._ext import cpu_ext
 
 DTYPES = ("fp32", "fp64")
 WINDOWS = 4  # measuring windows per probe; the best one is reported
@@ -28,7 +28,7 @@ def fma_peak(
     threads=None uses every core OpenMP sees (OMP_NUM_THREADS if set). The widest instruction set
     the CPU runs is used. fresh=True measures again instead of returning this process's cached
     figure: a benchmark on a shared host pairs each round with a peak taken under the same
-    neighbours. Raises ImportError (with the reason) when kernels._C is not built.
+    neighbours. Raises ImportError (with the reason) when zhisuan.kernels._C is not built.
     """
     if dtype not in DTYPES:
         raise ValueError(f"fma_peak: dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")

@@ -76,7 +76,7 @@ class Backend:
 
 @dataclass(frozen=True)
 class BackendStatus:
-    """What kernels.backends(op) reports for one backend."""
+    """What zhisuan.kernels.backends(op) reports for one backend."""
 
     name: str
     available: bool

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from kernels.devices import cuda_missing
+from zhisuan.kernels.devices import cuda_missing
 
 
 def pytest_collection_modifyitems(config, items):

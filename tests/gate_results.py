@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.results import Result
+from zhisuan.bench.core.results import Result
 
 ENV = {"torch": "2.13.0+cpu", "triton": "3.9.0", "cuda": None, "torch_threads": 2, "git_sha": "abc1234"}
 

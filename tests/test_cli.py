@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from bench.cli import main
-from kernels.matmul.cpp import cpp_missing
+from zhisuan.bench.cli import main
+from zhisuan.kernels.matmul.cpp import cpp_missing
 
 
 def test_run_prints_table_and_writes_json_lines(tmp_path, capsys):
@@ -55,7 +55,7 @@ def test_malformed_arguments_give_one_line_and_exit_2(argv, message, capsys):
 
 def test_argparse_errors_exit_2_without_traceback():
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--iters", "zero"], capture_output=True, text=True
+        [sys.executable, "-m", "zhisuan.bench", "run", "--iters", "zero"], capture_output=True, text=True
     )
     assert proc.returncode == 2
     assert "expected a positive integer" in proc.stderr and "Traceback" not in proc.stderr

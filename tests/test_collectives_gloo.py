@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.distributed as dist
 
-import kernels
-from bench.collectives import driver, launch, ops
-from bench.collectives.driver import Case, Plan
-from bench.results import read_results
-from kernels.registry import parse_dtype
+from zhisuan import kernels
+from zhisuan.bench.collectives import driver, launch, ops
+from zhisuan.bench.collectives.driver import Case, Plan
+from zhisuan.bench.core.results import read_results
+from zhisuan.kernels.registry import parse_dtype
 
 DTYPES = ("fp32", "fp16", "bf16", "int32")
 COUNTS = (1, 7, 1025)  # per rank

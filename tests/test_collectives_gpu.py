@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.distributed as dist
 
-import kernels
-from bench.collectives import check, launch, ops
-from bench.collectives.__main__ import main as collective_main
-from kernels.allreduce import ipc
+from zhisuan import kernels
+from zhisuan.bench.collectives import check, launch, ops
+from zhisuan.bench.collectives.__main__ import main as collective_main
+from zhisuan.kernels.allreduce import ipc
 
 gpu = pytest.mark.gpu
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

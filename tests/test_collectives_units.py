@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench.collectives import check, launch, ops, report
-from bench.collectives.__main__ import main as collective_main
-from bench.collectives.driver import Case
-from bench.collectives.sizes import format_size, parse_size, size_sweep
+from zhisuan.bench.collectives import check, launch, ops, summary
+from zhisuan.bench.collectives.__main__ import main as collective_main
+from zhisuan.bench.collectives.driver import Case
+from zhisuan.bench.collectives.sizes import format_size, parse_size, size_sweep
 
 # ---- sizes ------------------------------------------------------------------------------------
 
@@ -151,16 +151,16 @@ def test_summary_arithmetic_follows_nccl_tests():
     coll = ops.get("all_reduce")
     case = Case(coll, torch.float32, "sum", 4 << 20, 1 << 20, "torch")
     gathered = [([1e-3, 3e-3], 0), ([2e-3, 4e-3], 2)]  # rank 1 slower, with 2 wrong elements
-    row = report.summarize_samples(case, 0, True, gathered, average=1)
+    row = summary.summarize_samples(case, 0, True, gathered, average=1)
     assert row.samples_s == pytest.approx([1.5e-3, 3.5e-3]) and row.time_s == pytest.approx(2.5e-3)
     assert row.algbw == pytest.approx((4 << 20) / 2.5e-3)
     assert row.busbw == pytest.approx(row.algbw * 2 * (2 - 1) / 2)
     assert row.wrong == 2 and row.slowest_rank == 1 and row.max_s == 4e-3 and row.root == -1
     assert row.p50_s == pytest.approx(np.percentile([1e-3, 2e-3, 3e-3, 4e-3], 50))
-    assert report.summarize_samples(case, 0, True, gathered, average=0).time_s == pytest.approx(2e-3)
-    assert report.summarize_samples(case, 0, True, gathered, average=2).time_s == pytest.approx(2e-3)
-    assert report.summarize_samples(case, 0, True, gathered, average=3).time_s == pytest.approx(3e-3)
-    line = report.format_line(row, None, checked=True)
+    assert summary.summarize_samples(case, 0, True, gathered, average=0).time_s == pytest.approx(2e-3)
+    assert summary.summarize_samples(case, 0, True, gathered, average=2).time_s == pytest.approx(2e-3)
+    assert summary.summarize_samples(case, 0, True, gathered, average=3).time_s == pytest.approx(3e-3)
+    line = summary.format_line(row, None, checked=True)
     assert line.split()[:6] == ["4194304", "1048576", "fp32", "sum", "-1", "torch"] and "n/a" in line
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from gate_results import failed_result, timed_result
 
-from bench.cli import main
-from bench.results import ResultWriter
+from zhisuan.bench.cli import main
+from zhisuan.bench.core.results import ResultWriter
 
 
 def write(path, results):

@@ -3,13 +3,13 @@
 import pytest
 from gate_results import failed_result, timed_result
 
-from bench import compare, gate
-from bench.envcheck import compare_environments
-from bench.thresholds import GateSettings, load_settings, parse_threshold
+from zhisuan.bench.gate import statistics, verdict
+from zhisuan.bench.gate.envdiff import compare_environments
+from zhisuan.bench.gate.settings import GateSettings, load_settings, parse_threshold
 
 
 def run_gate(baseline, current, **kwargs):
-    return gate.run_gate(baseline, current, n_resamples=999, **kwargs)
+    return verdict.run_gate(baseline, current, n_resamples=999, **kwargs)
 
 
 def test_matching_reports_new_missing_and_not_comparable():
@@ -22,10 +22,10 @@ def test_matching_reports_new_missing_and_not_comparable():
     assert [r.shape["M"] for r in report.new] == [1024]
     assert [r.shape["M"] for r in report.missing] == [64]
     assert len(report.unmatched) == 1 and "interpreter" in report.unmatched[0].reason
-    assert report.exit_code == gate.EXIT_OK
+    assert report.exit_code == verdict.EXIT_OK
     # Without --allow-missing a vanished benchmark is not a pass.
     strict = run_gate(base, cur)
-    assert strict.exit_code == gate.EXIT_CANNOT_COMPARE
+    assert strict.exit_code == verdict.EXIT_CANNOT_COMPARE
     assert any("missing from the current run" in p and "M=64" in p for p in strict.problems)
 
 
@@ -36,9 +36,9 @@ def test_regression_gives_exit_1_and_sorts_first():
         timed_result(seed=4, backend="torch", run_id="b"),
     ]
     report = run_gate(base, cur)
-    assert report.exit_code == gate.EXIT_REGRESSION
-    assert report.pairs[0].verdict == compare.REGRESSED and report.pairs[0].current.backend == "cpp"
-    assert report.pairs[1].verdict == compare.UNCHANGED
+    assert report.exit_code == verdict.EXIT_REGRESSION
+    assert report.pairs[0].verdict == statistics.REGRESSED and report.pairs[0].current.backend == "cpp"
+    assert report.pairs[1].verdict == statistics.UNCHANGED
 
 
 @pytest.mark.parametrize(
@@ -49,28 +49,28 @@ def test_failed_current_result_is_cannot_compare_never_regression(status, error)
     failed = failed_result(status, error, seed=3, run_id="b")
     cur = [failed, timed_result(2e-3, seed=4, backend="torch", run_id="b")]  # torch also regressed
     report = run_gate(base, cur)
-    assert report.exit_code == gate.EXIT_CANNOT_COMPARE
+    assert report.exit_code == verdict.EXIT_CANNOT_COMPARE
     assert any(p.startswith("current run failed") and error in p for p in report.problems)
     # The other benchmark's regression is still reported, but 2 wins: a crash is never a plain fail.
-    assert report.by_verdict(compare.REGRESSED)
+    assert report.by_verdict(statistics.REGRESSED)
 
 
 def test_failed_new_benchmark_still_blocks():
     base = [timed_result(seed=1)]
     cur = [timed_result(seed=2, run_id="b"), failed_result(backend="mine")]
-    assert run_gate(base, cur).exit_code == gate.EXIT_CANNOT_COMPARE
+    assert run_gate(base, cur).exit_code == verdict.EXIT_CANNOT_COMPARE
 
 
 def test_failed_baseline_result_is_cannot_compare():
     base = [failed_result(error="segfault")]
     report = run_gate(base, [timed_result(seed=2, run_id="b")])
-    assert report.exit_code == gate.EXIT_CANNOT_COMPARE
+    assert report.exit_code == verdict.EXIT_CANNOT_COMPARE
     assert "baseline has no timing" in report.problems[0]
 
 
 def test_only_interpreted_results_leave_nothing_to_compare():
     report = run_gate([timed_result(interpreted=True)], [timed_result(interpreted=True, run_id="b")])
-    assert report.exit_code == gate.EXIT_CANNOT_COMPARE
+    assert report.exit_code == verdict.EXIT_CANNOT_COMPARE
     assert "nothing to compare" in report.problems[0]
 
 
@@ -78,31 +78,31 @@ def test_latest_duplicate_is_used():
     old = timed_result(2e-3, seed=1, timestamp=1.0)
     new = timed_result(1e-3, seed=2, timestamp=2.0)
     report = run_gate([new, old], [timed_result(1e-3, seed=3, run_id="b")])
-    assert report.duplicates_dropped == 1 and report.pairs[0].verdict == compare.UNCHANGED
+    assert report.duplicates_dropped == 1 and report.pairs[0].verdict == statistics.UNCHANGED
 
 
 def test_environment_mismatch_blocks_and_says_what_differed():
     base = [timed_result(seed=1)]
     cur = [timed_result(seed=2, env={**base[0].env, "torch": "2.14.0", "git_sha": "def5678"}, run_id="b")]
     report = run_gate(base, cur)
-    assert report.exit_code == gate.EXIT_CANNOT_COMPARE
+    assert report.exit_code == verdict.EXIT_CANNOT_COMPARE
     assert "torch: 2.13.0+cpu -> 2.14.0" in report.problems[0]
     assert report.env.describe_notes() == ["git_sha: abc1234 -> def5678"]  # a note, not a blocker
     allowed = run_gate(base, cur, allow_env_mismatch=True)
-    assert allowed.exit_code == gate.EXIT_OK and allowed.env.blocking
+    assert allowed.exit_code == verdict.EXIT_OK and allowed.env.blocking
 
 
 def test_other_device_blocks_unless_allowed():
     base = [timed_result(seed=1)]
     cur = [timed_result(seed=2, device_name="Other CPU 1", run_id="b")]
     report = run_gate(base, cur)
-    assert report.exit_code == gate.EXIT_CANNOT_COMPARE
+    assert report.exit_code == verdict.EXIT_CANNOT_COMPARE
     assert report.problems == [
         "environments differ (pass --allow-env-mismatch to compare anyway): "
         "device: baseline ran on Test CPU 9000; current on Other CPU 1"
     ]
     allowed = run_gate(base, cur, allow_env_mismatch=True)
-    assert allowed.exit_code == gate.EXIT_OK and len(allowed.pairs) == 1
+    assert allowed.exit_code == verdict.EXIT_OK and len(allowed.pairs) == 1
 
 
 def test_clocks_block_only_when_both_readable():
@@ -128,7 +128,7 @@ def test_per_benchmark_thresholds_from_toml(tmp_path):
         timed_result(1.2e-3, seed=4, backend="cpp", run_id="b"),
     ]
     verdicts = {p.current.backend: p.verdict for p in run_gate(base, cur, settings=settings).pairs}
-    assert verdicts == {"torch": compare.UNCHANGED, "cpp": compare.REGRESSED}
+    assert verdicts == {"torch": statistics.UNCHANGED, "cpp": statistics.REGRESSED}
 
 
 @pytest.mark.parametrize(
@@ -152,4 +152,7 @@ def test_parse_threshold():
     assert parse_threshold("5%") == pytest.approx(0.05) and parse_threshold("0.1") == 0.1
     with pytest.raises(ValueError, match="ambiguous"):
         parse_threshold("5")
-    assert GateSettings().for_result(timed_result()) == (compare.DEFAULT_THRESHOLD, compare.DEFAULT_ALPHA)
+    assert GateSettings().for_result(timed_result()) == (
+        statistics.DEFAULT_THRESHOLD,
+        statistics.DEFAULT_ALPHA,
+    )

@@ -1,8 +1,8 @@
-"""The C++ attention kernel (kernels._C through the cpp attention backend) against a float64 reference.
+"""The C++ attention kernel (zhisuan.kernels._C through the cpp attention backend) against a float64 reference.
 
 Tolerance (DESIGN.md): our error against the fp64 reference may be at most 4x the torch backend's
 fp32 error on the same inputs, with a floor of a few ulps of the largest output (the project's one
-policy, bench.workloads.base.tolerance). The torch backend is held to the same reference, so a
+policy, zhisuan.bench.workloads.base.tolerance). The torch backend is held to the same reference, so a
 wrong baseline cannot loosen the check unnoticed. Every code path this CPU runs (avx512, avx2,
 portable) is tested, not only the one picked automatically.
 """
@@ -14,11 +14,11 @@ import math
 import pytest
 import torch
 
-import kernels
-from bench.workloads.base import max_abs_error, tolerance
-from kernels._ext import cpu_ext
-from kernels.attention import cpp
-from kernels.registry import BackendUnavailable
+from zhisuan import kernels
+from zhisuan.bench.workloads.base import max_abs_error, tolerance
+from zhisuan.kernels._ext import cpu_ext
+from zhisuan.kernels.attention import cpp
+from zhisuan.kernels.registry import BackendUnavailable
 
 pytestmark = pytest.mark.skipif(cpp.cpp_missing("cpu") is not None, reason=str(cpp.cpp_missing("cpu")))
 

@@ -1,4 +1,4 @@
-"""The C++ GEMM (kernels._C through the cpp matmul backend) against float64 references.
+"""The C++ GEMM (zhisuan.kernels._C through the cpp matmul backend) against float64 references.
 
 Tolerance (DESIGN.md): our error against the reference may be at most 4x torch.matmul's error in
 the same precision, with a floor of a few ulps of the largest reference value. The reference is
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-import kernels
-from bench.workloads.base import max_abs_error, tolerance
-from kernels._ext import cpu_ext
-from kernels.matmul import cpp
-from kernels.registry import BackendUnavailable
+from zhisuan import kernels
+from zhisuan.bench.workloads.base import max_abs_error, tolerance
+from zhisuan.kernels._ext import cpu_ext
+from zhisuan.kernels.matmul import cpp
+from zhisuan.kernels.registry import BackendUnavailable
 
 pytestmark = pytest.mark.skipif(cpp.cpp_missing("cpu") is not None, reason=str(cpp.cpp_missing("cpu")))
 
@@ -195,7 +195,7 @@ def test_registered_as_the_preferred_cpu_backend():
     status = kernels.backends("matmul", "cpu")["cpp"]
     assert status.available and set(status.dtypes) == {"fp32", "fp64"}
     # Without a backend name, fp32 on the CPU goes to cpp (priority above the torch baseline).
-    from kernels.registry import select
+    from zhisuan.kernels.registry import select
 
     assert select("matmul", "cpu", torch.float32).name == "cpp"
 

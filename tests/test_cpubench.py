@@ -1,11 +1,11 @@
-"""The statistics of the committed CPU benchmark (bench.cpubench), on made-up rounds."""
+"""The statistics of the committed CPU benchmark (zhisuan.bench.dev.cpubench), on made-up rounds."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.cpubench import best_time, pct_of_best_peak, pct_of_round_peaks
-from bench.results import Result
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.dev.cpubench import best_time, pct_of_best_peak, pct_of_round_peaks
 
 
 def round_result(samples_s: list[float], flops: float = 2e9) -> Result:

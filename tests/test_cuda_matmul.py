@@ -1,4 +1,4 @@
-"""The CUDA C++ tensor-core matmul (csrc/cuda/matmul.cu, kernels.matmul.cuda).
+"""The CUDA C++ tensor-core matmul (csrc/cuda/matmul.cu, zhisuan.kernels.matmul.cuda).
 
 Without a GPU: the operand-layout rules and argument checks of the extension (they run before any
 CUDA call) and the aligned copies the Python layer makes. On the GPU (marked gpu): products
@@ -11,15 +11,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.workloads.base import max_abs_error, tolerance
-from kernels._ext import cuda_ext_missing
-from kernels.matmul import cuda as cm
+from zhisuan.bench.workloads.base import max_abs_error, tolerance
+from zhisuan.kernels._ext import cuda_ext_missing
+from zhisuan.kernels.matmul import cuda as cm
 
-needs_ext = pytest.mark.skipif(cuda_ext_missing() is not None, reason=f"kernels._cuda: {cuda_ext_missing()}")
+needs_ext = pytest.mark.skipif(
+    cuda_ext_missing() is not None, reason=f"zhisuan.kernels._cuda: {cuda_ext_missing()}"
+)
 
 
 def problem(rows, cols, stride_row, stride_col, ptr=4096, element_size=2) -> str:
-    from kernels._ext import cuda_ext
+    from zhisuan.kernels._ext import cuda_ext
 
     return cuda_ext().gemm_operand_problem(ptr, rows, cols, stride_row, stride_col, element_size)
 
@@ -37,7 +39,7 @@ def test_operand_layout_rules():
 
 @needs_ext
 def test_bad_arguments_raise_before_launch():
-    from kernels._ext import cuda_ext
+    from zhisuan.kernels._ext import cuda_ext
 
     ext = cuda_ext()
     with pytest.raises(ValueError, match="M, N, K must be"):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.workloads.base import max_abs_error, tolerance
-from kernels.matmul import cupy as cupy_backend
-from kernels.registry import get
+from zhisuan.bench.workloads.base import max_abs_error, tolerance
+from zhisuan.kernels.matmul import cupy as cupy_backend
+from zhisuan.kernels.registry import get
 
 
 def test_registration():

@@ -1,12 +1,13 @@
-"""bench.devicecheck, the GPU session's one call, in the parts that run without a GPU: it refuses
+"""zhisuan.bench.dev.devicecheck, the GPU session's one call, in the parts that run without a GPU: it refuses
 plainly without CUDA, its job list covers every benchmark the GPU issue names, and its Markdown
 judges the targets from the results it is given (synthetic ones here)."""
 
 import pytest
 import torch
 
-from bench import devicecheck, specs
-from bench.results import Result
+from zhisuan.bench.core import chips
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.dev import devicecheck
 
 
 def result(op, backend, shape, median_s, dtype="bf16", flops=None):
@@ -43,6 +44,6 @@ def test_targets_are_judged_from_the_results():
     assert "- Triton matmul at 8192³ bf16: 611 TFLOP/s (MISSED; target 700 TFLOP/s)" in lines
     assert "- CUDA C++ matmul vs cuBLAS at 4096³: 0.5× (MISSED; target 0.6×)" in lines
     assert "- Triton attention forward+backward vs SDPA flash (worst shape): not measured" in lines
-    markdown = devicecheck.render(results, specs.detect("cpu"), "3 passed", "exit 0: PASS", 12.0, ["--quick"])
-    assert "exit 0: PASS" in markdown and "python -m bench.devicecheck --quick" in markdown
+    markdown = devicecheck.render(results, chips.detect("cpu"), "3 passed", "exit 0: PASS", 12.0, ["--quick"])
+    assert "exit 0: PASS" in markdown and "python -m zhisuan.bench.dev.devicecheck --quick" in markdown
     assert markdown.count("| matmul |") == 4

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bench import flops
+from zhisuan.bench.core import flops
 
 
 def visible_pairs_brute_force(seq_q, seq_k):

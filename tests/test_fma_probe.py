@@ -1,11 +1,11 @@
-"""The FMA-throughput probe (kernels.probe.fma_peak over kernels._C.fma_probe)."""
+"""The FMA-throughput probe (zhisuan.kernels.probe.fma_peak over zhisuan.kernels._C.fma_probe)."""
 
 from __future__ import annotations
 
 import pytest
 
-from kernels._ext import cpu_ext, cpu_ext_missing
-from kernels.probe import fma_peak
+from zhisuan.kernels._ext import cpu_ext, cpu_ext_missing
+from zhisuan.kernels.probe import fma_peak
 
 pytestmark = pytest.mark.skipif(cpu_ext_missing() is not None, reason=str(cpu_ext_missing()))
 

@@ -1,9 +1,9 @@
-"""Input checks of kernels.matmul / attention / all_reduce: clear errors naming argument, shape, dtype."""
+"""Input checks of zhisuan.kernels.matmul / attention / all_reduce: clear errors naming argument, shape, dtype."""
 
 import pytest
 import torch
 
-import kernels
+from zhisuan import kernels
 
 
 def test_matmul_rejects_bad_input():
@@ -44,7 +44,7 @@ def test_attention_rejects_bad_input():
 
 
 def test_attention_torch_backend_against_reference_with_gqa_and_causal_offsets():
-    from bench.workloads.attention import reference_attention
+    from zhisuan.bench.workloads.attention import reference_attention
 
     for seq_q, seq_k in ((7, 7), (3, 9), (9, 3), (1, 17)):
         q, k, v = torch.randn(2, 4, seq_q, 16), torch.randn(2, 2, seq_k, 16), torch.randn(2, 2, seq_k, 16)

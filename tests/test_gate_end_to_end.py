@@ -16,9 +16,9 @@ import sys
 import pytest
 import torch
 
-from bench.cli import main
-from bench.results import read_results
-from kernels import registry
+from zhisuan.bench.cli import main
+from zhisuan.bench.core.results import read_results
+from zhisuan.kernels import registry
 
 SHARED_MACHINE_THRESHOLD = "50%"
 
@@ -28,7 +28,7 @@ def zhisuan_run(path) -> None:
     command = [
         sys.executable,
         "-m",
-        "bench",
+        "zhisuan.bench",
         "run",
         "matmul",
         "--shape",

@@ -6,11 +6,11 @@ import sqlite3
 import pytest
 from gate_results import failed_result, timed_result
 
-from bench import trend
-from bench.cli import main
-from bench.history import History, label
-from bench.results import ResultWriter
-from bench.thresholds import GateSettings
+from zhisuan.bench.cli import main
+from zhisuan.bench.core.results import ResultWriter
+from zhisuan.bench.gate import trend
+from zhisuan.bench.gate.history import History, label
+from zhisuan.bench.gate.settings import GateSettings
 
 
 def run(run_id, median_s=1e-3, seed=0, timestamp=1.7e9, backends=("cpp", "torch")):

@@ -1,4 +1,4 @@
-"""The alpha-beta model (bench.collectives.netmodel): the fit, the formulas, the crossovers, the CLI.
+"""The alpha-beta model (zhisuan.bench.collectives.netmodel): the fit, the formulas, the crossovers, the CLI.
 (Its check against measured points it was not fitted on is in test_collectives_cli.py.)"""
 
 import json
@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from bench.collectives import netmodel
-from bench.collectives.__main__ import main as collective_main
-from bench.results import Result, environment
+from zhisuan.bench.collectives import netmodel
+from zhisuan.bench.collectives.__main__ import main as collective_main
+from zhisuan.bench.core.results import Result, environment
 
 ALPHA, BETA = 3e-6, 1 / 20e9  # 3 us, 20 GB/s
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import pytest_benchmark_json, pytest_plugin
-from bench.cli import main
+from zhisuan.bench.cli import main
+from zhisuan.bench.gate import pytest_json, pytest_plugin
 
 pytest_benchmark_stats = pytest.importorskip("pytest_benchmark.stats")
 
@@ -70,7 +70,7 @@ def test_stats_are_pytest_benchmarks_own(n):
     theirs = pytest_benchmark_stats.Stats()
     for value in data:
         theirs.update(value)
-    ours = pytest_benchmark_json.stats_of(data)
+    ours = pytest_json.stats_of(data)
     for name in pytest_benchmark_stats.Stats.fields:
         assert ours[name] == pytest.approx(getattr(theirs, name), rel=1e-12), name
     assert ours["data"] == data and ours["iterations"] == 1

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-import kernels
-from kernels import registry
-from kernels.registry import BackendUnavailable
+from zhisuan import kernels
+from zhisuan.kernels import registry
+from zhisuan.kernels.registry import BackendUnavailable
 
 
 @pytest.fixture

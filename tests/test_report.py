@@ -12,14 +12,14 @@ import struct
 
 import pytest
 
-from bench.cli import main
-from bench.report import fmt
-from bench.report.doc import Banner, Figure, Heading, Table, Text
-from bench.report.document import build_document
-from bench.report.html import render_html
-from bench.report.load import group_by_kind, load_results
-from bench.report.output import write_report
-from bench.results import Result, ResultFileError, ResultWriter
+from zhisuan.bench.cli import main
+from zhisuan.bench.core.results import Result, ResultFileError, ResultWriter
+from zhisuan.bench.report import fmt
+from zhisuan.bench.report.assemble import build_document
+from zhisuan.bench.report.blocks import Banner, Figure, Heading, Table, Text
+from zhisuan.bench.report.html import render_html
+from zhisuan.bench.report.load import group_by_kind, load_results
+from zhisuan.bench.report.output import write_report
 
 T0 = 1_790_000_000.0  # 2026-09-21 UTC: a fixed date the report must print
 CPU = "AMD EPYC 9R14 96-Core Processor"
@@ -594,7 +594,7 @@ def test_html_escapes_recorded_text():
 
 def test_write_report_writes_html_markdown_and_figures(tmp_path, full_doc, monkeypatch):
     # write_report builds the document itself: hand it the one already built, to keep the test fast
-    monkeypatch.setattr("bench.report.output.build_document", lambda results, sources: full_doc)
+    monkeypatch.setattr("zhisuan.bench.report.output.build_document", lambda results, sources: full_doc)
     paths = write_report([], tmp_path / "out", sources=["x.jsonl"])
     assert set(paths) == {"html", "markdown", "figures"}
     md = paths["markdown"].read_text(encoding="utf-8")

@@ -16,8 +16,8 @@ import pytest
 from matplotlib import image as mpimg
 from test_report import kernel_results, validate_results
 
-from bench.report.document import build_document
-from bench.report.output import write_html
+from zhisuan.bench.report.assemble import build_document
+from zhisuan.bench.report.output import write_html
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 pytestmark = pytest.mark.skipif(

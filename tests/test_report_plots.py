@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from bench.report import plots
+from zhisuan.bench.report import plots
 
 
 def _series(xs, ys, label="cpp"):

@@ -2,7 +2,14 @@ import json
 
 import pytest
 
-from bench.results import SCHEMA_VERSION, Result, ResultFileError, ResultWriter, read_results, write_csv
+from zhisuan.bench.core.results import (
+    SCHEMA_VERSION,
+    Result,
+    ResultFileError,
+    ResultWriter,
+    read_results,
+    write_csv,
+)
 
 
 def sample_result(**overrides):

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-import bench
-import bench.flops
-from bench import runner
-from kernels import registry
+from zhisuan import bench
+from zhisuan.bench.core import flops
+from zhisuan.bench.harness import runner
+from zhisuan.kernels import registry
 
 
 def test_run_checks_then_times_every_backend(tmp_path):
@@ -75,7 +75,7 @@ def test_attention_forward_backward_checks_gradients_against_float64():
         "attention-train", backends=["torch"], shapes=["1x4x2x9x17x16", "1x2x2x7x3x8"], iters=2
     )
     assert len(results) == 4 and all(r.status == "ok" for r in results)
-    assert all(r.flops == 3.5 * bench.flops.attention_flops(
+    assert all(r.flops == 3.5 * flops.attention_flops(
         1, r.shape["heads"], r.shape["seq_q"], r.shape["seq_k"], r.shape["head_dim"], r.shape["causal"]) for r in results)  # fmt: skip
 
 
@@ -96,7 +96,7 @@ def test_attention_train_skips_backends_without_backward():
 
 
 def test_tolerance_follows_the_backends_math_format():
-    from bench.workloads.base import tolerance
+    from zhisuan.bench.workloads.base import tolerance
 
     reference = torch.randn(97, 7, dtype=torch.float64) * 3
     scale = float(reference.abs().max())

@@ -1,4 +1,4 @@
-"""The shared-memory all-reduce (kernels._C, backend "shm"): its reduction kernels on every ISA this
+"""The shared-memory all-reduce (zhisuan.kernels._C, backend "shm"): its reduction kernels on every ISA this
 CPU runs, its segment on one process, and all-reduce across 2, 3 and 4 local processes (every dtype
 and op, odd and multi-chunk counts, in and out of place, determinism, argument mismatch, a missing
 rank), leaving /dev/shm clean."""
@@ -9,11 +9,11 @@ import time
 import pytest
 import torch
 
-import kernels
-from bench.collectives import driver, launch, ops
-from bench.collectives.driver import Case, Plan
-from kernels._ext import cpu_ext_missing
-from kernels.allreduce import shm
+from zhisuan import kernels
+from zhisuan.bench.collectives import driver, launch, ops
+from zhisuan.bench.collectives.driver import Case, Plan
+from zhisuan.kernels._ext import cpu_ext_missing
+from zhisuan.kernels.allreduce import shm
 
 pytestmark = pytest.mark.skipif(cpu_ext_missing() is not None, reason=f"{cpu_ext_missing()}")
 
@@ -23,13 +23,13 @@ SHM_DIR = "/dev/shm"
 
 
 def _C():
-    from kernels._ext import cpu_ext
+    from zhisuan.kernels._ext import cpu_ext
 
     return cpu_ext()
 
 
 def _isas():
-    import kernels._C as C
+    import zhisuan.kernels._C as C
 
     names = ["scalar"]
     for name in ("avx2", "avx512"):

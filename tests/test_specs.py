@@ -1,27 +1,27 @@
 import pytest
 
-from bench import specs
+from zhisuan.bench.core import chips
 
 
 def test_database_entries_carry_status_and_source():
-    chips = specs.load_chips()
-    assert len(chips) >= 10
-    for chip in chips:
+    entries = chips.load_chips()
+    assert len(entries) >= 10
+    for chip in entries:
         for fig in [*chip.tflops.values(), chip.mem_tbps]:
             if fig is not None:
-                assert fig.status in specs.STATUSES and fig.source and fig.value > 0
+                assert fig.status in chips.STATUSES and fig.source and fig.value > 0
 
 
 def test_exact_name_matching_never_substring():
-    h100 = specs.match_chip("NVIDIA H100 80GB HBM3", sm_count=132)
+    h100 = chips.match_chip("NVIDIA H100 80GB HBM3", sm_count=132)
     assert h100.id == "h100-sxm" and h100.tflops["bf16"].value == 989
-    assert specs.match_chip("NVIDIA H100 PCIe", sm_count=114).id == "h100-pcie"
-    assert specs.match_chip("NVIDIA H200").mem_tbps.value == 4.8
+    assert chips.match_chip("NVIDIA H100 PCIe", sm_count=114).id == "h100-pcie"
+    assert chips.match_chip("NVIDIA H200").mem_tbps.value == 4.8
     # Near misses are unknown chips: no borrowed figures.
-    assert specs.match_chip("NVIDIA H100") is None
-    assert specs.match_chip("NVIDIA H100 80GB HBM3 (custom)") is None
+    assert chips.match_chip("NVIDIA H100") is None
+    assert chips.match_chip("NVIDIA H100 80GB HBM3 (custom)") is None
     # A name that matches but a different SM count (a cut-down part) is not that chip.
-    assert specs.match_chip("NVIDIA H100 80GB HBM3", sm_count=114) is None
+    assert chips.match_chip("NVIDIA H100 80GB HBM3", sm_count=114) is None
 
 
 def test_unknown_gpu_gets_no_peak(monkeypatch):
@@ -35,14 +35,14 @@ def test_unknown_gpu_gets_no_peak(monkeypatch):
             1 << 20,
         )
 
-    monkeypatch.setattr(specs.torch.cuda, "get_device_properties", lambda i: Props())
-    device = specs.detect_cuda(0)
+    monkeypatch.setattr(chips.torch.cuda, "get_device_properties", lambda i: Props())
+    device = chips.detect_cuda(0)
     assert device.spec is None and device.peak("bf16") is None
     assert "not in the peak database" in device.why_no_peak
 
 
 def test_cpu_detection_derives_a_peak():
-    device = specs.detect("cpu")
+    device = chips.detect("cpu")
     assert device.kind == "cpu" and device.properties["cores"] >= 1
     fp32 = device.peak("fp32")
     assert fp32.status == "derived" and "cores" in fp32.source
@@ -63,13 +63,12 @@ def test_cpu_detection_derives_a_peak():
     ],
 )
 def test_flops_per_cycle_by_microarchitecture(vendor, family, model, flags, expected):
-    assert specs.cpu_flops_per_cycle_fp32(vendor, family, model, flags)[0] == expected
+    assert chips.cpu_flops_per_cycle_fp32(vendor, family, model, flags)[0] == expected
 
 
 def test_a_kernel_faster_than_the_probe_makes_it_measure_again(monkeypatch):
     # The first probe ran while the host was busy (100 GFLOP/s); a kernel then reaches 120: the
     # probe runs again (150 when quiet) and the best figure is kept for the rest of the process.
-    import kernels.probe
 
     figures = {False: 100e9, True: 150e9}
     calls = []
@@ -78,13 +77,15 @@ def test_a_kernel_faster_than_the_probe_makes_it_measure_again(monkeypatch):
         calls.append(fresh)
         return {"flops_per_s": figures[fresh]}
 
-    monkeypatch.setattr(kernels.probe, "fma_peak", fake_probe)
-    monkeypatch.setattr(specs, "_probe_best", {})
-    cpu = specs.detect("cpu")
-    assert specs.measured_peak_flops(cpu, "fp32") == 100e9
-    assert specs.measured_peak_flops(cpu, "fp32", exceeded_by=90e9) == 100e9 and calls == [False]
-    assert specs.measured_peak_flops(cpu, "fp32", exceeded_by=120e9) == 150e9 and calls == [False, True]
-    assert specs.measured_peak_flops(cpu, "fp32") == 150e9
+    from zhisuan.kernels import probe
+
+    monkeypatch.setattr(probe, "fma_peak", fake_probe)
+    monkeypatch.setattr(chips, "_probe_best", {})
+    cpu = chips.detect("cpu")
+    assert chips.measured_peak_flops(cpu, "fp32") == 100e9
+    assert chips.measured_peak_flops(cpu, "fp32", exceeded_by=90e9) == 100e9 and calls == [False]
+    assert chips.measured_peak_flops(cpu, "fp32", exceeded_by=120e9) == 150e9 and calls == [False, True]
+    assert chips.measured_peak_flops(cpu, "fp32") == 150e9
     # Beaten again by a kernel the quiet probe cannot explain: one more probe, the best kept.
     figures[True] = 130e9
-    assert specs.measured_peak_flops(cpu, "fp32", exceeded_by=200e9) == 150e9
+    assert chips.measured_peak_flops(cpu, "fp32", exceeded_by=200e9) == 150e9

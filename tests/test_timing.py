@@ -2,8 +2,8 @@ import time
 
 import pytest
 
-from bench import timing
-from bench.stats import summarize
+from zhisuan.bench.core import timing
+from zhisuan.bench.core.stats import summarize
 
 
 def busy_wait(seconds):

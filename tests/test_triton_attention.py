@@ -1,4 +1,4 @@
-"""The Triton flash attention (kernels.attention.triton), forward and backward, against float64.
+"""The Triton flash attention (zhisuan.kernels.attention.triton), forward and backward, against float64.
 
 On CPU the kernels run under Triton's interpreter, which this module switches on per test (the
 `interpreter` fixture); there fp32 is accepted so the comparison can be tight. The forward output
@@ -14,11 +14,11 @@ import math
 import pytest
 import torch
 
-import kernels
-from bench.workloads.attention import reference_attention
-from bench.workloads.base import max_abs_error, tolerance
-from kernels.attention import triton as ta
-from kernels.registry import BackendUnavailable, get
+from zhisuan import kernels
+from zhisuan.bench.workloads.attention import reference_attention
+from zhisuan.bench.workloads.base import max_abs_error, tolerance
+from zhisuan.kernels.attention import triton as ta
+from zhisuan.kernels.registry import BackendUnavailable, get
 
 pytest.importorskip("triton")
 
@@ -119,7 +119,7 @@ def test_interpreted_strided_inputs(interpreter):
 
 
 def test_front_door_backward(interpreter):
-    """kernels.attention(..., backend="triton") is differentiable: o.backward(g) fills q/k/v.grad."""
+    """zhisuan.kernels.attention(..., backend="triton") is differentiable: o.backward(g) fills q/k/v.grad."""
     q, k, v, grad_out = make_inputs((1, 4, 2, 17, 17, 64, True), torch.float32)
     q, k, v = (t.requires_grad_(True) for t in (q, k, v))
     kernels.attention(q, k, v, causal=True, backend="triton").backward(grad_out)

@@ -1,11 +1,11 @@
-"""The Triton matmul (kernels.matmul.triton) against float64 references.
+"""The Triton matmul (zhisuan.kernels.matmul.triton) against float64 references.
 
 On CPU the kernels run under Triton's interpreter: each test that needs it sets TRITON_INTERPRET=1
 for itself only (the `interpreter` fixture), so the rest of the suite never sees the interpreter.
 The same kernels run compiled in the tests marked gpu.
 
 Tolerance (DESIGN.md): at most 4x the error of torch in the same precision against the fp64
-reference, with a floor of a few ulps of the largest output (bench.workloads.base.tolerance).
+reference, with a floor of a few ulps of the largest output (zhisuan.bench.workloads.base.tolerance).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import kernels
-from bench.workloads.base import max_abs_error, tolerance
-from kernels.matmul import triton as tm
-from kernels.registry import BackendUnavailable, get
+from zhisuan import kernels
+from zhisuan.bench.workloads.base import max_abs_error, tolerance
+from zhisuan.kernels.matmul import triton as tm
+from zhisuan.kernels.registry import BackendUnavailable, get
 
 pytest.importorskip("triton")
 
@@ -136,7 +136,7 @@ def test_kernel_modules_follow_the_device_not_the_environment(interpreter):
     from triton.runtime.jit import JITFunction
 
     interpreted = tm.kernels_for(torch.device("cpu"))
-    compiled = tm.load_kernel_module("kernels.matmul.triton_kernels", False)
+    compiled = tm.load_kernel_module("zhisuan.kernels.matmul.triton_kernels", False)
     assert isinstance(interpreted.matmul_kernel, InterpretedFunction)
     assert isinstance(compiled.matmul_kernel, JITFunction)
     assert not isinstance(compiled.matmul_kernel, InterpretedFunction)

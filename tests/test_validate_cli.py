@@ -4,10 +4,10 @@ tests/test_validate_cluster.py.)"""
 
 import pytest
 
-from bench.cli import main
-from bench.results import read_results
-from bench.validate.context import RECORD_KEYS
-from bench.validate.levels import TEST_SIZES_ENV
+from zhisuan.bench.cli import main
+from zhisuan.bench.core.results import read_results
+from zhisuan.bench.validate.context import RECORD_KEYS
+from zhisuan.bench.validate.levels import TEST_SIZES_ENV
 
 OPS = {"matmul", "stream-copy", "stream-scale", "stream-add", "stream-triad", "attention", "all_reduce", "h2d", "d2h",
        "integrity", "summary"}  # fmt: skip

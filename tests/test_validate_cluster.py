@@ -11,15 +11,15 @@ import sys
 import time
 from collections import defaultdict
 
-from bench import specs
-from bench.results import read_results
-from bench.validate.context import SLOW_RANK_ENV
-from bench.validate.levels import TEST_SIZES_ENV
+from zhisuan.bench.core import chips
+from zhisuan.bench.core.results import read_results
+from zhisuan.bench.validate.context import SLOW_RANK_ENV
+from zhisuan.bench.validate.levels import TEST_SIZES_ENV
 
 
 def run_until_burn_in_then_interrupt(path, tmp_path) -> subprocess.CompletedProcess:
     env = dict(os.environ, **{TEST_SIZES_ENV: "tiny", SLOW_RANK_ENV: "1"})
-    cmd = [sys.executable, "-m", "bench", "validate", "--nproc", "2", "--level", "burn-in", "--duration", "10m",
+    cmd = [sys.executable, "-m", "zhisuan.bench", "validate", "--nproc", "2", "--level", "burn-in", "--duration", "10m",
            "--timeout", "120", "--json", str(path), "--report-dir", str(tmp_path / "report")]  # fmt: skip
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
@@ -83,7 +83,7 @@ def test_two_ranks_with_a_forced_straggler_and_ctrl_c(tmp_path):
     info = summary.extra["cluster"]
     assert info["ranks"] == 2 and info["measured_ranks"] == 2
     # Two ranks on one host share its CPU: the nameplate counts the package once.
-    peak = specs.detect("cpu").peak("fp32")
+    peak = chips.detect("cpu").peak("fp32")
     if peak is not None:
         assert abs(info["nameplate_pflops"] - peak.value / 1e3) < 1e-12
     assert "stragglers" in proc.stdout and "interrupted" in proc.stdout

@@ -11,13 +11,13 @@ import textwrap
 import pytest
 import torch
 
-from bench.validate import stream_gpu
+from zhisuan.bench.validate import stream_gpu
 
 SCRIPT = textwrap.dedent(
     """
     import numpy as np
     from numba import config, cuda
-    from bench.validate import stream_gpu
+    from zhisuan.bench.validate import stream_gpu
 
     assert config.ENABLE_CUDASIM and cuda.is_available()  # the simulator stands in for the GPU
     s = 3.0
@@ -64,15 +64,15 @@ def test_grid_size():
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_gpu_stream_check_on_a_real_gpu(monkeypatch):
-    from bench import specs
-    from bench.validate import stream
-    from bench.validate.context import CheckContext
-    from bench.validate.levels import TEST_SIZES_ENV, plan_for
-    from bench.validate.thresholds import load
+    from zhisuan.bench.core import chips
+    from zhisuan.bench.validate import stream
+    from zhisuan.bench.validate.context import CheckContext
+    from zhisuan.bench.validate.levels import TEST_SIZES_ENV, plan_for
+    from zhisuan.bench.validate.thresholds import load
 
     monkeypatch.setenv(TEST_SIZES_ENV, "tiny")
     ctx = CheckContext(
-        device=specs.detect("cuda"), plan=plan_for("quick", "cuda"), thresholds=load(), run_id="t", env={}
+        device=chips.detect("cuda"), plan=plan_for("quick", "cuda"), thresholds=load(), run_id="t", env={}
     )
     for r in stream.run(ctx):
         assert r.check["passed"] and r.bytes_per_s > 0, r.extra

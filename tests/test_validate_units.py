@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-import kernels
-from bench import specs
-from bench.results import Result
-from bench.validate import (
+from zhisuan import kernels
+from zhisuan.bench.core import chips
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.validate import (
     attention,
     burnin,
     cluster,
@@ -23,19 +23,19 @@ from bench.validate import (
     stream_cpu,
     telemetry,
 )
-from bench.validate import thresholds as th
-from bench.validate.context import RECORD_KEYS, CheckContext
-from bench.validate.levels import TEST_SIZES_ENV, parse_duration, plan_for, stream_array_bytes
-from bench.validate.tolerance import attention_tolerance, matmul_tolerance
-from bench.workloads.attention import reference_attention
-from kernels import registry
+from zhisuan.bench.validate import thresholds as th
+from zhisuan.bench.validate.context import RECORD_KEYS, CheckContext
+from zhisuan.bench.validate.levels import TEST_SIZES_ENV, parse_duration, plan_for, stream_array_bytes
+from zhisuan.bench.validate.tolerance import attention_tolerance, matmul_tolerance
+from zhisuan.bench.workloads.attention import reference_attention
+from zhisuan.kernels import registry
 
 
 @pytest.fixture
 def ctx(monkeypatch):
     monkeypatch.setenv(TEST_SIZES_ENV, "tiny")
     return CheckContext(
-        device=specs.detect("cpu"), plan=plan_for("quick", "cpu"), thresholds=th.load(), run_id="t", env={}
+        device=chips.detect("cpu"), plan=plan_for("quick", "cpu"), thresholds=th.load(), run_id="t", env={}
     )
 
 

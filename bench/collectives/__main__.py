@@ -1,15 +1,15 @@
-"""`python -m bench.collectives ...`: the collective subcommand on its own (same as `zhisuan collective`)."""
+"""`python -m zhisuan.bench.collectives ...`: the collective subcommand on its own (same as `zhisuan collective`)."""
 
 import argparse
 import sys
 
-from bench.collectives import cli
+from zhisuan.bench.collectives import command
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.collectives")
+    parser = argparse.ArgumentParser(prog="python -m zhisuan.bench.collectives")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    cli.add_parser(subparsers)
+    command.add_parser(subparsers)
     args = parser.parse_args(["collective", *(sys.argv[1:] if argv is None else argv)])
     try:
         return args.func(args)

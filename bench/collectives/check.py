@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from bench.collectives.ops import Collective
+from zhisuan.bench.collectives.ops import Collective
 
 # Largest integer magnitude each dtype represents exactly (and contiguously from 0).
 EXACT_LIMIT = {

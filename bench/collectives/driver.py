@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
-from bench.collectives import check, ops
-from bench.collectives.report import Report
-from kernels.registry import dtype_name, parse_dtype
+from zhisuan.bench.collectives import check, ops
+from zhisuan.bench.collectives.summary import Report
+from zhisuan.kernels.registry import dtype_name, parse_dtype
 
 
 @dataclass

@@ -223,7 +223,7 @@ def init_ranks(env: RankEnv, plan):
     import torch
     import torch.distributed as dist
 
-    from bench.collectives.driver import RankContext
+    from zhisuan.bench.collectives.driver import RankContext
 
     timeout = timedelta(seconds=plan.timeout_s)
     device = torch.device(plan.device)
@@ -249,7 +249,7 @@ def init_ranks(env: RankEnv, plan):
     group = dist.group.WORLD
     control = group if plan.backend == "gloo" else dist.new_group(backend="gloo", timeout=timeout)
     if "shm" in plan.impls:
-        from kernels.allreduce import shm
+        from zhisuan.kernels.allreduce import shm
 
         shm.set_timeout(plan.timeout_s)
     return RankContext(env.rank, env.world, group, control, device)
@@ -260,8 +260,8 @@ def run_rank(plan, env: RankEnv, progress=None) -> int:
     import torch
     import torch.distributed as dist
 
-    from bench.collectives import driver
-    from bench.collectives.report import EXIT_CRASH, EXIT_USAGE
+    from zhisuan.bench.collectives import driver
+    from zhisuan.bench.collectives.summary import EXIT_CRASH, EXIT_USAGE
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, env.local_world)))
     try:
@@ -299,7 +299,7 @@ def _run_function(rank: int, nproc: int, port: int, backend: str, timeout_s: flo
     import torch
     import torch.distributed as dist
 
-    from bench.collectives.driver import RankContext
+    from zhisuan.bench.collectives.driver import RankContext
 
     torch.set_num_threads(1)
     dist.init_process_group(
@@ -380,7 +380,7 @@ def spawn(nproc: int, plan, timeout_s: float) -> int:
     # The ranks' own timeouts (process group, shm barriers) are longer than the watchdog's, so the
     # watchdog, which sees every rank, is the one to diagnose a hang.
     plan_json = json.dumps(asdict(replace(plan, timeout_s=rank_timeout(timeout_s))))
-    return spawn_ranks("bench.collectives.worker", nproc, {PLAN_ENV: plan_json}, timeout_s, plan.bind)
+    return spawn_ranks("zhisuan.bench.collectives.worker", nproc, {PLAN_ENV: plan_json}, timeout_s, plan.bind)
 
 
 class Watchdog:
@@ -504,7 +504,7 @@ class Watchdog:
         return self._fail(lines)
 
     def _fail(self, lines: list[str]) -> int:
-        from bench.collectives.report import EXIT_CRASH
+        from zhisuan.bench.collectives.summary import EXIT_CRASH
 
         self._kill_all()
         for line in lines:

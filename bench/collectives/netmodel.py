@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.collectives.sizes import format_size, parse_size
+from zhisuan.bench.collectives.sizes import format_size, parse_size
 
 ALGORITHMS = ("ring", "tree", "hierarchical")
 DEFAULT_GPUS = tuple(2**k for k in range(3, 15))  # 8 .. 16384
@@ -175,7 +175,7 @@ def add_arguments(group) -> None:
 
 def load_sweep(path: str, backend: str | None) -> tuple[list[float], list[float], int, str]:
     """(sizes, median seconds, ranks, label) of the all_reduce rows of a results file."""
-    from bench.results import read_results
+    from zhisuan.bench.core.results import read_results
 
     rows = [
         r for r in read_results(path) if r.kind == "collective" and r.op == "all_reduce" and r.status == "ok"

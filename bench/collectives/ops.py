@@ -23,7 +23,7 @@ place. torch.distributed's all_reduce, reduce and broadcast exist only in place,
 form copies the send buffer into the receive buffer and then runs in place (the copy is timed: it is
 what a caller without an out-of-place API pays). all_to_all and sendrecv have no in-place form.
 Reductions with op avg that torch.distributed lacks on some backends (gloo, integer types) run as
-sum and then a division of the result; all_reduce runs the backend that kernels.all_reduce would
+sum and then a division of the result; all_reduce runs the backend that zhisuan.kernels.all_reduce would
 (--impl), checked and chosen once per case.
 """
 
@@ -173,7 +173,7 @@ def make_call(
     root_global = dist.get_global_rank(group, root) if coll.rooted else None
 
     if coll.name == "all_reduce":
-        from kernels.allreduce import checked_backend
+        from zhisuan.kernels.allreduce import checked_backend
 
         # The front door's checks and the backend choice happen once, here; the timed call is the
         # backend's own, as nccl-tests times ncclAllReduce and not its argument checks.

@@ -1,4 +1,4 @@
-"""Entry point of a rank spawned by `zhisuan collective --nproc N` (python -m bench.collectives.worker).
+"""Entry point of a rank spawned by `zhisuan collective --nproc N` (python -m zhisuan.bench.collectives.worker).
 
 The parent passes the plan (JSON) and the write end of its progress pipe in the environment, and
 the rank's identity in torchrun's variables.
@@ -10,8 +10,8 @@ import json
 import os
 import sys
 
-from bench.collectives import launch
-from bench.collectives.driver import Plan
+from zhisuan.bench.collectives import launch
+from zhisuan.bench.collectives.driver import Plan
 
 
 def main() -> int:

@@ -1,6 +1,6 @@
 """`zhisuan report`: results of any kind as one self-contained HTML page and the same in Markdown.
 
-    from bench.report import write_report
+    from zhisuan.bench.report import write_report
     paths = write_report(results, "out/")   # {'html': ..., 'markdown': ..., 'figures': ...}
 
 write_report is loaded on first use, so registering the subcommand does not import matplotlib.
@@ -13,7 +13,7 @@ __all__ = ["write_report"]
 
 def __getattr__(name: str):
     if name == "write_report":
-        from bench.report.output import write_report
+        from zhisuan.bench.report.output import write_report
 
         return write_report
-    raise AttributeError(f"module 'bench.report' has no attribute {name!r}")
+    raise AttributeError(f"module 'zhisuan.bench.report' has no attribute {name!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 
-from bench.display import human_rate, human_time
+from zhisuan.bench.core.display import human_rate, human_time
 
 DASH = "—"
 BINARY_PREFIXES = (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10))

@@ -7,7 +7,17 @@ import base64
 import struct
 from html import escape
 
-from bench.report.doc import Banner, Block, Document, Figure, Heading, Metrics, Table, Text, verdict_tone
+from zhisuan.bench.report.blocks import (
+    Banner,
+    Block,
+    Document,
+    Figure,
+    Heading,
+    Metrics,
+    Table,
+    Text,
+    verdict_tone,
+)
 
 CSS = """
 :root { --ink:#18181b; --muted:#71717a; --line:#e4e4e7; --ok:#15803d; --ok-bg:#dcfce7;

@@ -6,8 +6,8 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass
 
-from bench.report.sections.common import devices_text
-from bench.results import Result, ResultFileError, read_results
+from zhisuan.bench.core.results import Result, ResultFileError, read_results
+from zhisuan.bench.report.sections.common import devices_text
 
 KINDS = ("validate", "kernel", "collective")  # the order of the report's sections
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from bench.report.doc import (
+from zhisuan.bench.report.blocks import (
     Banner,
     Block,
     Cell,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.report.doc import Document
-from bench.report.document import build_document
-from bench.report.html import render_html
-from bench.report.markdown import render_markdown
-from bench.results import Result
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.report.assemble import build_document
+from zhisuan.bench.report.blocks import Document
+from zhisuan.bench.report.html import render_html
+from zhisuan.bench.report.markdown import render_markdown
 
 
 def prepare_target(path: str | os.PathLike, what: str) -> Path:

@@ -8,9 +8,9 @@ check verifies its output against a reference before it times anything. Levels a
 levels.py; thresholds: thresholds.py and bench/data/thresholds.toml; ranks and the cluster view:
 session.py, spawn.py, cluster.py.
 
-Result record contract (JSON Lines through bench.results.ResultWriter, written as checks finish)
+Result record contract (JSON Lines through zhisuan.bench.core.results.ResultWriter, written as checks finish)
 ---------------------------------------------------------------------------------------------
-Every check writes bench.results.Result records with kind="validate" and
+Every check writes zhisuan.bench.core.results.Result records with kind="validate" and
   op        the check id: "matmul", "stream-copy", "stream-scale", "stream-add", "stream-triad",
             "attention", "all_reduce", "h2d", "d2h", "integrity", "burn-in"
             (a check that crashed writes its group's name: "stream", "interconnect", ...)
@@ -18,7 +18,7 @@ Every check writes bench.results.Result records with kind="validate" and
             with TF32 math; one record per (check, dtype) and rank: for matmul and attention the
             fastest backend (and shape), the others in extra
   samples_s, median_s, flops, bytes, flops_per_s, bytes_per_s, pct_peak, pct_measured_peak, check
-            filled as usual (bench.metrics) where the check times something
+            filled as usual (zhisuan.bench.core.metrics) where the check times something
   extra = {
     "check":     human title,
     "verdict":   "PASS" | "WARN" | "FAIL" | "SKIP",

@@ -2,17 +2,17 @@
 
 CPU: batch 1, 8 heads, seq 2048, head_dim 64; GPU: batch 4, 16 heads, seq 4096, head_dim 128 (16k
 tokens, the FlashAttention benchmarks' shape). Non-causal. Every available backend of the registry
-is checked against the float64 reference with an absolute bound (bench.validate.tolerance), then
+is checked against the float64 reference with an absolute bound (zhisuan.bench.validate.tolerance), then
 timed; the record is the fastest, judged against the datasheet peak (GPU) or the measured FMA peak
 (CPU), with every backend's figure in extra.
 """
 
 from __future__ import annotations
 
-from bench.validate import tolerance
-from bench.validate.context import CheckContext, CheckFailed
-from bench.workloads import spec_for
-from kernels import registry
+from zhisuan.bench.validate import tolerance
+from zhisuan.bench.validate.context import CheckContext, CheckFailed
+from zhisuan.bench.workloads import spec_for
+from zhisuan.kernels import registry
 
 TITLE = "Attention throughput"
 SEED = 13

@@ -16,12 +16,12 @@ import time
 
 import torch
 
-from bench import flops, metrics
-from bench.validate import tolerance
-from bench.validate.context import CheckContext
-from bench.validate.integrity import bits, first_difference
-from bench.validate.matmul import make_inputs
-from kernels import registry
+from zhisuan.bench.core import flops, metrics
+from zhisuan.bench.validate import tolerance
+from zhisuan.bench.validate.context import CheckContext
+from zhisuan.bench.validate.integrity import bits, first_difference
+from zhisuan.bench.validate.matmul import make_inputs
+from zhisuan.kernels import registry
 
 TITLE = "Burn-in (sustained matmul)"
 MAX_WINDOW_S = 5.0

@@ -17,8 +17,8 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from bench.results import Result
-from bench.validate.thresholds import worst
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.validate.thresholds import worst
 
 THROUGHPUT_CHECKS = (
     "matmul", "stream-copy", "stream-scale", "stream-add", "stream-triad", "attention", "h2d", "d2h", "burn-in",

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bench import metrics, specs, timing
-from bench.results import Result
-from bench.validate.levels import Plan
-from bench.validate.telemetry import reader_for
-from bench.validate.thresholds import Rule, Thresholds, judge
-from bench.workloads.base import max_abs_error
-from kernels import registry
+from zhisuan.bench.core import chips, metrics, timing
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.validate.levels import Plan
+from zhisuan.bench.validate.telemetry import reader_for
+from zhisuan.bench.validate.thresholds import Rule, Thresholds, judge
+from zhisuan.bench.workloads.base import max_abs_error
+from zhisuan.kernels import registry
 
 SLOW_RANK_ENV = "ZHISUAN_VALIDATE_TEST_SLOW_RANK"
 SLOW_FACTOR = 3
@@ -53,7 +53,7 @@ class CheckFailed(Exception):
 
 @dataclass
 class CheckContext:
-    device: specs.Device
+    device: chips.Device
     plan: Plan
     thresholds: Thresholds
     run_id: str
@@ -61,16 +61,18 @@ class CheckContext:
     rank: int = 0
     world: int = 1
     local_world: int = 1
-    dist: object = None  # bench.collectives.driver.RankContext when the ranks form a process group
+    dist: object = None  # zhisuan.bench.collectives.driver.RankContext when the ranks form a process group
     # should_stop(local): True on every rank once any rank asks (Ctrl-C, or local=True there).
     # A collective call in cluster mode: every rank calls it at the same points.
     should_stop: Callable[..., bool] = lambda local=False: local
-    progress: object = None  # bench.collectives.launch.Progress: steps and collective calls, for the watchdog
+    progress: object = (
+        None  # zhisuan.bench.collectives.launch.Progress: steps and collective calls, for the watchdog
+    )
     host: str = field(default_factory=socket.gethostname)
 
     def __post_init__(self):
         if self.progress is None:
-            from bench.collectives.launch import Progress
+            from zhisuan.bench.collectives.launch import Progress
 
             self.progress = Progress()
         self.telemetry = reader_for(self.device)
@@ -201,11 +203,14 @@ class CheckContext:
                 return None, why
             return fig.value * 1e12, f"datasheet {dtype} {fig.value:g} TFLOP/s [{fig.status}]"
         if rule.basis == "measured-fma":
-            measured = specs.measured_peak_flops(self.device, dtype)
+            measured = chips.measured_peak_flops(self.device, dtype)
             if not measured:
-                return None, f"no measured {dtype} FMA peak (kernels._C's probe is unavailable)"
+                return None, f"no measured {dtype} FMA peak (zhisuan.kernels._C's probe is unavailable)"
             unit, scale = self.flop_unit()
-            return measured, f"measured {dtype} FMA peak {measured / scale:.4g} {unit} (kernels._C probe)"
+            return (
+                measured,
+                f"measured {dtype} FMA peak {measured / scale:.4g} {unit} (zhisuan.kernels._C probe)",
+            )
         if rule.basis == "copyto":
             if copyto is None:
                 return None, "numpy.copyto was not measured"
@@ -265,7 +270,7 @@ class CheckContext:
                 load = float(fh.read().split()[0])
         except (OSError, ValueError, IndexError):
             return ""
-        cores = specs.cpu_cores()
+        cores = chips.cpu_cores()
         if load <= cores + 0.5:
             return ""
         return f"host busy: load average {load:.1f} on {cores} cores, other work lowers this figure"

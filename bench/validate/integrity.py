@@ -14,9 +14,9 @@ import hashlib
 
 import torch
 
-from bench.validate import tolerance
-from bench.validate.context import CheckContext
-from bench.validate.matmul import Candidate, candidates, make_inputs
+from zhisuan.bench.validate import tolerance
+from zhisuan.bench.validate.context import CheckContext
+from zhisuan.bench.validate.matmul import Candidate, candidates, make_inputs
 
 TITLE = "Numerical integrity (bitwise-repeatable matmul)"
 

@@ -1,6 +1,6 @@
 """Interconnect: all_reduce bus bandwidth across the ranks, and host <-> device copies on GPUs.
 
-all_reduce goes through the collectives benchmark (bench.collectives): its buffers, exactly
+all_reduce goes through the collectives benchmark (zhisuan.bench.collectives): its buffers, exactly
 representable check data, timing loop and bus factor (2(n-1)/n, nccl-tests' convention), in place,
 fp32 sum, with torch.distributed's backend of the device (NCCL on GPUs, gloo on CPUs). Every rank
 records its own figure; a wrong element anywhere is a FAIL.
@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from bench import metrics
-from bench.validate.context import CheckContext
+from zhisuan.bench.core import metrics
+from zhisuan.bench.validate.context import CheckContext
 
 ALLREDUCE_TITLE = "All-reduce bus bandwidth"
 WARMUP_ITERS = 3
@@ -36,7 +36,7 @@ def all_reduce(ctx: CheckContext):
             "one rank: run under torchrun / srun / mpirun, or with --nproc N, to measure the interconnect",
         )
     try:
-        from bench.collectives import driver, ops
+        from zhisuan.bench.collectives import driver, ops
     except ImportError as exc:
         return ctx.skip(result, f"the collectives benchmark is unavailable ({exc})")
     import torch.distributed as dist

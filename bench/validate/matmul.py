@@ -2,7 +2,7 @@
 
 Per dtype, every backend that can run here (quick on a GPU: the vendor's only; ours join at the
 standard level) is checked against a float64 reference on each shape, with an absolute error bound
-(bench.validate.tolerance), and only then timed. The record of a dtype is its fastest (backend,
+(zhisuan.bench.validate.tolerance), and only then timed. The record of a dtype is its fastest (backend,
 shape): its timing and rates, and in extra the whole sweep, each backend's best and median over
 the shapes, and the verdict of the best figure against the threshold (datasheet peak on GPUs, the
 measured FMA peak on CPUs).
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import torch
 
-from bench import flops
-from bench.validate import tolerance
-from bench.validate.context import CheckContext, CheckFailed
-from bench.workloads import spec_for
-from kernels import registry
+from zhisuan.bench.core import flops
+from zhisuan.bench.validate import tolerance
+from zhisuan.bench.validate.context import CheckContext, CheckFailed
+from zhisuan.bench.workloads import spec_for
+from zhisuan.kernels import registry
 
 CPU_DTYPES = ("fp32", "fp64")
 GPU_DTYPES = ("fp32", "tf32", "bf16", "fp16", "fp8e4m3")

@@ -3,7 +3,7 @@
 Every rank runs every check at the same time (a barrier before each, so all devices are measured
 under the same conditions). After each check the ranks' records go to rank 0, which writes them
 to the JSON Lines file at once: a crash or Ctrl-C keeps every check that finished. At the end
-rank 0 adds the cluster view (bench.validate.cluster), writes the summary record, prints the
+rank 0 adds the cluster view (zhisuan.bench.validate.cluster), writes the summary record, prints the
 tables and hands the records to the report writer when there is one. The exit code (1 when
 anything FAILs) is shared, so every rank exits alike.
 
@@ -25,12 +25,21 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from bench import specs
-from bench.results import Result, ResultWriter, environment
-from bench.validate import attention, burnin, cluster, display, integrity, interconnect, matmul, stream
-from bench.validate.context import CheckContext
-from bench.validate.levels import plan_for
-from bench.validate.thresholds import load, worst
+from zhisuan.bench.core import chips
+from zhisuan.bench.core.results import Result, ResultWriter, environment
+from zhisuan.bench.validate import (
+    attention,
+    burnin,
+    cluster,
+    console,
+    integrity,
+    interconnect,
+    matmul,
+    stream,
+)
+from zhisuan.bench.validate.context import CheckContext
+from zhisuan.bench.validate.levels import plan_for
+from zhisuan.bench.validate.thresholds import load, worst
 
 CHECKS = (
     ("matmul", matmul.run),
@@ -83,10 +92,10 @@ class StopFlag:
 
 def set_threads(local_world: int) -> int:
     """Share the host's cores among the ranks on it: torch, our C++ GEMM and numba alike."""
-    threads = max(1, specs.cpu_cores() // max(1, local_world))
+    threads = max(1, chips.cpu_cores() // max(1, local_world))
     torch.set_num_threads(threads)
     try:
-        from kernels.matmul import cpp
+        from zhisuan.kernels.matmul import cpp
 
         if cpp.cpp_missing("cpu") is None:
             cpp.set_threads(threads)
@@ -96,7 +105,7 @@ def set_threads(local_world: int) -> int:
 
 
 def collectives_plan(options: Options, backend: str):
-    from bench.collectives.driver import Plan
+    from zhisuan.bench.collectives.driver import Plan
 
     return Plan(collectives=["all_reduce"], dtypes=["fp32"], ops=["sum"], sizes=[], device=options.device,
                 backend=backend, timeout_s=options.timeout_s)  # fmt: skip
@@ -110,7 +119,7 @@ class Session:
         self.rank, self.world = rank_ctx.rank, rank_ctx.world
         self.control = rank_ctx.control
         self.stop = StopFlag()
-        device = specs.detect(str(rank_ctx.device))
+        device = chips.detect(str(rank_ctx.device))
         plan = plan_for(options.level, device.kind, options.duration_s)
         self.thresholds = load(options.thresholds_path)
         self.ctx = CheckContext(
@@ -194,7 +203,7 @@ class Session:
         records: list[Result] = []
         try:
             if self.rank == 0:
-                display.announce(self.ctx, members, self.options.json_path)
+                console.announce(self.ctx, members, self.options.json_path)
             interrupted = False
             for name, check in CHECKS:
                 if self.should_stop():
@@ -207,7 +216,7 @@ class Session:
                         for record in rank_records:
                             writer.write(record)
                             records.append(record)
-                    display.progress(name, [r for rr in gathered for r in rr])
+                    console.progress(name, [r for rr in gathered for r in rr])
             interrupted = interrupted or self.stop.requested
             code = 0
             if self.rank == 0:
@@ -235,34 +244,34 @@ class Session:
         for record in added + [summary]:
             writer.write(record)
         everything = records + added
-        display.final(everything, summary, self.options.json_path)
+        console.final(everything, summary, self.options.json_path)
         write_report(everything + [summary], self.options)
         return 1 if worst(r.extra.get("verdict", "SKIP") for r in everything + [summary]) == "FAIL" else 0
 
 
 def write_report(results: list[Result], options: Options) -> None:
     """Hand the records to `zhisuan report`'s writer, when that module exists."""
-    if importlib.util.find_spec("bench.report") is None:
+    if importlib.util.find_spec("zhisuan.bench.report") is None:
         return  # no report module in this installation: the tables above are the output
     out_dir = options.report_dir or os.path.splitext(options.json_path)[0] + "-report"
     try:
-        from bench.report import write_report as writer
+        from zhisuan.bench.report import write_report as writer
 
         path = writer(results, out_dir)
     except Exception as exc:  # the measurements are on disk; a report failure must not hide them
-        display.console.print(f"[yellow]report not written[/yellow]: {type(exc).__name__}: {exc}")
+        console.console.print(f"[yellow]report not written[/yellow]: {type(exc).__name__}: {exc}")
         return
     shown = ", ".join(str(p) for p in path.values()) if isinstance(path, dict) else str(path or out_dir)
-    display.console.print(f"report: {shown}")
+    console.console.print(f"report: {shown}")
 
 
 def run_rank(options: Options, env, progress=None) -> int:
-    """This process's part of the run, as rank env.rank of env.world (a RankEnv of bench.collectives).
+    """This process's part of the run, as rank env.rank of env.world (a RankEnv of zhisuan.bench.collectives).
 
     progress: the watchdog's channel of a spawned rank; None under an external launcher (the
     process group's store then keeps each rank's step, so a hang names the ranks behind).
     """
-    from bench.collectives import launch
+    from zhisuan.bench.collectives import launch
 
     backend = "nccl" if options.device == "cuda" else "gloo"
     set_threads(env.local_world)

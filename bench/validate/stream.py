@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from bench import metrics, specs
-from bench.validate import levels, stream_cpu, stream_gpu
-from bench.validate.context import CheckContext
+from zhisuan.bench.core import chips, metrics
+from zhisuan.bench.validate import levels, stream_cpu, stream_gpu
+from zhisuan.bench.validate.context import CheckContext
 
 KERNELS = ("copy", "scale", "add", "triad")
 TITLES = {
@@ -95,7 +95,7 @@ def run_cpu(ctx: CheckContext) -> list:
     records = []
     for turn in range(ctx.local_world):  # ranks of one host take turns (ranks are numbered host by host)
         if turn == ctx.rank % ctx.local_world:
-            records = _run_cpu(ctx, threads=specs.cpu_cores())
+            records = _run_cpu(ctx, threads=chips.cpu_cores())
         ctx.step(f"stream: waiting for the host's other ranks (turn {turn + 1} of {ctx.local_world})")
         ctx.progress.enter()
         try:

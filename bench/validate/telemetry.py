@@ -202,7 +202,7 @@ def throttle_reasons(nvml, mask: int) -> list[str]:
 
 
 def reader_for(device) -> CpuTelemetry | GpuTelemetry:
-    """The telemetry reader of a bench.specs.Device."""
+    """The telemetry reader of a zhisuan.bench.core.chips.Device."""
     if device.kind == "cuda":
         import torch
 

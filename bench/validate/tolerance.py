@@ -1,6 +1,6 @@
 """Error bounds for the hardware checks: absolute, never taken from the vendor's own error.
 
-The harness (bench.runner) accepts a kernel whose error is at most k times torch's on the same
+The harness (zhisuan.bench.harness.runner) accepts a kernel whose error is at most k times torch's on the same
 inputs. That cannot validate hardware: the vendor path is the thing under test, and a chip that
 corrupts its results would raise the allowance with its own error. These bounds come from the
 arithmetic instead (Higham & Mary's probabilistic rounding-error analysis: with probability close
@@ -65,6 +65,6 @@ def attention_tolerance(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, refer
 def describe(kind: str) -> str:
     """The rule's text for a result's check dict."""
     return {
-        "matmul": "err <= u_out*max|C| + 4*sqrt(K)*u_math*max||a_i||_1*max|B| (bench.validate.tolerance)",
-        "attention": "err <= probabilistic bound of QK^T and PV rounding (bench.validate.tolerance)",
+        "matmul": "err <= u_out*max|C| + 4*sqrt(K)*u_math*max||a_i||_1*max|B| (zhisuan.bench.validate.tolerance)",
+        "attention": "err <= probabilistic bound of QK^T and PV rounding (zhisuan.bench.validate.tolerance)",
     }[kind]

@@ -1,4 +1,4 @@
-"""Entry point of a rank spawned by `zhisuan validate --nproc N` (python -m bench.validate.worker).
+"""Entry point of a rank spawned by `zhisuan validate --nproc N` (python -m zhisuan.bench.validate.worker).
 
 The parent passes the options (JSON) and the write end of the watchdog's pipe in the environment,
 and the rank's identity in torchrun's variables. A rank that fails prints one line and exits 3, which
@@ -15,9 +15,9 @@ EXIT_CRASH = 3
 
 
 def main() -> int:
-    from bench.collectives import launch
-    from bench.validate.session import Options, run_rank
-    from bench.validate.spawn import OPTIONS_ENV
+    from zhisuan.bench.collectives import launch
+    from zhisuan.bench.validate.session import Options, run_rank
+    from zhisuan.bench.validate.spawn import OPTIONS_ENV
 
     options = Options(**json.loads(os.environ[OPTIONS_ENV]))
     progress = launch.PipeProgress(int(os.environ[launch.PROGRESS_FD_ENV]))

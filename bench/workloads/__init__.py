@@ -1,9 +1,9 @@
 """One OpSpec per op (inputs, FLOPs, bytes, reference, tolerance) and the named shape suites."""
 
-from bench.workloads.attention import AttentionSpec
-from bench.workloads.attention_train import AttentionTrainSpec
-from bench.workloads.base import Inputs, OpSpec
-from bench.workloads.matmul import MatmulSpec
+from zhisuan.bench.workloads.attention import AttentionSpec
+from zhisuan.bench.workloads.attention_train import AttentionTrainSpec
+from zhisuan.bench.workloads.base import Inputs, OpSpec
+from zhisuan.bench.workloads.matmul import MatmulSpec
 
 SPECS: dict[str, OpSpec] = {
     "matmul": MatmulSpec(),

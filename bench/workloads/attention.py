@@ -7,14 +7,14 @@ import re
 
 import torch
 
-from bench import flops
-from bench.workloads.base import Inputs, OpSpec, generator, random_tensor
+from zhisuan.bench.core import flops
+from zhisuan.bench.workloads.base import Inputs, OpSpec, generator, random_tensor
 
 # Per (batch, head) the fp64 reference holds one Sq×Sk score matrix: bounded memory at any shape.
 
 
 def reference_attention(q, k, v, causal: bool, scale: float) -> torch.Tensor:
-    """Attention in float64, head by head; rows that see no key are 0 (kernels.attention's rule)."""
+    """Attention in float64, head by head; rows that see no key are 0 (zhisuan.kernels.attention's rule)."""
     q, k, v = (t.to(torch.float64) for t in (q, k, v))
     batch, heads, seq_q, _ = q.shape
     group = heads // k.shape[1]

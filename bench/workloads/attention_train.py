@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from bench import flops
-from bench.workloads.attention import AttentionSpec, reference_attention
-from bench.workloads.base import Inputs, generator, random_tensor
+from zhisuan.bench.core import flops
+from zhisuan.bench.workloads.attention import AttentionSpec, reference_attention
+from zhisuan.bench.workloads.base import Inputs, generator, random_tensor
 
 
 class AttentionTrainSpec(AttentionSpec):

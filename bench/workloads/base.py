@@ -1,7 +1,7 @@
 """OpSpec: everything the harness needs to know about one op, so metrics are computed generically.
 
 An OpSpec bundles the input maker (seeded, well-conditioned random data, never zeros), the FLOP
-and byte counts (from bench.flops), the float64 reference and the tolerance policy:
+and byte counts (from zhisuan.bench.core.flops), the float64 reference and the tolerance policy:
 
     tolerance = max(TOLERANCE_K × error of the baseline (torch) in the same precision,
                     FLOOR_ULPS × eps(dtype, or the backend's math format: tf32) × max|reference|)
@@ -58,7 +58,7 @@ class OpSpec(ABC):
 
     @abstractmethod
     def flops(self, shape: dict) -> float:
-        """Floating-point operations of one call (bench.flops)."""
+        """Floating-point operations of one call (zhisuan.bench.core.flops)."""
 
     @abstractmethod
     def bytes(self, shape: dict, itemsize: int) -> float:

@@ -6,8 +6,8 @@ import re
 
 import torch
 
-from bench import flops
-from bench.workloads.base import Inputs, OpSpec, generator, random_tensor
+from zhisuan.bench.core import flops
+from zhisuan.bench.workloads.base import Inputs, OpSpec, generator, random_tensor
 
 
 class MatmulSpec(OpSpec):

@@ -16,7 +16,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from bench.workloads.attention import AttentionSpec
+from zhisuan.bench.workloads.attention import AttentionSpec
 
 
 def suite_names() -> list[str]:

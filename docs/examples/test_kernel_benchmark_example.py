@@ -15,7 +15,7 @@ count, and reported against the chip's peak for its dtype.
 import pytest
 import torch
 
-import kernels
+from zhisuan import kernels
 
 GPU = torch.cuda.is_available()
 

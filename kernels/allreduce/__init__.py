@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from kernels import checks, registry
-from kernels.allreduce import cupy_nccl, ipc, shm, torch_backend  # noqa: F401  (registration side effect)
+from zhisuan.kernels import checks, registry
+from zhisuan.kernels.allreduce import cupy_nccl, ipc, shm, torch_backend  # noqa: F401  (registration side effect)
 
 REDUCE_OPS = ("sum", "max", "min", "avg")
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from kernels.allreduce.groups import PerGroup
-from kernels.devices import cuda_missing
-from kernels.registry import register
+from zhisuan.kernels.allreduce.groups import PerGroup
+from zhisuan.kernels.devices import cuda_missing
+from zhisuan.kernels.registry import register
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int32)
 # ncclDataType_t and ncclRedOp_t, as nccl.h numbers them (stable across NCCL 2.x)

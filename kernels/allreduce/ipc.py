@@ -1,4 +1,4 @@
-"""ipc backend of all_reduce: one-shot and two-shot all-reduce over CUDA IPC buffers (kernels._cuda).
+"""ipc backend of all_reduce: one-shot and two-shot all-reduce over CUDA IPC buffers (zhisuan.kernels._cuda).
 
 GPU-UNTESTED: written and compiled without a GPU; tests/test_collectives_gpu.py checks it on one.
 
@@ -19,11 +19,11 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from kernels._ext import cuda_ext, cuda_ext_missing
-from kernels.allreduce.groups import PerGroup
-from kernels.allreduce.shm import host_id
-from kernels.devices import cuda_missing
-from kernels.registry import get, register
+from zhisuan.kernels._ext import cuda_ext, cuda_ext_missing
+from zhisuan.kernels.allreduce.groups import PerGroup
+from zhisuan.kernels.allreduce.shm import host_id
+from zhisuan.kernels.devices import cuda_missing
+from zhisuan.kernels.registry import get, register
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 _DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}

@@ -1,4 +1,4 @@
-"""shm backend of all_reduce: POSIX shared memory among the processes of one host (C++, kernels._C).
+"""shm backend of all_reduce: POSIX shared memory among the processes of one host (C++, zhisuan.kernels._C).
 
 Purpose: all-reduce of CPU tensors between processes of one machine without the TCP loopback that
 gloo goes through: the ranks meet in one shared segment and synchronise on flags in it.
@@ -21,9 +21,9 @@ import socket
 import torch
 import torch.distributed as dist
 
-from kernels._ext import cpu_ext, cpu_ext_missing
-from kernels.allreduce.groups import PerGroup
-from kernels.registry import register
+from zhisuan.kernels._ext import cpu_ext, cpu_ext_missing
+from zhisuan.kernels.allreduce.groups import PerGroup
+from zhisuan.kernels.registry import register
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int32)
 _DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.int32: 3}

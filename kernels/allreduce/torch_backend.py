@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from kernels.registry import register
+from zhisuan.kernels.registry import register
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.int32, torch.float64, torch.int64]
 _OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}

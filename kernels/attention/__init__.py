@@ -16,8 +16,8 @@ import math
 
 import torch
 
-from kernels import checks, registry
-from kernels.attention import cpp, torch_backend, triton  # noqa: F401  (registration side effect)
+from zhisuan.kernels import checks, registry
+from zhisuan.kernels.attention import cpp, torch_backend, triton  # noqa: F401  (registration side effect)
 
 
 def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> None:

@@ -1,4 +1,4 @@
-"""cpp backend of attention: our fused C++ kernel in kernels._C (csrc/cpu/attention.cpp).
+"""cpp backend of attention: our fused C++ kernel in zhisuan.kernels._C (csrc/cpu/attention.cpp).
 
 Purpose: FlashAttention-2-style attention forward on the CPU, measured against torch's fused
 scaled_dot_product_attention. Tiled with an online softmax (the full score matrix never exists),
@@ -18,12 +18,12 @@ import math
 
 import torch
 
-from kernels._ext import cpu_ext, cpu_ext_missing
-from kernels.registry import BackendUnavailable, get, register
+from zhisuan.kernels._ext import cpu_ext, cpu_ext_missing
+from zhisuan.kernels.registry import BackendUnavailable, get, register
 
 
 def cpp_missing(device_type: str) -> str | None:
-    """None when kernels._C with its attention kernel can run on device_type, else why not."""
+    """None when zhisuan.kernels._C with its attention kernel can run on device_type, else why not."""
     if device_type != "cpu":
         return f"cpp attention runs on cpu only, not {device_type}"
     return cpu_ext_missing("attention_f32", "the attention kernel")
@@ -67,7 +67,7 @@ def _run(q, k, v, causal: bool, scale: float, lse: torch.Tensor | None, isa: str
 def attention_cpp(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool, scale: float
 ) -> torch.Tensor:
-    """softmax(q kᵀ · scale [+ causal mask]) v through kernels._C; fp32 on cpu, any strides."""
+    """softmax(q kᵀ · scale [+ causal mask]) v through zhisuan.kernels._C; fp32 on cpu, any strides."""
     return _run(q, k, v, causal, scale, None, "auto")
 
 
@@ -85,7 +85,7 @@ def attention_with_lse(
 
     isa picks the code path: 'auto' or one of isas(); the front door's input checks apply.
     """
-    from kernels.attention import check_inputs  # the package imports this module: import lazily
+    from zhisuan.kernels.attention import check_inputs  # the package imports this module: import lazily
 
     check_inputs(q, k, v)
     reason = get("attention", "cpp").why_not(q.device.type, q.dtype)

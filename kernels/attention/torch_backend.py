@@ -1,7 +1,7 @@
 """torch backend of attention: torch.nn.functional.scaled_dot_product_attention.
 
 Purpose: the vendor baseline (on CUDA torch picks flash, memory-efficient, cuDNN or math; on CPU
-its fused flash kernel). Masks follow kernels.attention's bottom-right causal convention.
+its fused flash kernel). Masks follow zhisuan.kernels.attention's bottom-right causal convention.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kernels.devices import cuda_missing
-from kernels.registry import register
+from zhisuan.kernels.devices import cuda_missing
+from zhisuan.kernels.registry import register
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 

@@ -23,8 +23,8 @@ from types import ModuleType
 
 import torch
 
-from kernels.matmul.triton import cdiv, load_kernel_module, target_for, triton_missing_on
-from kernels.registry import register
+from zhisuan.kernels.matmul.triton import cdiv, load_kernel_module, target_for, triton_missing_on
+from zhisuan.kernels.registry import register
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]
 HEAD_DIM_MAX = 256
@@ -32,7 +32,7 @@ LOG2E = math.log2(math.e)
 
 
 def kernels_for(device: torch.device) -> ModuleType:
-    return load_kernel_module("kernels.attention.triton_kernels", device.type == "cpu")
+    return load_kernel_module("zhisuan.kernels.attention.triton_kernels", device.type == "cpu")
 
 
 def block_d(head_dim: int) -> int:

@@ -1,6 +1,6 @@
 """Triton flash-attention kernels (the @triton.jit code); the host side is kernels/attention/triton.py.
 
-Loaded once per mode (compiled or interpreted) by kernels.matmul.triton.load_kernel_module, and so,
+Loaded once per mode (compiled or interpreted) by zhisuan.kernels.matmul.triton.load_kernel_module, and so,
 like the matmul kernels, calling only Triton builtins: tl.full, tl.reduce with a combine function
 chosen below, arithmetic instead of tl.cdiv (see kernels/matmul/triton_kernels.py for why).
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from kernels import checks, registry
+from zhisuan.kernels import checks, registry
 
 # Importing the backend modules registers them; each imports its heavy dependencies lazily.
-from kernels.matmul import cpp, cupy, torch_backend, triton  # noqa: F401  (registration side effect)
+from zhisuan.kernels.matmul import cpp, cupy, torch_backend, triton  # noqa: F401  (registration side effect)
 
 
 def check_inputs(a: torch.Tensor, b: torch.Tensor) -> None:

@@ -1,5 +1,5 @@
-"""cpp backend of matmul: our C++ GEMMs, the CPU one in kernels._C (csrc/cpu/gemm.cpp) and, for
-CUDA tensors, the tensor-core one in kernels._cuda (kernels/matmul/cuda.py).
+"""cpp backend of matmul: our C++ GEMMs, the CPU one in zhisuan.kernels._C (csrc/cpu/gemm.cpp) and, for
+CUDA tensors, the tensor-core one in zhisuan.kernels._cuda (kernels/matmul/cuda.py).
 
 Purpose: a BLIS-style CPU GEMM written here, measured against torch's oneDNN/MKL.
 When it wins: fp32/fp64 on x86 CPUs with AVX-512 or AVX2+FMA, large enough products to use all
@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import torch
 
-from kernels._ext import cpu_ext, cpu_ext_missing
-from kernels.matmul.cuda import DTYPES as CUDA_DTYPES
-from kernels.matmul.cuda import cuda_cpp_missing, matmul_cuda
-from kernels.registry import register
+from zhisuan.kernels._ext import cpu_ext, cpu_ext_missing
+from zhisuan.kernels.matmul.cuda import DTYPES as CUDA_DTYPES
+from zhisuan.kernels.matmul.cuda import cuda_cpp_missing, matmul_cuda
+from zhisuan.kernels.registry import register
 
 DTYPES = (torch.float32, torch.float64)
 
 
 def cpp_missing(device_type: str) -> str | None:
-    """None when our C++ GEMM for device_type (kernels._C on cpu, kernels._cuda on cuda) can run."""
+    """None when our C++ GEMM for device_type (zhisuan.kernels._C on cpu, zhisuan.kernels._cuda on cuda) can run."""
     if device_type == "cuda":
         return cuda_cpp_missing(device_type)
     if device_type != "cpu":
@@ -41,7 +41,7 @@ def cpp_missing(device_type: str) -> str | None:
     description="C++ GEMM: BLIS-style on cpu (AVX-512/AVX2 FMA, OpenMP); mma.sync tensor cores on cuda",
 )
 def matmul_cpp(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """C = A @ B through kernels._C (cpu) or kernels._cuda (cuda); a (M, K), b (K, N), any strides."""
+    """C = A @ B through zhisuan.kernels._C (cpu) or zhisuan.kernels._cuda (cuda); a (M, K), b (K, N), any strides."""
     if a.is_cuda:
         return matmul_cuda(a, b)
     if a.dtype not in DTYPES:

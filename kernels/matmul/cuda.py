@@ -1,4 +1,4 @@
-"""The CUDA C++ tensor-core matmul (csrc/cuda/matmul.cu in kernels._cuda), for CUDA tensors.
+"""The CUDA C++ tensor-core matmul (csrc/cuda/matmul.cu in zhisuan.kernels._cuda), for CUDA tensors.
 
 Purpose: the readable reference GEMM of the suite (mma.sync m16n8k16, ldmatrix, a 4-stage cp.async
 pipeline), fp16 and bf16 with fp32 accumulation, measured against cuBLAS. It is the "cpp" matmul
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from kernels._ext import cuda_ext, cuda_ext_missing
-from kernels.devices import cuda_missing
-from kernels.registry import BackendUnavailable
+from zhisuan.kernels._ext import cuda_ext, cuda_ext_missing
+from zhisuan.kernels.devices import cuda_missing
+from zhisuan.kernels.registry import BackendUnavailable
 
 DTYPES = (torch.float16, torch.bfloat16)
 ALIGN_BYTES = 16
@@ -51,7 +51,7 @@ def _readable(t: torch.Tensor) -> torch.Tensor:
 
 
 def matmul_cuda(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """C = A @ B on the tensor cores through kernels._cuda; a (M, K), b (K, N) on one CUDA device."""
+    """C = A @ B on the tensor cores through zhisuan.kernels._cuda; a (M, K), b (K, N) on one CUDA device."""
     if a.dtype not in DTYPES:
         raise TypeError(f"CUDA C++ matmul: dtype {a.dtype} not supported (fp16, bf16)")
     reason = cuda_cpp_missing(a.device.type)

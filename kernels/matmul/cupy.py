@@ -13,8 +13,8 @@ import functools
 
 import torch
 
-from kernels.devices import cuda_missing
-from kernels.registry import register
+from zhisuan.kernels.devices import cuda_missing
+from zhisuan.kernels.registry import register
 
 DTYPES = (torch.float16, torch.float32, torch.float64)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels.registry import register
+from zhisuan.kernels.registry import register
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 

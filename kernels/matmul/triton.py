@@ -29,8 +29,8 @@ from types import ModuleType
 
 import torch
 
-from kernels.devices import cuda_missing, triton_interpreter_on, triton_missing
-from kernels.registry import BackendUnavailable, register
+from zhisuan.kernels.devices import cuda_missing, triton_interpreter_on, triton_missing
+from zhisuan.kernels.registry import BackendUnavailable, register
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]
 FP8 = getattr(torch, "float8_e4m3fn", None)
@@ -60,7 +60,7 @@ def load_kernel_module(module_name: str, interpret: bool) -> ModuleType:
 
 
 def kernels_for(device: torch.device) -> ModuleType:
-    return load_kernel_module("kernels.matmul.triton_kernels", device.type == "cpu")
+    return load_kernel_module("zhisuan.kernels.matmul.triton_kernels", device.type == "cpu")
 
 
 # ---- availability -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Triton matmul kernels (the @triton.jit code); the host side is kernels/matmul/triton.py.
 
-Never imported directly: kernels.matmul.triton loads this file once per mode (compiled for the GPU,
+Never imported directly: zhisuan.kernels.matmul.triton loads this file once per mode (compiled for the GPU,
 or through Triton's interpreter for CPU tensors), because @triton.jit picks the mode when the
 decorator runs. For the same reason these kernels call only Triton builtins (tl.full, not tl.zeros;
 integer arithmetic, not tl.cdiv): triton.language's own @jit helpers were built in whichever mode

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import statistics
 
-from bench.report import fmt, plots
-from bench.report.doc import Block, Cell, Column, Figure, Heading, Table, Text, verdict_tone
-from bench.report.load import group_by
-from bench.report.sections.common import provenance
-from bench.results import Result
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.report import fmt, plots
+from zhisuan.bench.report.blocks import Block, Cell, Column, Figure, Heading, Table, Text, verdict_tone
+from zhisuan.bench.report.load import group_by
+from zhisuan.bench.report.sections.common import provenance
 
 CHECK_ORDER = (
     "matmul", "stream-copy", "stream-scale", "stream-add", "stream-triad", "attention",

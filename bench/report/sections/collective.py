@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from bench.report import fmt, plots
-from bench.report.doc import Block, Cell, Column, Figure, Heading, Table, Text
-from bench.report.load import group_by
-from bench.report.sections.common import provenance, status_cell
-from bench.results import Result
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.report import fmt, plots
+from zhisuan.bench.report.blocks import Block, Cell, Column, Figure, Heading, Table, Text
+from zhisuan.bench.report.load import group_by
+from zhisuan.bench.report.sections.common import provenance, status_cell
 
 INTRO = (
     "Bandwidths as nccl-tests defines them: algbw = message size / time; busbw = algbw × the "

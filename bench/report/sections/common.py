@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench.report import fmt
-from bench.report.doc import Cell
-from bench.results import Result
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.report import fmt
+from zhisuan.bench.report.blocks import Cell
 
 
 def provenance(results: list[Result]) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bench.display import short_shape
-from bench.report import fmt, plots
-from bench.report.doc import Block, Cell, Column, Figure, Heading, Table, Text
-from bench.report.load import group_by
-from bench.report.sections.common import failed_cell, has_rate, provenance, status_cell
-from bench.results import Result
+from zhisuan.bench.core.display import short_shape
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.report import fmt, plots
+from zhisuan.bench.report.blocks import Block, Cell, Column, Figure, Heading, Table, Text
+from zhisuan.bench.report.load import group_by
+from zhisuan.bench.report.sections.common import failed_cell, has_rate, provenance, status_cell
 
 NOISY_CV = 0.10  # coefficient of variation beyond which a timing is flagged as noisy
 INTRO = (

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from bench.display import short_shape
-from bench.report import fmt
-from bench.report.doc import Block, Cell, Column, Heading, Table, Text
-from bench.report.load import group_by, runs
-from bench.report.sections.common import status_cell
-from bench.results import Result
+from zhisuan.bench.core.display import short_shape
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.report import fmt
+from zhisuan.bench.report.blocks import Block, Cell, Column, Heading, Table, Text
+from zhisuan.bench.report.load import group_by, runs
+from zhisuan.bench.report.sections.common import status_cell
 
 ENV_ORDER = (
     "zhisuan", "git_sha", "torch", "triton", "numpy", "python", "cuda", "cuda_driver", "gpus",

@@ -11,12 +11,23 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bench.report import fmt
-from bench.report.doc import Banner, Block, Cell, Column, Heading, Metric, Metrics, Table, Text, verdict_tone
-from bench.report.load import group_by
-from bench.report.sections.checks import TELEMETRY, check_blocks, check_order, host_of, verdict_of
-from bench.report.sections.common import provenance
-from bench.results import Result
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.report import fmt
+from zhisuan.bench.report.blocks import (
+    Banner,
+    Block,
+    Cell,
+    Column,
+    Heading,
+    Metric,
+    Metrics,
+    Table,
+    Text,
+    verdict_tone,
+)
+from zhisuan.bench.report.load import group_by
+from zhisuan.bench.report.sections.checks import TELEMETRY, check_blocks, check_order, host_of, verdict_of
+from zhisuan.bench.report.sections.common import provenance
 
 VERDICTS = ("PASS", "WARN", "FAIL", "SKIP")
 SEVERITY = {"FAIL": 3, "WARN": 2, "PASS": 1, "SKIP": 0}

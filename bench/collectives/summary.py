@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bench import specs, stats
-from bench.collectives.ops import Collective
-from bench.collectives.sizes import format_size
-from bench.results import Result, ResultWriter, environment
-from kernels.registry import dtype_name
+from zhisuan.bench.collectives.ops import Collective
+from zhisuan.bench.collectives.sizes import format_size
+from zhisuan.bench.core import chips, stats
+from zhisuan.bench.core.results import Result, ResultWriter, environment
+from zhisuan.kernels.registry import dtype_name
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CRASH = 0, 1, 2, 3
 _COMBINE = {1: np.mean, 2: np.min, 3: np.max}
@@ -136,7 +136,7 @@ class Report:
         self.plan = plan
         self.n = n
         self.out = out or sys.stdout
-        self.device_name = specs.detect(str(device)).name
+        self.device_name = chips.detect(str(device)).name
         self.writer = ResultWriter(plan.json_path) if plan.json_path else None
         self.busbw: dict[str, list[float]] = {}  # per implementation
         self.wrong = 0

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from bench.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD
-from bench.results import Result, shape_label
+from zhisuan.bench.core.results import Result, shape_label
+from zhisuan.bench.gate.statistics import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -5,7 +5,7 @@
         r = kernel_benchmark(lambda: my_matmul(a, b), flops=2 * 4096**3, device="cuda", dtype="bf16")
         assert r.pct_peak > 50
 
-Timing goes through bench.timing.measure: device synchronisation (CUDA events on the GPU), a
+Timing goes through zhisuan.bench.core.timing.measure: device synchronisation (CUDA events on the GPU), a
 warm-up, a cache flush between samples, an explicit sample count (`iters`) or a time budget, and
 no calibration loop (each sample is one call). The Result carries FLOPs, bytes and % of peak.
 
@@ -31,7 +31,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from bench.results import Result
+    from zhisuan.bench.core.results import Result
 
 ENTRIES = pytest.StashKey[list]()
 RUN_ID = pytest.StashKey[str]()
@@ -83,8 +83,8 @@ class KernelBenchmark:
 
         name: needed only to measure more than one thing in one test (each its own name).
         """
-        from bench import pytest_benchmark_json
-        from bench.runner import measure
+        from zhisuan.bench.gate import pytest_json
+        from zhisuan.bench.harness.runner import measure
 
         if name in self.names:
             raise ValueError(
@@ -105,7 +105,7 @@ class KernelBenchmark:
         callspec = getattr(self.node, "callspec", None)
         options = {"timer": "cuda-events" if result.device.startswith("cuda") else "perf_counter",
                    "iters": iters, "time_budget_s": time_budget_s, "cache_flush": flush}  # fmt: skip
-        entry = pytest_benchmark_json.benchmark_entry(
+        entry = pytest_json.benchmark_entry(
             result,
             name=self.node.name if name is None else f"{self.node.name}::{name}",
             fullname=fullname,
@@ -118,7 +118,7 @@ class KernelBenchmark:
         return result
 
     def _run_id(self) -> str:
-        from bench.results import new_run_id
+        from zhisuan.bench.core.results import new_run_id
 
         if RUN_ID not in self.config.stash:
             self.config.stash[RUN_ID] = new_run_id()
@@ -127,7 +127,7 @@ class KernelBenchmark:
 
 @pytest.fixture
 def kernel_benchmark(request: pytest.FixtureRequest) -> KernelBenchmark:
-    """Time a kernel correctly (sync, warm-up, cache flush, no calibration loop); see bench.pytest_plugin."""
+    """Time a kernel correctly (sync, warm-up, cache flush, no calibration loop); see zhisuan.bench.gate.pytest_plugin."""
     return KernelBenchmark(request)
 
 
@@ -179,9 +179,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     entries = config.stash.get(ENTRIES, [])
     if not path or not entries:
         return
-    from bench import pytest_benchmark_json
+    from zhisuan.bench.gate import pytest_json
 
-    pytest_benchmark_json.write(path, entries, _commit_info(config.rootpath))
+    pytest_json.write(path, entries, _commit_info(config.rootpath))
     config.stash[WRITTEN] = f"kernel_benchmark: {len(entries)} result(s) written to {path}"
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from bench.display import console, err_console, short_shape
-from bench.results import Result
+from zhisuan.bench.core.display import console, err_console, short_shape
+from zhisuan.bench.core.results import Result
 
 COLOURS = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "SKIP": "dim"}
 

@@ -8,16 +8,16 @@ from pathlib import Path
 
 from rich.table import Table
 
-from bench import compare
-from bench.display import human_time
-from bench.gate import GateReport, Pair, describe
-from bench.results import Result
+from zhisuan.bench.core.display import human_time
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.gate import statistics
+from zhisuan.bench.gate.verdict import GateReport, Pair, describe
 
 VERDICT_STYLE = {
-    compare.REGRESSED: "bold red",
-    compare.IMPROVED: "green",
-    compare.UNCHANGED: "dim",
-    compare.NOISY: "yellow",
+    statistics.REGRESSED: "bold red",
+    statistics.IMPROVED: "green",
+    statistics.UNCHANGED: "dim",
+    statistics.NOISY: "yellow",
 }
 
 
@@ -35,7 +35,7 @@ def _p_value(p: Pair) -> str:
 
 
 def summary_line(report: GateReport) -> str:
-    counts = {v: len(report.by_verdict(v)) for v in compare.VERDICTS}
+    counts = {v: len(report.by_verdict(v)) for v in statistics.VERDICTS}
     parts = [f"{n} {v}" for v, n in counts.items() if n]
     parts += [f"{len(report.new)} new"] * bool(report.new)
     parts += [f"{len(report.missing)} missing"] * bool(report.missing)
@@ -104,7 +104,7 @@ def markdown(report: GateReport) -> str:
             "|---|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for p in report.pairs:
-            verdict = f"**{p.verdict}**" if p.verdict == compare.REGRESSED else p.verdict
+            verdict = f"**{p.verdict}**" if p.verdict == statistics.REGRESSED else p.verdict
             if p.note:
                 verdict += f" ({p.note})"
             cells = (verdict, describe(p.current), p.current.device_name, human_time(p.baseline.median_s),
@@ -155,7 +155,7 @@ def junit(report: GateReport) -> str:
             f"{p.verdict}: median {human_time(p.baseline.median_s)} -> {human_time(p.current.median_s)} "
             f"({_pct(p.ratio)}, CI {_ci(p)}, p={_p_value(p)}, threshold {p.threshold:.0%}) {p.note}"
         ).strip()
-        if p.verdict == compare.REGRESSED:
+        if p.verdict == statistics.REGRESSED:
             ET.SubElement(case, "failure", message=text, type="regression").text = text
             failures += 1
         else:

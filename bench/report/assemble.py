@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from bench.report import fmt
-from bench.report.doc import Block, Document, Text
-from bench.report.load import group_by_kind
-from bench.report.sections.collective import collective_section
-from bench.report.sections.kernel import kernel_section
-from bench.report.sections.runs import environment_tables, other_section, runs_section
-from bench.report.sections.validate import validate_section
-from bench.results import Result
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.report import fmt
+from zhisuan.bench.report.blocks import Block, Document, Text
+from zhisuan.bench.report.load import group_by_kind
+from zhisuan.bench.report.sections.collective import collective_section
+from zhisuan.bench.report.sections.kernel import kernel_section
+from zhisuan.bench.report.sections.runs import environment_tables, other_section, runs_section
+from zhisuan.bench.report.sections.validate import validate_section
 
 SECTIONS = {"validate": validate_section, "kernel": kernel_section, "collective": collective_section}
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import compare, gate, report_formats, result_sources
-from bench.thresholds import load_settings, parse_threshold
+from zhisuan.bench.gate import formats, sources, statistics, verdict
+from zhisuan.bench.gate.settings import load_settings, parse_threshold
 
 
 def threshold_arg(text: str) -> float:
@@ -33,11 +33,11 @@ def alpha_arg(text: str) -> float:
 def add_gate_options(p) -> None:
     """Options shared by `zhisuan compare` and `zhisuan history compare`."""
     p.add_argument(
-        "--threshold", type=threshold_arg, default=compare.DEFAULT_THRESHOLD,
+        "--threshold", type=threshold_arg, default=statistics.DEFAULT_THRESHOLD,
         help="slowdown that counts as a regression, e.g. 5%% or 0.05 (default 5%%)",
     )  # fmt: skip
     p.add_argument(
-        "--alpha", type=alpha_arg, default=compare.DEFAULT_ALPHA,
+        "--alpha", type=alpha_arg, default=statistics.DEFAULT_ALPHA,
         help="significance level of the Mann-Whitney U test (default 0.01)",
     )  # fmt: skip
     p.add_argument("--thresholds", metavar="TOML", help="per-benchmark thresholds (see docs/ci-gate.md)")
@@ -52,7 +52,10 @@ def add_gate_options(p) -> None:
     p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (a PR comment)")
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML (each benchmark a test case)")
     p.add_argument(
-        "--resamples", type=int, default=compare.DEFAULT_RESAMPLES, help="bootstrap resamples (default 9999)"
+        "--resamples",
+        type=int,
+        default=statistics.DEFAULT_RESAMPLES,
+        help="bootstrap resamples (default 9999)",
     )
 
 
@@ -73,8 +76,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    current = result_sources.load(args.current, db=args.db)
-    baseline = result_sources.load(
+    current = sources.load(args.current, db=args.db)
+    baseline = sources.load(
         args.baseline,
         db=args.db,
         device_names={r.device_name for r in current},
@@ -85,12 +88,12 @@ def run(args) -> int:
 
 def report_and_exit(baseline, current, args) -> int:
     """Run the gate, print the table and the verdict, write the requested files; the exit code."""
-    from bench.display import console
+    from zhisuan.bench.core.display import console
 
     if args.resamples < 1:
         raise ValueError(f"--resamples must be positive, got {args.resamples}")
     settings = load_settings(args.thresholds, args.threshold, args.alpha)
-    report = gate.run_gate(
+    report = verdict.run_gate(
         baseline,
         current,
         settings,
@@ -99,7 +102,7 @@ def report_and_exit(baseline, current, args) -> int:
         n_resamples=args.resamples,
     )
     if report.pairs or report.new or report.missing or report.unmatched:
-        console.print(report_formats.rich_table(report))
+        console.print(formats.rich_table(report))
     if report.duplicates_dropped:
         console.print(
             f"{report.duplicates_dropped} older duplicate result(s) ignored (the latest of each is used)"
@@ -109,13 +112,13 @@ def report_and_exit(baseline, current, args) -> int:
         notes = report.env.describe() + notes
     if notes:
         console.print("environment differences: " + "; ".join(notes))
-    console.print(report_formats.settings_line(report), style="dim")
+    console.print(formats.settings_line(report), style="dim")
     if args.markdown:
-        report_formats.write_text(args.markdown, report_formats.markdown(report))
+        formats.write_text(args.markdown, formats.markdown(report))
     if args.junit:
-        report_formats.write_text(args.junit, report_formats.junit(report))
+        formats.write_text(args.junit, formats.junit(report))
     for problem in report.problems:
         print(f"zhisuan compare: cannot compare: {problem}", file=sys.stderr)
     style = {0: "bold green", 1: "bold red", 2: "bold yellow"}[report.exit_code]
-    console.print(report_formats.summary_line(report), style=style)
+    console.print(formats.summary_line(report), style=style)
     return report.exit_code

@@ -1,6 +1,6 @@
 """The committed CPU benchmark: our C++ kernels against torch, side by side, in one run.
 
-    python -m bench.cpubench --out docs/benchmarks/cpu.md
+    python -m zhisuan.bench.dev.cpubench --out docs/benchmarks/cpu.md
 
 Measures what issue 2 sets as targets (and what issue 4 sets for the shared-memory all-reduce):
 - C++ fp32 matmul vs torch.matmul (oneDNN/MKL) at 1024-2048, and as % of the measured FMA peak;
@@ -29,12 +29,13 @@ from pathlib import Path
 
 import torch
 
-from bench import runner, specs, timing
-from bench.display import human_rate, human_time, short_shape
-from bench.results import environment
-from bench.stats import summarize
-from kernels import registry
-from kernels.probe import fma_peak
+from zhisuan.bench.core import chips, timing
+from zhisuan.bench.core.display import human_rate, human_time, short_shape
+from zhisuan.bench.core.results import environment
+from zhisuan.bench.core.stats import summarize
+from zhisuan.bench.harness import runner
+from zhisuan.kernels import registry
+from zhisuan.kernels.probe import fma_peak
 
 ROUNDS = 9
 MATMUL_SIZES = [1024, 1536, 2048]
@@ -112,7 +113,7 @@ def harness_overhead_us(samples: int = 20000) -> float:
 def allreduce_rows() -> tuple[list[dict], str | None]:
     """shm vs gloo all-reduce, 2 local processes, through `zhisuan collective` (if installed)."""
     try:
-        import bench.collectives  # noqa: F401
+        import zhisuan.bench.collectives  # noqa: F401
     except ImportError as exc:
         return [], f"collectives benchmark not installed ({exc})"
     by_impl = {}
@@ -120,7 +121,7 @@ def allreduce_rows() -> tuple[list[dict], str | None]:
         for impl in ("shm", "torch"):
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "c.jsonl"
-                cmd = [sys.executable, "-m", "bench", "collective", "all_reduce", "--nproc", "2", "--impl", impl,
+                cmd = [sys.executable, "-m", "zhisuan.bench", "collective", "all_reduce", "--nproc", "2", "--impl", impl,
                        "-b", "8", "-e", "32M", "-f", "2", "-c", "1", "-n", "20", "-w", "5", "--json", str(out)]  # fmt: skip
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
                 if proc.returncode != 0:
@@ -157,8 +158,8 @@ def ratio_cell(row: dict) -> str:
 
 def render(matmul, attention, overhead_us, allreduce, allreduce_note, seconds) -> str:
     env = environment()
-    device = specs.detect("cpu")
-    probe = specs.measured_peak_flops(device, "fp32")
+    device = chips.detect("cpu")
+    probe = chips.measured_peak_flops(device, "fp32")
     lines = [
         "# CPU benchmark: our C++ kernels against torch, side by side",
         "",
@@ -169,8 +170,8 @@ def render(matmul, attention, overhead_us, allreduce, allreduce_note, seconds) -
         if probe
         else "",
         f"- versions: torch {env['torch']}, python {env['python']}, zhisuan git {env['git_sha']},"
-        f" kernels._C {env['kernels_C_build']}",
-        "- command: `python -m bench.cpubench --out docs/benchmarks/cpu.md`",
+        f" zhisuan.kernels._C {env['kernels_C_build']}",
+        "- command: `python -m zhisuan.bench.dev.cpubench --out docs/benchmarks/cpu.md`",
         f"- method: {ROUNDS} rounds; ratio = median over rounds of (torch time / our time), > 1 means ours"
         " is faster; within a round the two backends are timed on the same inputs, one sample of each in turn"
         " (`zhisuan run --interleave`), so the ratio is paired, while the rate columns are each backend's"
@@ -217,7 +218,7 @@ def render(matmul, attention, overhead_us, allreduce, allreduce_note, seconds) -
         "## all-reduce, 2 processes: shm (ours) vs gloo (target: ≥ 20× at ≤ 64 KB, ≥ 2× at 32 MB)",
         "",
         "`zhisuan collective all_reduce --nproc 2 --impl shm|torch -b 8 -e 32M -f 2 -c 1 -n 20 -w 5`, the two"
-        " impls alternating, one run each per round. In place: the kernel itself (kernels.all_reduce reduces in"
+        " impls alternating, one run each per round. In place: the kernel itself (zhisuan.kernels.all_reduce reduces in"
         " place). Out of place: a copy of the send buffer into the receive buffer first, for both (timed).",
         "",
     ]

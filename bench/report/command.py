@@ -24,12 +24,12 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from bench import display
-    from bench.cli import UsageError
-    from bench.report.doc import Banner
-    from bench.report.document import build_document
-    from bench.report.load import load_results
-    from bench.report.output import prepare_target, write_html, write_markdown
+    from zhisuan.bench.cli import UsageError
+    from zhisuan.bench.core import display
+    from zhisuan.bench.report.assemble import build_document
+    from zhisuan.bench.report.blocks import Banner
+    from zhisuan.bench.report.load import load_results
+    from zhisuan.bench.report.output import prepare_target, write_html, write_markdown
 
     if args.out_dir and (args.html or args.markdown):
         raise UsageError("--out-dir writes both forms; give it, or --html/--markdown, not both")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.results import Result
+from zhisuan.bench.core.results import Result
 
 # Fingerprint keys whose difference blocks a comparison. A missing value (None) counts as a value
 # here: "triton not installed" vs "triton 3.1" is a real difference.

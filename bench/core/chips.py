@@ -6,7 +6,7 @@ unknown chip gets no peak and therefore no percent-of-peak, and `why_no_peak` sa
 
 CPUs get a theoretical peak derived from cores × clock × FLOPs per cycle (from the vector ISA and
 the microarchitecture, py-cpuinfo), status "derived"; the measured peak comes from the FMA probe
-in kernels._C (see measured_peak_flops).
+in zhisuan.kernels._C (see measured_peak_flops).
 """
 
 from __future__ import annotations
@@ -249,13 +249,13 @@ def measured_peak_flops(device: Device, dtype: str, exceeded_by: float | None = 
     """
     if device.kind != "cpu" or dtype not in ("fp32", "fp64"):
         return None
-    from kernels.probe import fma_peak
+    from zhisuan.kernels.probe import fma_peak
 
     try:
         if dtype not in _probe_best:
             _probe_best[dtype] = fma_peak(dtype)["flops_per_s"]
         if exceeded_by is not None and exceeded_by > _probe_best[dtype]:
             _probe_best[dtype] = max(_probe_best[dtype], fma_peak(dtype, fresh=True)["flops_per_s"])
-    except (ImportError, RuntimeError):  # kernels._C not built, or the probe could not run here
+    except (ImportError, RuntimeError):  # zhisuan.kernels._C not built, or the probe could not run here
         return None
     return _probe_best[dtype]

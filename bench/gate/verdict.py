@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench import compare
-from bench.envcheck import EnvDiff, compare_environments
-from bench.results import Result, shape_label
-from bench.thresholds import GateSettings
+from zhisuan.bench.core.results import Result, shape_label
+from zhisuan.bench.gate import statistics
+from zhisuan.bench.gate.envdiff import EnvDiff, compare_environments
+from zhisuan.bench.gate.settings import GateSettings
 
 EXIT_OK, EXIT_REGRESSION, EXIT_CANNOT_COMPARE = 0, 1, 2
 
@@ -37,7 +37,7 @@ class Pair:
 
     @property
     def note(self) -> str:
-        if self.verdict != compare.NOISY:
+        if self.verdict != statistics.NOISY:
             return ""
         n = f"{len(self.baseline.samples_s)}/{len(self.current.samples_s)}"
         if self.samples_needed == float("inf"):
@@ -94,7 +94,7 @@ class GateReport:
     def exit_code(self) -> int:
         if self.problems:
             return EXIT_CANNOT_COMPARE
-        return EXIT_REGRESSION if self.by_verdict(compare.REGRESSED) else EXIT_OK
+        return EXIT_REGRESSION if self.by_verdict(statistics.REGRESSED) else EXIT_OK
 
 
 def describe(r: Result) -> str:
@@ -127,7 +127,7 @@ def run_gate(
     *,
     allow_env_mismatch: bool = False,
     allow_missing: bool = False,
-    n_resamples: int = compare.DEFAULT_RESAMPLES,
+    n_resamples: int = statistics.DEFAULT_RESAMPLES,
 ) -> GateReport:
     settings = settings or GateSettings()
     report = GateReport(settings, allow_env_mismatch=allow_env_mismatch, allow_missing=allow_missing)
@@ -163,13 +163,13 @@ def run_gate(
             report.unmatched.append(Unmatched(b, c, reason))
             continue
         threshold, alpha = settings.for_result(c)
-        a = compare.assess(
+        a = statistics.assess(
             b.samples_s, c.samples_s, threshold=threshold, alpha=alpha, n_resamples=n_resamples
         )
         report.pairs.append(
             Pair(b, c, threshold, alpha, float(a.ratio), float(a.ci_low), float(a.ci_high),
                  float(a.p_slower), float(a.p_faster), str(a.verdict), float(a.samples_needed))
         )  # fmt: skip
-    order = {v: i for i, v in enumerate(compare.VERDICTS)}
+    order = {v: i for i, v in enumerate(statistics.VERDICTS)}
     report.pairs.sort(key=lambda p: (order[p.verdict], -abs(p.ratio - 1)))
     return report

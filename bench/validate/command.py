@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.validate.levels import LEVELS
+from zhisuan.bench.validate.levels import LEVELS
 
 
 def add_parser(subparsers) -> None:
-    from bench.cli import positive_float, positive_int
+    from zhisuan.bench.cli import positive_float, positive_int
 
     p = subparsers.add_parser(
         "validate",
@@ -36,10 +36,10 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import torch
 
-    from bench.cli import UsageError
-    from bench.results import new_run_id
-    from bench.validate import thresholds
-    from bench.validate.levels import parse_duration
+    from zhisuan.bench.cli import UsageError
+    from zhisuan.bench.core.results import new_run_id
+    from zhisuan.bench.validate import thresholds
+    from zhisuan.bench.validate.levels import parse_duration
 
     if args.duration is not None and args.level != "burn-in":
         raise UsageError(f"--duration applies to --level burn-in only (this run: --level {args.level})")
@@ -51,17 +51,17 @@ def run(args) -> int:
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device (torch.cuda.is_available() is False)")
     try:
-        from bench.collectives import launch
+        from zhisuan.bench.collectives import launch
     except ImportError as exc:
         raise UsageError(
-            f"validate needs bench.collectives for its ranks, which fails to import: {exc}"
+            f"validate needs zhisuan.bench.collectives for its ranks, which fails to import: {exc}"
         ) from None
     env = launch.discover()
     if env is not None and args.nproc:
         raise UsageError(
             f"--nproc spawns local ranks; this process is already rank {env.rank} of {env.world} ({env.launcher})"
         )
-    from bench.validate.session import Options, run_rank
+    from zhisuan.bench.validate.session import Options, run_rank
 
     run_id = new_run_id()
     options = Options(
@@ -77,7 +77,7 @@ def run(args) -> int:
     )
     nproc = args.nproc or (torch.cuda.device_count() if device == "cuda" and env is None else 1)
     if nproc > 1:
-        from bench.validate.spawn import run_local
+        from zhisuan.bench.validate.spawn import run_local
 
         return run_local(options, nproc)
     return run_rank(options, env or launch.SINGLE)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from bench.results import Result, new_run_id, shape_label
+from zhisuan.bench.core.results import Result, new_run_id, shape_label
 
 ENV_VAR = "ZHISUAN_HISTORY_DB"
 DEFAULT_PATH = "~/.zhisuan/history.db"

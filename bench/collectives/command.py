@@ -6,12 +6,12 @@ import argparse
 import secrets
 from pathlib import Path
 
-from bench.cli import positive_float, positive_int
-from bench.collectives import launch, ops
-from bench.collectives.check import EXACT_LIMIT
-from bench.collectives.driver import Plan
-from bench.collectives.sizes import parse_size, size_sweep
-from kernels.registry import dtype_name, parse_dtype
+from zhisuan.bench.cli import positive_float, positive_int
+from zhisuan.bench.collectives import launch, ops
+from zhisuan.bench.collectives.check import EXACT_LIMIT
+from zhisuan.bench.collectives.driver import Plan
+from zhisuan.bench.collectives.sizes import parse_size, size_sweep
+from zhisuan.kernels.registry import dtype_name, parse_dtype
 
 DTYPES_ALL = ("fp32", "fp16", "bf16", "int32")
 
@@ -124,7 +124,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     what.add_argument(
         "--impl",
         default="torch",
-        help="all_reduce through kernels.all_reduce with these backends, comma-separated and run "
+        help="all_reduce through zhisuan.kernels.all_reduce with these backends, comma-separated and run "
         "side by side per size: torch (default), shm, ...",
     )
     what.add_argument(
@@ -152,7 +152,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     out.add_argument(
         "--min-busbw", type=_gbps, help="fail (exit 1) when the average busbw (GB/s) is below this"
     )
-    from bench.collectives import netmodel
+    from zhisuan.bench.collectives import netmodel
 
     netmodel.add_arguments(p.add_argument_group("alpha-beta model (--model)"))
     p.set_defaults(func=run)
@@ -177,8 +177,8 @@ DEFAULT_BACKENDS = {"cuda": "nccl", "npu": "hccl", "cpu": "gloo"}
 
 def build_plan(args) -> Plan:
     """The validated plan (ValueError naming the argument for anything wrong)."""
-    from bench.results import new_run_id
-    from kernels.registry import get as get_backend
+    from zhisuan.bench.core.results import new_run_id
+    from zhisuan.kernels.registry import get as get_backend
 
     names = ops.COLLECTIVES if args.collectives == ["all"] else args.collectives
     collectives = [ops.get(name).name for name in names]
@@ -216,7 +216,7 @@ def build_plan(args) -> Plan:
             if parse_dtype(dtype) not in backend_info.dtypes_on(device):
                 raise ValueError(f"--impl {name} does not support -d {dtype}")
     if args.nproc:
-        from bench.collectives.driver import validate_world
+        from zhisuan.bench.collectives.driver import validate_world
 
         validate_world(Plan(collectives, dtypes, reduce_ops, sizes, root=args.root), args.nproc)
     run_id = new_run_id()
@@ -246,7 +246,7 @@ def build_plan(args) -> Plan:
 
 def run(args) -> int:
     if args.model:
-        from bench.collectives import netmodel
+        from zhisuan.bench.collectives import netmodel
 
         return netmodel.run(args)
     plan = build_plan(args)

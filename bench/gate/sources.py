@@ -1,6 +1,6 @@
 """Where the results of a comparison come from: a file, a directory, or a history reference.
 
-- a JSON Lines file written by `zhisuan run` (bench.results.read_results);
+- a JSON Lines file written by `zhisuan run` (zhisuan.bench.core.results.read_results);
 - a pytest-benchmark JSON file (written by the kernel_benchmark fixture or by pytest-benchmark);
 - a directory: every *.jsonl and *.json in it;
 - `history:NAME` (a pinned baseline), `history:run/RUN_ID`, `history:last` (the latest run) or
@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import pytest_benchmark_json
-from bench.results import Result, ResultFileError, read_results
+from zhisuan.bench.core.results import Result, ResultFileError, read_results
+from zhisuan.bench.gate import pytest_json
 
 HISTORY_PREFIX = "history:"
 
 
 def read_file(path: Path) -> list[Result]:
-    if pytest_benchmark_json.looks_like(path):
-        return pytest_benchmark_json.read(path)
+    if pytest_json.looks_like(path):
+        return pytest_json.read(path)
     return read_results(path)
 
 
@@ -44,7 +44,7 @@ def load(reference: str, *, db: str | None = None, device_names: set[str] | None
     current run itself (if it was already added) out of its own baseline.
     """
     if reference.startswith(HISTORY_PREFIX):
-        from bench.history import History
+        from zhisuan.bench.gate.history import History
 
         with History(db) as history:
             return history.resolve(reference[len(HISTORY_PREFIX) :], device_names, exclude_runs)

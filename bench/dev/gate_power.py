@@ -1,9 +1,9 @@
 """The committed benchmark of the regression gate itself: how often it flags what it should, and
 how often it cries wolf, on synthetic timings whose truth is known.
 
-    python -m bench.gate_power --out docs/benchmarks/gate.md
+    python -m zhisuan.bench.dev.gate_power --out docs/benchmarks/gate.md
 
-For each case, TRIALS independent pairs of runs (n samples each) go through bench.compare.assess
+For each case, TRIALS independent pairs of runs (n samples each) go through zhisuan.bench.gate.statistics.assess
 with the default settings (threshold 5%, alpha 0.01, 9999 bootstrap resamples): the exact rule
 `zhisuan compare` applies to one benchmark. Noise models:
 - gaussian: each sample = true time x (1 + 0.02 N(0, 1)), the "2% noise" of issue 5;
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import scipy
 
-from bench import compare
+from zhisuan.bench.gate import statistics
 
 TRIALS = 500
 NOISE = 0.02
@@ -49,10 +49,10 @@ def run_case(model: str, n: int, ratio: float, trials: int, seed: int) -> dict:
     baseline = samples(model, 1.0, trials, n, rng)
     current = samples(model, ratio, trials, n, rng)
     start = time.perf_counter()
-    a = compare.assess(baseline, current, seed=seed)
+    a = statistics.assess(baseline, current, seed=seed)
     elapsed = time.perf_counter() - start
-    rates = {v: float(np.mean(a.verdict == v)) for v in compare.VERDICTS}
-    noisy = a.samples_needed[a.verdict == compare.NOISY]
+    rates = {v: float(np.mean(a.verdict == v)) for v in statistics.VERDICTS}
+    noisy = a.samples_needed[a.verdict == statistics.NOISY]
     finite = noisy[np.isfinite(noisy)]
     return {
         "model": model, "n": n, "ratio": ratio, "rates": rates, "seconds": elapsed,
@@ -67,7 +67,7 @@ def seconds_per_comparison(n: int = 30, repeats: int = 20) -> float:
     for _ in range(repeats):
         b, c = samples("gaussian", 1.0, 1, n, rng)[0], samples("gaussian", 1.05, 1, n, rng)[0]
         start = time.perf_counter()
-        compare.assess(b, c)
+        statistics.assess(b, c)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
@@ -79,7 +79,7 @@ def change(ratio: float) -> str:
 def bars(rows: list[dict]) -> list[tuple[str, float, bool]]:
     """Issue 5's three requirements, at n = 30 with gaussian noise."""
     flagged = {
-        round(r["ratio"], 4): r["rates"][compare.REGRESSED]
+        round(r["ratio"], 4): r["rates"][statistics.REGRESSED]
         for r in rows
         if r["model"] == "gaussian" and r["n"] == 30
     }
@@ -95,21 +95,21 @@ def bars(rows: list[dict]) -> list[tuple[str, float, bool]]:
 
 
 def report(rows: list[dict], trials: int, per_pair_s: float, command: str, wall_s: float) -> str:
-    from bench import specs
+    from zhisuan.bench.core import chips
 
     lines = [
         "# The regression gate's power and false-positive rate",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d} on {specs.detect('cpu').name} "
-        f"({platform.machine()}, {specs.cpu_cores()} cores), Python {platform.python_version()}, "
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d} on {chips.detect('cpu').name} "
+        f"({platform.machine()}, {chips.cpu_cores()} cores), Python {platform.python_version()}, "
         f"numpy {np.__version__}, scipy {scipy.__version__}; {wall_s:.0f} s wall.",
         "",
         f"Command: `{command}`",
         "",
         f"Each row: {trials} independent trials, each a baseline and a current run of n samples, judged by "
-        "`bench.compare.assess` with the defaults of `zhisuan compare`: regression = ratio of medians above "
-        f"1 + {compare.DEFAULT_THRESHOLD:.0%} AND one-sided Mann-Whitney U p < {compare.DEFAULT_ALPHA}; "
-        f"unchanged = the {1 - compare.DEFAULT_ALPHA:.0%} bootstrap interval ({compare.DEFAULT_RESAMPLES} "
+        "`zhisuan.bench.gate.statistics.assess` with the defaults of `zhisuan compare`: regression = ratio of medians above "
+        f"1 + {statistics.DEFAULT_THRESHOLD:.0%} AND one-sided Mann-Whitney U p < {statistics.DEFAULT_ALPHA}; "
+        f"unchanged = the {1 - statistics.DEFAULT_ALPHA:.0%} bootstrap interval ({statistics.DEFAULT_RESAMPLES} "
         "resamples) inside the threshold band; noisy = neither. Noise: *gaussian* = 2% relative "
         "(sd) per sample; *preempted* = the same plus 5% of samples delayed by 20-50%.",
         "",
@@ -129,7 +129,7 @@ def report(rows: list[dict], trials: int, per_pair_s: float, command: str, wall_
     for r in rows:
         rates = r["rates"]
         cells = [r["model"], str(r["n"]), change(r["ratio"])]
-        cells += [f"{rates[v]:.1%}" for v in compare.VERDICTS]
+        cells += [f"{rates[v]:.1%}" for v in statistics.VERDICTS]
         cells.append(str(r["suggested"]) if r["suggested"] is not None else "-")
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
@@ -162,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{model:9s} n={n:3d} {change(ratio):>6s}: regressed {r['rates']['regressed']:.1%} ({r['seconds']:.1f} s)"
         )
     per_pair = seconds_per_comparison()
-    command = "python -m bench.gate_power" + (f" --trials {args.trials}" if args.trials != TRIALS else "")
+    command = "python -m zhisuan.bench.dev.gate_power" + (
+        f" --trials {args.trials}" if args.trials != TRIALS else ""
+    )
     command += f" --out {args.out}" if args.out else ""
     text = report(rows, args.trials, per_pair, command, time.perf_counter() - start)
     if args.out:

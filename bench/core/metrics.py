@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bench import specs
-from bench.results import Result
-from bench.stats import summarize
+from zhisuan.bench.core import chips
+from zhisuan.bench.core.results import Result
+from zhisuan.bench.core.stats import summarize
 
 
 def fill_timing(result: Result, samples: list[float]) -> None:
@@ -13,7 +13,7 @@ def fill_timing(result: Result, samples: list[float]) -> None:
     result.median_s, result.iqr_s, result.cv = summary.median_s, summary.iqr_s, summary.cv
 
 
-def fill_rates(result: Result, device: specs.Device, math_dtype: str | None) -> None:
+def fill_rates(result: Result, device: chips.Device, math_dtype: str | None) -> None:
     """Achieved rates from the median, and percentages of the datasheet and measured peaks.
 
     Interpreted results (Triton interpreter, CUDA simulator) get no rates: their times mean nothing.
@@ -27,7 +27,7 @@ def fill_rates(result: Result, device: specs.Device, math_dtype: str | None) -> 
             result.peak_flops = peak.value * 1e12
             result.peak_status = peak.status
             result.pct_peak = 100.0 * result.flops_per_s / result.peak_flops
-        measured = specs.measured_peak_flops(device, math_dtype, result.flops_per_s) if math_dtype else None
+        measured = chips.measured_peak_flops(device, math_dtype, result.flops_per_s) if math_dtype else None
         if measured:
             result.measured_peak_flops = measured
             result.pct_measured_peak = 100.0 * result.flops_per_s / measured

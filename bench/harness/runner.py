@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bench import metrics, specs, timing
-from bench.results import Result, environment, new_run_id
-from bench.workloads import OpSpec, spec_for
-from bench.workloads.base import max_abs_error, tolerance
-from kernels import registry
-from kernels.registry import Backend, dtype_name
+from zhisuan.bench.core import chips, metrics, timing
+from zhisuan.bench.core.results import Result, environment, new_run_id
+from zhisuan.bench.workloads import OpSpec, spec_for
+from zhisuan.bench.workloads.base import max_abs_error, tolerance
+from zhisuan.kernels import registry
+from zhisuan.kernels.registry import Backend, dtype_name
 
 DEFAULT_DTYPES = {"cpu": "fp32", "cuda": "bf16"}
 
@@ -98,7 +98,7 @@ def execute(
     run_id: str | None = None,
     interleave: bool = False,
 ) -> list[Result]:
-    device = specs.detect(plan.device)
+    device = chips.detect(plan.device)
     kind = device.kind
     env = environment()
     run_id = run_id or new_run_id()
@@ -232,7 +232,7 @@ def measure(
 
     No correctness check is possible here: the caller owns what fn computes.
     """
-    dev = specs.detect(device)
+    dev = chips.detect(device)
     plan = timing.TimingPlan(iters=iters, time_budget_s=time_budget_s)
     samples = timing.measure(
         fn, device=dev.torch_device, plan=plan, flush_bytes=2 * dev.cache_bytes if flush else 0
@@ -264,7 +264,7 @@ def shapes_for(
     tokens: int | None = None,
 ) -> dict[str, list[dict]]:
     """Shapes per op: parsed from --shape texts if given, else from the named suite."""
-    from bench.workloads.suites import suite_shapes
+    from zhisuan.bench.workloads.suites import suite_shapes
 
     kind = torch.device(device).type
     shape_texts = list(shape_texts)
@@ -297,7 +297,7 @@ def run(
     interleave: bool = False,
 ) -> list[Result]:
     """The Python form of `zhisuan run`: check and time every backend of ops on a suite or shapes."""
-    from bench.results import ResultWriter
+    from zhisuan.bench.core.results import ResultWriter
 
     ops = [ops] if isinstance(ops, str) else list(ops)
     dtypes = [dtype] if isinstance(dtype, str) else dtype

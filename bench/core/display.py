@@ -7,7 +7,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from bench.results import Result, shape_label
+from zhisuan.bench.core.results import Result, shape_label
 
 # Rich assumes 80 columns when output is not a terminal (CI logs, pipes): tables need more.
 console = Console(width=None if sys.stdout.isatty() else 160)

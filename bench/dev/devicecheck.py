@@ -1,6 +1,6 @@
 """The GPU session's one call: build check, GPU tests, full-size correctness and the benchmark.
 
-    python -m bench.devicecheck --out "$OUT"            # on the lent H100/H200
+    python -m zhisuan.bench.dev.devicecheck --out "$OUT"            # on the lent H100/H200
 
 Writes into --out: devicecheck.jsonl (every result as it arrives), pytest-gpu.log, validate.jsonl
 with validate-report/ (`zhisuan validate --level quick` on the GPU), and <device>.md (the table for
@@ -22,10 +22,11 @@ from pathlib import Path
 
 import torch
 
-from bench import runner, specs, timing
-from bench.display import human_rate, short_shape
-from bench.results import Result, ResultWriter, environment, new_run_id
-from bench.workloads.suites import suite_shapes
+from zhisuan.bench.core import chips, timing
+from zhisuan.bench.core.display import human_rate, short_shape
+from zhisuan.bench.core.results import Result, ResultWriter, environment, new_run_id
+from zhisuan.bench.harness import runner
+from zhisuan.bench.workloads.suites import suite_shapes
 
 MATMUL_BACKENDS = ["triton", "cpp", "torch", "cupy"]
 ATTENTION_BACKENDS = ["triton", "torch", "sdpa-flash", "sdpa-efficient", "sdpa-cudnn"]
@@ -127,7 +128,7 @@ def target_lines(results: list[Result]) -> list[str]:
 
 def render(
     results: list[Result],
-    device: specs.Device,
+    device: chips.Device,
     test_summary: str,
     validate_summary: str,
     seconds: float,
@@ -140,7 +141,7 @@ def render(
         f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
         f"- device: {device.name} ({device.properties}); driver {env.get('cuda_driver')}, CUDA {env['cuda']}",
         f"- versions: torch {env['torch']}, triton {env['triton']}, zhisuan git {env['git_sha']}",
-        f"- command: `python -m bench.devicecheck {' '.join(argv)}` ({seconds:.0f} s); GPU tests: {test_summary}",
+        f"- command: `python -m zhisuan.bench.dev.devicecheck {' '.join(argv)}` ({seconds:.0f} s); GPU tests: {test_summary}",
         f"- `zhisuan validate --level quick`: {validate_summary} (validate.jsonl, validate-report/)",
         "- method: every kernel checked against a float64 reference first; L2 flushed between samples;"
         " median of the samples; % peak against the datasheet figure of the math dtype.",
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     test_summary = "skipped" if args.skip_tests else run_gpu_tests(out)
     print(f"GPU tests: {test_summary}", flush=True)
-    device = specs.detect("cuda")
+    device = chips.detect("cuda")
     run_id = new_run_id()
     results: list[Result] = []
     with ResultWriter(out / "devicecheck.jsonl") as writer:

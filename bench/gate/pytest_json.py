@@ -22,7 +22,7 @@ from bisect import bisect_left, bisect_right
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.results import Result, ResultFileError
+from zhisuan.bench.core.results import Result, ResultFileError
 
 FORMAT_VERSION = "5.2.3"  # the pytest-benchmark release whose format this mirrors
 ZHISUAN_KEY = "zhisuan"
@@ -105,7 +105,7 @@ def benchmark_entry(result: Result, *, name: str, fullname: str, params: dict | 
 
 def machine_info() -> dict:
     """The machine description pytest-benchmark writes (same keys, same sources)."""
-    from bench import specs
+    from zhisuan.bench.core import chips
 
     return {
         "node": platform.node(),
@@ -118,7 +118,7 @@ def machine_info() -> dict:
         "python_build": list(platform.python_build()),
         "release": platform.release(),
         "system": platform.system(),
-        "cpu": dict(specs.cpu_info()),
+        "cpu": dict(chips.cpu_info()),
     }
 
 

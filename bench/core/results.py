@@ -201,7 +201,7 @@ def environment() -> dict:
     """What a comparison must agree on: chip, drivers, library versions, build, host."""
     import torch
 
-    from bench import specs
+    from zhisuan.bench.core import chips
 
     env = {
         "host": socket.gethostname(),
@@ -212,14 +212,14 @@ def environment() -> dict:
         "numpy": _version("numpy"),
         "zhisuan": _version("zhisuan"),
         "git_sha": _git_sha(),
-        "cpu": specs.cpu_info().get("brand_raw"),
-        "cpu_cores": specs.cpu_cores(),
+        "cpu": chips.cpu_info().get("brand_raw"),
+        "cpu_cores": chips.cpu_cores(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.version.cuda,
         "gpus": [],
     }
     try:
-        from kernels._ext import cpu_ext
+        from zhisuan.kernels._ext import cpu_ext
 
         env["kernels_C_build"] = dict(cpu_ext().build_info())
     except ImportError as exc:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from bench import compare_cli, result_sources
-from bench.cli import positive_int
-from bench.history import History, label
+from zhisuan.bench.cli import positive_int
+from zhisuan.bench.gate import compare_command, sources
+from zhisuan.bench.gate.history import History, label
 
 
 def add_parser(subparsers) -> None:
@@ -81,7 +81,7 @@ def add_parser(subparsers) -> None:
     which.add_argument("--baseline", help="a pinned baseline name")
     which.add_argument("--last", type=positive_int, metavar="N", help="the median run of the last N runs")
     cmp.add_argument("--add", action="store_true", help="store CURRENT in the history after comparing")
-    compare_cli.add_gate_options(cmp)
+    compare_command.add_gate_options(cmp)
     cmp.set_defaults(func=run_compare)
 
 
@@ -90,9 +90,9 @@ def _when(timestamp: float) -> str:
 
 
 def run_add(args) -> int:
-    from bench.display import console
+    from zhisuan.bench.core.display import console
 
-    results = [r for path in args.paths for r in result_sources.read_path(path)]
+    results = [r for path in args.paths for r in sources.read_path(path)]
     with History(args.db) as history:
         for added in history.add(results, source=args.source):
             extra = f", {added.already_present} already present" if added.already_present else ""
@@ -104,7 +104,7 @@ def run_add(args) -> int:
 def run_runs(args) -> int:
     from rich.table import Table
 
-    from bench.display import console
+    from zhisuan.bench.core.display import console
 
     with History(args.db) as history:
         runs, baselines = history.runs(), history.baselines()
@@ -122,7 +122,7 @@ def run_runs(args) -> int:
 
 
 def run_baseline_set(args) -> int:
-    from bench.display import console
+    from zhisuan.bench.core.display import console
 
     with History(args.db) as history:
         run_id = history.set_baseline(args.name, args.run)
@@ -131,7 +131,7 @@ def run_baseline_set(args) -> int:
 
 
 def run_baseline_list(args) -> int:
-    from bench.display import console
+    from zhisuan.bench.core.display import console
 
     with History(args.db) as history:
         baselines = history.baselines()
@@ -144,8 +144,8 @@ def run_baseline_list(args) -> int:
 
 def _trend(args):
     """(points, baseline result or None, title) for the benchmark named by args.pattern."""
-    from bench import trend
-    from bench.thresholds import GateSettings
+    from zhisuan.bench.gate import trend
+    from zhisuan.bench.gate.settings import GateSettings
 
     with History(args.db) as history:
         results = history.trend(args.pattern, args.device)
@@ -164,8 +164,8 @@ def _trend(args):
 def run_show(args) -> int:
     from rich.table import Table
 
-    from bench.display import console, human_time
-    from bench.stats import summarize
+    from zhisuan.bench.core.display import console, human_time
+    from zhisuan.bench.core.stats import summarize
 
     if args.pattern is None:
         with History(args.db) as history:
@@ -194,8 +194,8 @@ def run_show(args) -> int:
 
 
 def run_plot(args) -> int:
-    from bench import trend
-    from bench.display import console
+    from zhisuan.bench.core.display import console
+    from zhisuan.bench.gate import trend
 
     points, baseline, title = _trend(args)
     path = trend.plot(points, args.out, title, baseline, args.baseline)
@@ -205,7 +205,7 @@ def run_plot(args) -> int:
 
 
 def run_compare(args) -> int:
-    current = result_sources.load(args.current, db=args.db)
+    current = sources.load(args.current, db=args.db)
     with History(args.db) as history:
         devices = {r.device_name for r in current}
         exclude = {r.run_id for r in current if r.run_id}
@@ -213,7 +213,7 @@ def run_compare(args) -> int:
             baseline = history.resolve(args.baseline)
         else:
             baseline = history.median_of_last(args.last, devices, exclude)
-    code = compare_cli.report_and_exit(baseline, current, args)
+    code = compare_command.report_and_exit(baseline, current, args)
     if args.add:
         with History(args.db) as history:
             history.add(current)
