@@ -15,8 +15,8 @@ _EXPORTS = {
     "measure": "zhisuan.bench.harness.runner",
     "run": "zhisuan.bench.harness.runner",
     "Result": "zhisuan.bench.core.results",
-    "ResultWriter": "zhisuan.bench.core.results",
-    "read_results": "zhisuan.bench.core.results",
+    "ResultWriter": "zhisuan.bench.core.result_files",
+    "read_results": "zhisuan.bench.core.result_files",
 }
 
 __all__ = list(_EXPORTS)

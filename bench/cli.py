@@ -1,9 +1,9 @@
-"""The `zhisuan` command (also `python -m bench`).
+"""The `zhisuan` command (also `python -m zhisuan.bench`): the dispatcher of its subcommands.
 
-Subcommands live in their own modules, each exposing add_parser(subparsers) (which sets
-func=run on its parser) and run(args) -> exit code. `info` and `run` are here; the others are
-listed in COMMAND_MODULES. A user error (bad shape, unknown backend, unreadable file) prints one
-line, `zhisuan: error: ...`, and exits 2: never a traceback.
+Subcommands live in the modules listed in COMMAND_MODULES, each exposing add_parser(subparsers)
+(which sets func=run on its parser) and run(args) -> exit code (bench/core/errors.py). A user
+error (bad shape, unknown backend, unreadable file) prints one line, `zhisuan: error: ...`, and
+exits EXIT_USAGE: never a traceback. The argument types the subcommands share are here too.
 """
 
 from __future__ import annotations
@@ -11,19 +11,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from pathlib import Path
+
+from zhisuan.bench.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 
 COMMAND_MODULES: list[str] = [
+    "zhisuan.bench.harness.command",
     "zhisuan.bench.collectives.command",
     "zhisuan.bench.gate.compare_command",
     "zhisuan.bench.gate.history_command",
     "zhisuan.bench.report.command",
     "zhisuan.bench.validate.command",
 ]
-
-
-class UsageError(ValueError):
-    """A mistake in the command line or its inputs: reported in one line, exit 2."""
 
 
 def parse_csv(text: str) -> list[str]:
@@ -50,156 +48,6 @@ def positive_float(text: str) -> float:
     return value
 
 
-# ---- zhisuan info ------------------------------------------------------------------------------
-
-
-def add_info_parser(subparsers) -> None:
-    p = subparsers.add_parser("info", help="detected devices, their peak figures and sources, backends")
-    p.add_argument("--no-probe", action="store_true", help="skip the CPU FMA probe (a fraction of a second)")
-    p.set_defaults(func=run_info)
-
-
-def run_info(args) -> int:
-    from rich.table import Table
-
-    from zhisuan import kernels
-    from zhisuan.bench.core import chips, display
-    from zhisuan.kernels.registry import OPS
-
-    for name in chips.available_devices():
-        device = chips.detect(name)
-        props = ", ".join(f"{k}={v}" for k, v in device.properties.items() if k != "isa_reasoning")
-        display.console.print(f"[bold]{name}[/bold]: {device.name} ({props})")
-        if device.spec is None:
-            display.console.print(f"  no peak figures: {device.why_no_peak}")
-        else:
-            for dtype, fig in device.spec.tflops.items():
-                display.console.print(f"  peak {dtype}: {fig.value:.4g} TFLOP/s [{fig.status}] {fig.source}")
-            if device.spec.mem_tbps:
-                fig = device.spec.mem_tbps
-                display.console.print(f"  memory bandwidth: {fig.value:.4g} TB/s [{fig.status}] {fig.source}")
-        if device.kind == "cpu" and not args.no_probe:
-            for dtype in ("fp32", "fp64"):
-                measured = chips.measured_peak_flops(device, dtype)
-                text = (
-                    f"{measured / 1e9:.1f} GFLOP/s"
-                    if measured
-                    else "unavailable (zhisuan.kernels._C not built)"
-                )
-                display.console.print(f"  measured peak {dtype} (FMA probe): {text}")
-    table = Table(title="backends", header_style="bold")
-    for column in ("op", "backend", "devices", "dtypes", "status"):
-        table.add_column(column)
-    for op in OPS:
-        for name, status in kernels.backends(op).items():
-            mark = "[green]available[/green]" if status.available else f"[yellow]{status.reason}[/yellow]"
-            label = f"{name} (baseline)" if status.baseline else name
-            table.add_row(op, label, ",".join(status.devices), ",".join(status.dtypes), mark)
-    display.console.print(table)
-    return 0
-
-
-# ---- zhisuan run -------------------------------------------------------------------------------
-
-
-def add_run_parser(subparsers) -> None:
-    p = subparsers.add_parser(
-        "run",
-        help="check and time kernels against the reference and the chip's peak",
-        description="Check every available backend of each op against a float64 reference, "
-        "then time it; prints achieved FLOP/s and percent of peak, and writes JSON Lines.",
-    )
-    p.add_argument(
-        "ops", nargs="*", default=["matmul", "attention"], help="ops to run (default: matmul attention)"
-    )
-    p.add_argument(
-        "--backend", type=parse_csv, help="comma-separated backends (default: every available one)"
-    )
-    shape = p.add_mutually_exclusive_group()
-    shape.add_argument(
-        "--shape", action="append", default=[], help="a shape, e.g. 1024x1024x1024; repeatable"
-    )
-    shape.add_argument("--suite", default=None, help="a named shape suite (default: 'default')")
-    p.add_argument("--tokens", type=positive_int, help="M of the LLM suites' projections (tokens in flight)")
-    p.add_argument("--causal", choices=("no", "yes", "both"), default="both", help="attention masks to run")
-    p.add_argument(
-        "--dtype", type=parse_csv, help="comma-separated dtypes (default: fp32 on CPU, bf16 on GPU)"
-    )
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present, else cpu)")
-    count = p.add_mutually_exclusive_group()
-    count.add_argument("--iters", type=positive_int, help="exactly this many timed samples per benchmark")
-    count.add_argument("--time-budget", type=positive_float, help="seconds of timed samples per benchmark")
-    p.add_argument("--no-flush", action="store_true", help="do not flush caches between samples (warm-cache)")
-    p.add_argument(
-        "--interleave",
-        action="store_true",
-        help="time the backends of each shape sample by sample in turn, so that all of them see the same "
-        "load of a shared host (side-by-side comparisons)",
-    )
-    p.add_argument("--json", help="JSON Lines output (default: zhisuan-results/<run id>.jsonl)")
-    p.add_argument("--csv", help="also export the results as CSV")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
-    p.set_defaults(func=run_run)
-
-
-def run_run(args) -> int:
-    import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from zhisuan.bench.core import display, timing
-    from zhisuan.bench.core.results import ResultWriter, new_run_id, write_csv
-    from zhisuan.bench.harness import runner
-    from zhisuan.bench.workloads.suites import suite_names
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.suite is not None and args.suite not in suite_names():
-        raise UsageError(f"unknown suite {args.suite!r}; suites: {', '.join(suite_names())}")
-    causal = {"no": (False,), "yes": (True,), "both": (False, True)}[args.causal]
-    shapes = runner.shapes_for(args.ops, device, args.suite, args.shape, causal, args.tokens)
-    plan = runner.plan_run(args.ops, shapes, args.dtype, device, args.backend)
-    for what, reason in plan.skipped:
-        display.err_console.print(f"[yellow]skipped[/yellow] {what}: {reason}")
-    if plan.total == 0:
-        display.err_console.print("zhisuan: nothing to run (no available backend for these ops/dtypes)")
-        return 2
-    run_id = new_run_id()
-    path = Path(args.json or f"zhisuan-results/{run_id}.jsonl")
-    results = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with ResultWriter(path) as writer, Progress(*columns, console=display.err_console, transient=True) as bar:
-        task = bar.add_task("starting", total=plan.total)
-
-        def started(case, backend):
-            bar.update(
-                task, description=f"{case.op} {backend.name} {display.short_shape(case.op, case.shape)}"
-            )
-
-        def finished(result):
-            writer.write(result)
-            results.append(result)
-            bar.advance(task)
-
-        runner.execute(
-            plan,
-            timing_plan=timing.TimingPlan(iters=args.iters, time_budget_s=args.time_budget),
-            flush=not args.no_flush,
-            seed=args.seed,
-            on_result=finished,
-            on_start=started,
-            run_id=run_id,
-            interleave=args.interleave,
-        )
-    display.console.print(
-        display.results_table(results, title=f"zhisuan run {run_id} on {results[0].device_name}")
-    )
-    display.console.print(f"results: {path}")
-    if args.csv:
-        write_csv(results, args.csv)
-        display.console.print(f"csv: {args.csv}")
-    failed = [r for r in results if r.status != "ok"]
-    return 1 if failed else 0
-
-
 # ---- entry point -------------------------------------------------------------------------------
 
 
@@ -209,8 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark and kernel suite for AI computing centers: achieved vs peak, checked.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_info_parser(subparsers)
-    add_run_parser(subparsers)
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_parser(subparsers)
     return parser
@@ -221,15 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     try:
         return args.func(args)
     except (UsageError, ValueError, FileNotFoundError) as exc:
         print(f"zhisuan: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("zhisuan: interrupted; results measured so far are on disk", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import pytest
 
 from zhisuan.bench.collectives import launch, netmodel
 from zhisuan.bench.collectives.__main__ import main as collective_main
-from zhisuan.bench.core.results import read_results
+from zhisuan.bench.core.result_files import read_results
 from zhisuan.kernels._ext import cpu_ext_missing
 
 needs_shm = pytest.mark.skipif(cpu_ext_missing() is not None, reason=f"{cpu_ext_missing()}")

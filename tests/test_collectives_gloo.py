@@ -11,7 +11,7 @@ import torch.distributed as dist
 from zhisuan import kernels
 from zhisuan.bench.collectives import driver, launch, ops
 from zhisuan.bench.collectives.driver import Case, Plan
-from zhisuan.bench.core.results import read_results
+from zhisuan.bench.core.result_files import read_results
 from zhisuan.kernels.registry import parse_dtype
 
 DTYPES = ("fp32", "fp16", "bf16", "int32")

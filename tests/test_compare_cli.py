@@ -8,7 +8,7 @@ import pytest
 from gate_results import failed_result, timed_result
 
 from zhisuan.bench.cli import main
-from zhisuan.bench.core.results import ResultWriter
+from zhisuan.bench.core.result_files import ResultWriter
 
 
 def write(path, results):

@@ -3,6 +3,7 @@
 import pytest
 from gate_results import failed_result, timed_result
 
+from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from zhisuan.bench.gate import statistics, verdict
 from zhisuan.bench.gate.envdiff import compare_environments
 from zhisuan.bench.gate.settings import GateSettings, load_settings, parse_threshold
@@ -22,10 +23,10 @@ def test_matching_reports_new_missing_and_not_comparable():
     assert [r.shape["M"] for r in report.new] == [1024]
     assert [r.shape["M"] for r in report.missing] == [64]
     assert len(report.unmatched) == 1 and "interpreter" in report.unmatched[0].reason
-    assert report.exit_code == verdict.EXIT_OK
+    assert report.exit_code == EXIT_OK
     # Without --allow-missing a vanished benchmark is not a pass.
     strict = run_gate(base, cur)
-    assert strict.exit_code == verdict.EXIT_CANNOT_COMPARE
+    assert strict.exit_code == EXIT_USAGE
     assert any("missing from the current run" in p and "M=64" in p for p in strict.problems)
 
 
@@ -36,7 +37,7 @@ def test_regression_gives_exit_1_and_sorts_first():
         timed_result(seed=4, backend="torch", run_id="b"),
     ]
     report = run_gate(base, cur)
-    assert report.exit_code == verdict.EXIT_REGRESSION
+    assert report.exit_code == EXIT_FAILED
     assert report.pairs[0].verdict == statistics.REGRESSED and report.pairs[0].current.backend == "cpp"
     assert report.pairs[1].verdict == statistics.UNCHANGED
 
@@ -49,7 +50,7 @@ def test_failed_current_result_is_cannot_compare_never_regression(status, error)
     failed = failed_result(status, error, seed=3, run_id="b")
     cur = [failed, timed_result(2e-3, seed=4, backend="torch", run_id="b")]  # torch also regressed
     report = run_gate(base, cur)
-    assert report.exit_code == verdict.EXIT_CANNOT_COMPARE
+    assert report.exit_code == EXIT_USAGE
     assert any(p.startswith("current run failed") and error in p for p in report.problems)
     # The other benchmark's regression is still reported, but 2 wins: a crash is never a plain fail.
     assert report.by_verdict(statistics.REGRESSED)
@@ -58,19 +59,19 @@ def test_failed_current_result_is_cannot_compare_never_regression(status, error)
 def test_failed_new_benchmark_still_blocks():
     base = [timed_result(seed=1)]
     cur = [timed_result(seed=2, run_id="b"), failed_result(backend="mine")]
-    assert run_gate(base, cur).exit_code == verdict.EXIT_CANNOT_COMPARE
+    assert run_gate(base, cur).exit_code == EXIT_USAGE
 
 
 def test_failed_baseline_result_is_cannot_compare():
     base = [failed_result(error="segfault")]
     report = run_gate(base, [timed_result(seed=2, run_id="b")])
-    assert report.exit_code == verdict.EXIT_CANNOT_COMPARE
+    assert report.exit_code == EXIT_USAGE
     assert "baseline has no timing" in report.problems[0]
 
 
 def test_only_interpreted_results_leave_nothing_to_compare():
     report = run_gate([timed_result(interpreted=True)], [timed_result(interpreted=True, run_id="b")])
-    assert report.exit_code == verdict.EXIT_CANNOT_COMPARE
+    assert report.exit_code == EXIT_USAGE
     assert "nothing to compare" in report.problems[0]
 
 
@@ -85,24 +86,24 @@ def test_environment_mismatch_blocks_and_says_what_differed():
     base = [timed_result(seed=1)]
     cur = [timed_result(seed=2, env={**base[0].env, "torch": "2.14.0", "git_sha": "def5678"}, run_id="b")]
     report = run_gate(base, cur)
-    assert report.exit_code == verdict.EXIT_CANNOT_COMPARE
+    assert report.exit_code == EXIT_USAGE
     assert "torch: 2.13.0+cpu -> 2.14.0" in report.problems[0]
     assert report.env.describe_notes() == ["git_sha: abc1234 -> def5678"]  # a note, not a blocker
     allowed = run_gate(base, cur, allow_env_mismatch=True)
-    assert allowed.exit_code == verdict.EXIT_OK and allowed.env.blocking
+    assert allowed.exit_code == EXIT_OK and allowed.env.blocking
 
 
 def test_other_device_blocks_unless_allowed():
     base = [timed_result(seed=1)]
     cur = [timed_result(seed=2, device_name="Other CPU 1", run_id="b")]
     report = run_gate(base, cur)
-    assert report.exit_code == verdict.EXIT_CANNOT_COMPARE
+    assert report.exit_code == EXIT_USAGE
     assert report.problems == [
         "environments differ (pass --allow-env-mismatch to compare anyway): "
         "device: baseline ran on Test CPU 9000; current on Other CPU 1"
     ]
     allowed = run_gate(base, cur, allow_env_mismatch=True)
-    assert allowed.exit_code == verdict.EXIT_OK and len(allowed.pairs) == 1
+    assert allowed.exit_code == EXIT_OK and len(allowed.pairs) == 1
 
 
 def test_clocks_block_only_when_both_readable():

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from zhisuan.bench.cli import main
-from zhisuan.bench.core.results import read_results
+from zhisuan.bench.core.result_files import read_results
 from zhisuan.kernels import registry
 
 SHARED_MACHINE_THRESHOLD = "50%"

@@ -7,7 +7,7 @@ import pytest
 from gate_results import failed_result, timed_result
 
 from zhisuan.bench.cli import main
-from zhisuan.bench.core.results import ResultWriter
+from zhisuan.bench.core.result_files import ResultWriter
 from zhisuan.bench.gate import trend
 from zhisuan.bench.gate.history import History, label
 from zhisuan.bench.gate.settings import GateSettings

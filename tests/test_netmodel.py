@@ -8,7 +8,8 @@ import pytest
 
 from zhisuan.bench.collectives import netmodel
 from zhisuan.bench.collectives.__main__ import main as collective_main
-from zhisuan.bench.core.results import Result, environment
+from zhisuan.bench.core.environment import environment
+from zhisuan.bench.core.results import Result
 
 ALPHA, BETA = 3e-6, 1 / 20e9  # 3 us, 20 GB/s
 

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from zhisuan.bench.cli import main
-from zhisuan.bench.gate import pytest_json, pytest_plugin
+from zhisuan.bench.core import pytest_json
+from zhisuan.bench.gate import pytest_plugin
 
 pytest_benchmark_stats = pytest.importorskip("pytest_benchmark.stats")
 

@@ -13,12 +13,14 @@ import struct
 import pytest
 
 from zhisuan.bench.cli import main
-from zhisuan.bench.core.results import Result, ResultFileError, ResultWriter
+from zhisuan.bench.core import units
+from zhisuan.bench.core.result_files import ResultWriter, read_results
+from zhisuan.bench.core.results import Result, ResultFileError
 from zhisuan.bench.report import fmt
 from zhisuan.bench.report.assemble import build_document
 from zhisuan.bench.report.blocks import Banner, Figure, Heading, Table, Text
+from zhisuan.bench.report.grouping import group_by_kind
 from zhisuan.bench.report.html import render_html
-from zhisuan.bench.report.load import group_by_kind, load_results
 from zhisuan.bench.report.output import write_report
 
 T0 = 1_790_000_000.0  # 2026-09-21 UTC: a fixed date the report must print
@@ -450,7 +452,7 @@ def full_html(full_doc):
 def test_load_reads_several_files_and_directories_in_order(tmp_path):
     _write(tmp_path / "a" / "k.jsonl", kernel_results())
     _write(tmp_path / "c.jsonl", collective_results())
-    results = load_results([tmp_path / "a", tmp_path / "c.jsonl"])
+    results = read_results([tmp_path / "a", tmp_path / "c.jsonl"])
     assert len(results) == len(kernel_results()) + len(collective_results())
     assert list(group_by_kind(results)) == ["kernel", "collective"]
     assert list(group_by_kind(collective_results() + validate_results() + [_odd_kind()])) == [
@@ -468,9 +470,9 @@ def _odd_kind() -> Result:
 
 def test_load_errors_name_the_file(tmp_path):
     with pytest.raises(ResultFileError, match="nothing.jsonl: no such file"):
-        load_results([tmp_path / "nothing.jsonl"])
+        read_results([tmp_path / "nothing.jsonl"])
     with pytest.raises(ResultFileError, match="no result files given"):
-        load_results([])
+        read_results([])
     with pytest.raises(ValueError, match="nothing to report"):
         build_document([])
 
@@ -575,8 +577,8 @@ def test_html_states_units_devices_dates_versions_and_run_ids(full_html):
 def test_html_shows_failures_as_failures_never_as_numbers(full_html):
     assert "check-failed: max abs error 0.31 exceeds tolerance 1e-05" in full_html
     assert "error: RuntimeError: CUDA error: illegal address" in full_html
-    assert fmt.duration(FAILED_MEDIAN_S) not in full_html  # '42.4 ms'
-    assert fmt.rate(ERRORED_RATE, "FLOP/s") not in full_html  # '777 GFLOP/s'
+    assert units.duration(FAILED_MEDIAN_S) not in full_html  # '42.4 ms'
+    assert units.rate(ERRORED_RATE, "FLOP/s") not in full_html  # '777 GFLOP/s'
     assert "interpreted: no rate" in full_html
     assert "not averaged: 1 of 18 failed" in full_html  # the collective with wrong elements
     assert "memory-bandwidth roof" not in full_html or "The bandwidth roof is not drawn" in full_html
@@ -664,7 +666,7 @@ def test_report_of_a_real_run(tmp_path):
         main(["run", "matmul", "--backend", "torch", "--shape", "64", "--iters", "3", "--json", str(path)])
         == 0
     )
-    results = load_results([path])
+    results = read_results([path])
     html = render_html(build_document(results))
     assert results[0].run_id in html and results[0].device_name in html
     assert html.count("<img") == 2  # throughput and roofline

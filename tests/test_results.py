@@ -2,14 +2,9 @@ import json
 
 import pytest
 
-from zhisuan.bench.core.results import (
-    SCHEMA_VERSION,
-    Result,
-    ResultFileError,
-    ResultWriter,
-    read_results,
-    write_csv,
-)
+from zhisuan.bench.core import pytest_json
+from zhisuan.bench.core.result_files import ResultWriter, read_results, write_csv
+from zhisuan.bench.core.results import SCHEMA_VERSION, Result, ResultFileError
 
 
 def sample_result(**overrides):
@@ -71,3 +66,23 @@ def test_csv_export(tmp_path):
     write_csv([sample_result(check={"max_abs_err": 1e-6, "tolerance": 1e-5, "passed": True})], path)
     header, row = path.read_text().splitlines()
     assert "median_s" in header and "M=7,N=97,K=1025" in row and "True" in row
+
+
+def test_one_loader_reads_json_lines_pytest_benchmark_json_directories_and_lists(tmp_path):
+    with ResultWriter(tmp_path / "run.jsonl") as writer:
+        writer.write(sample_result())
+    measured = sample_result(backend="cpp", samples_s=[3e-3, 4e-3, 5e-3])
+    entry = pytest_json.benchmark_entry(
+        measured, name="test_mm", fullname="tests/test_x.py::test_mm", params=None, param=None, options={}
+    )
+    pytest_json.write(tmp_path / "fixture.json", [entry])
+    from_dir = read_results(tmp_path)
+    assert [r.backend for r in from_dir] == ["torch", "cpp"]  # *.jsonl first, then *.json
+    assert from_dir[1].samples_s == [3e-3, 4e-3, 5e-3]
+    from_list = read_results([tmp_path / "fixture.json", tmp_path / "run.jsonl"])
+    assert [r.backend for r in from_list] == ["cpp", "torch"]  # in the order given
+    with pytest.raises(ResultFileError, match="no result files given"):
+        read_results([])
+    (tmp_path / "other").mkdir()
+    with pytest.raises(ResultFileError, match="holds no"):
+        read_results(tmp_path / "other")

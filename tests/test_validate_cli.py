@@ -5,7 +5,7 @@ tests/test_validate_cluster.py.)"""
 import pytest
 
 from zhisuan.bench.cli import main
-from zhisuan.bench.core.results import read_results
+from zhisuan.bench.core.result_files import read_results
 from zhisuan.bench.validate.context import RECORD_KEYS
 from zhisuan.bench.validate.levels import TEST_SIZES_ENV
 

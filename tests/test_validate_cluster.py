@@ -12,7 +12,7 @@ import time
 from collections import defaultdict
 
 from zhisuan.bench.core import chips
-from zhisuan.bench.core.results import read_results
+from zhisuan.bench.core.result_files import read_results
 from zhisuan.bench.validate.context import SLOW_RANK_ENV
 from zhisuan.bench.validate.levels import TEST_SIZES_ENV
 

@@ -175,7 +175,7 @@ def add_arguments(group) -> None:
 
 def load_sweep(path: str, backend: str | None) -> tuple[list[float], list[float], int, str]:
     """(sizes, median seconds, ranks, label) of the all_reduce rows of a results file."""
-    from zhisuan.bench.core.results import read_results
+    from zhisuan.bench.core.result_files import read_results
 
     rows = [
         r for r in read_results(path) if r.kind == "collective" and r.op == "all_reduce" and r.status == "ok"

@@ -19,7 +19,9 @@ import torch
 from zhisuan.bench.collectives.ops import Collective
 from zhisuan.bench.collectives.sizes import format_size
 from zhisuan.bench.core import chips, stats
-from zhisuan.bench.core.results import Result, ResultWriter, environment
+from zhisuan.bench.core.environment import environment
+from zhisuan.bench.core.result_files import ResultWriter
+from zhisuan.bench.core.results import Result
 from zhisuan.kernels.registry import dtype_name
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CRASH = 0, 1, 2, 3

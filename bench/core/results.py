@@ -1,24 +1,16 @@
-"""The Result record, its JSON Lines file, CSV export and the environment fingerprint.
+"""The Result record: one flat record per measurement, and the labels that name it.
 
-One flat record per measurement. Results are appended to the file and flushed as each arrives, so
-Ctrl-C or a crash keeps everything measured so far. Every line carries `schema`; a reader refuses
-a version it does not know, with a clear message, rather than misreading it.
+Every record carries `schema`; a reader refuses a version it does not know, with a clear message,
+rather than misreading it. Files of records: result_files.py; the environment fingerprint each
+record carries: environment.py.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
-import os
-import platform
-import socket
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "check-failed", "error")
@@ -88,153 +80,18 @@ def shape_label(shape: dict) -> str:
     return ",".join(f"{k}={v}" for k, v in shape.items())
 
 
+def short_shape(op: str, shape: dict) -> str:
+    """'1024x1024x1024' for matmul; 'b1 h32/8 s2048 d128 causal' for attention; key=value otherwise."""
+    if op == "matmul" and {"M", "N", "K"} <= shape.keys():
+        label = f"{shape['M']}x{shape['N']}x{shape['K']}"
+        return f"{label} {shape['name']}" if "name" in shape else label
+    if op == "attention" and "seq_q" in shape:
+        s = shape
+        heads = f"h{s['heads']}" + (f"/{s['heads_kv']}" if s["heads_kv"] != s["heads"] else "")
+        seq = f"s{s['seq_q']}" + (f"/{s['seq_k']}" if s["seq_k"] != s["seq_q"] else "")
+        return f"b{s['batch']} {heads} {seq} d{s['head_dim']}" + (" causal" if s["causal"] else "")
+    return shape_label(shape)
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
-
-
-class ResultWriter:
-    """Appends results to a JSON Lines file, one flushed line per result."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  (closed by close())
-
-    def write(self, result: Result) -> None:
-        self._file.write(json.dumps(result.to_dict(), default=str) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> ResultWriter:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def read_results(path: str | os.PathLike) -> list[Result]:
-    """Every result in a JSON Lines file (or in every *.jsonl of a directory)."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(path.glob("*.jsonl"))
-        if not files:
-            raise ResultFileError(f"{path}: directory holds no *.jsonl result files")
-        return [r for f in files for r in read_results(f)]
-    if not path.exists():
-        raise ResultFileError(f"{path}: no such file")
-    results = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ResultFileError(
-                    f"{path}:{number}: not valid JSON ({exc.msg}); truncated file?"
-                ) from None
-            if not isinstance(data, dict):
-                raise ResultFileError(f"{path}:{number}: expected a JSON object, got {type(data).__name__}")
-            try:
-                results.append(Result.from_dict(data))
-            except ResultFileError as exc:
-                raise ResultFileError(f"{path}:{number}: {exc}") from None
-    if not results:
-        raise ResultFileError(f"{path}: file holds no results")
-    return results
-
-
-CSV_FIELDS = [
-    "run_id", "kind", "op", "backend", "shape", "dtype", "device", "device_name", "status",
-    "median_s", "iqr_s", "cv", "flops_per_s", "bytes_per_s", "pct_peak", "pct_measured_peak",
-    "max_abs_err", "tolerance", "passed", "interpreted", "n_samples",
-]  # fmt: skip
-
-
-def write_csv(results: list[Result], path: str | os.PathLike) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for r in results:
-            row = {k: getattr(r, k) for k in CSV_FIELDS if hasattr(r, k)}
-            row.update(
-                shape=shape_label(r.shape),
-                max_abs_err=r.check.get("max_abs_err"),
-                tolerance=r.check.get("tolerance"),
-                passed=r.check.get("passed"),
-                n_samples=len(r.samples_s),
-            )
-            writer.writerow(row)
-
-
-# ---- environment fingerprint ---------------------------------------------------------------------
-
-
-def _git_sha() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None
-
-
-def _version(module: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(module)
-    except PackageNotFoundError:
-        return None
-
-
-@cache
-def environment() -> dict:
-    """What a comparison must agree on: chip, drivers, library versions, build, host."""
-    import torch
-
-    from zhisuan.bench.core import chips
-
-    env = {
-        "host": socket.gethostname(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "triton": _version("triton"),
-        "numpy": _version("numpy"),
-        "zhisuan": _version("zhisuan"),
-        "git_sha": _git_sha(),
-        "cpu": chips.cpu_info().get("brand_raw"),
-        "cpu_cores": chips.cpu_cores(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.version.cuda,
-        "gpus": [],
-    }
-    try:
-        from zhisuan.kernels._ext import cpu_ext
-
-        env["kernels_C_build"] = dict(cpu_ext().build_info())
-    except ImportError as exc:
-        env["kernels_C_build"] = f"unavailable: {exc}"
-    if torch.cuda.is_available():
-        env["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        env["cuda_driver"] = _cuda_driver_version()
-    return env
-
-
-def _cuda_driver_version() -> str | None:
-    try:
-        import pynvml
-
-        pynvml.nvmlInit()
-        return pynvml.nvmlSystemGetDriverVersion()
-    except Exception:  # pynvml missing or NVML unusable: the fingerprint says unknown
-        return None

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import torch
 
-from zhisuan.bench.core import chips, timing
-from zhisuan.bench.core.display import human_rate, human_time, short_shape
-from zhisuan.bench.core.results import environment
+from zhisuan.bench.core import chips, markdown, timing, units
+from zhisuan.bench.core.environment import environment
+from zhisuan.bench.core.results import short_shape
 from zhisuan.bench.core.stats import summarize
 from zhisuan.bench.harness import runner
 from zhisuan.kernels import registry
@@ -185,30 +185,50 @@ def render(matmul, attention, overhead_us, allreduce, allreduce_note, seconds) -
         "",
         "## matmul fp32 (target: ≥ 0.85× torch, ≥ 75 % of the measured FMA peak)",
         "",
-        "| shape | ours | torch | ours / torch speed (range over rounds) | best sample, ours / torch speed "
-        "| % of measured peak, ours / torch (paired) | % of measured peak, best sample / best window, ours / torch "
-        "| max error / tolerance |",
-        "|---|---|---|---|---|---|---|---|",
+        markdown.table(
+            [
+                "shape",
+                "ours",
+                "torch",
+                "ours / torch speed (range over rounds)",
+                "best sample, ours / torch speed",
+                "% of measured peak, ours / torch (paired)",
+                "% of measured peak, best sample / best window, ours / torch",
+                "max error / tolerance",
+            ],
+            [
+                [
+                    r["shape"],
+                    units.rate(r["ours_rate"], "FLOP/s"),
+                    units.rate(r["torch_rate"], "FLOP/s"),
+                    ratio_cell(r),
+                    f"{r['best_ratio']:.2f}×",
+                    f"{r['pct_round_peak']['cpp']:.1f} % / {r['pct_round_peak']['torch']:.1f} %",
+                    f"{r['pct_best_peak']['cpp']:.1f} % / {r['pct_best_peak']['torch']:.1f} %",
+                    f"{r['max_err']:.2g} / {r['tol']:.2g}",
+                ]
+                for r in matmul
+            ],
+        ),  # fmt: skip
     ]
-    for r in matmul:
-        paired, best = r["pct_round_peak"], r["pct_best_peak"]
-        lines.append(
-            f"| {r['shape']} | {human_rate(r['ours_rate'], 'FLOP/s')} | {human_rate(r['torch_rate'], 'FLOP/s')} "
-            f"| {ratio_cell(r)} | {r['best_ratio']:.2f}× | {paired['cpp']:.1f} % / {paired['torch']:.1f} % "
-            f"| {best['cpp']:.1f} % / {best['torch']:.1f} % | {r['max_err']:.2g} / {r['tol']:.2g} |"
-        )
     lines += [
         "",
         "## attention fp32 (target: ≥ 1.0× torch scaled_dot_product_attention)",
         "",
-        "| shape | ours | torch | ours / torch speed (range over rounds) | max error / tolerance |",
-        "|---|---|---|---|---|",
+        markdown.table(
+            ["shape", "ours", "torch", "ours / torch speed (range over rounds)", "max error / tolerance"],
+            [
+                [
+                    r["shape"],
+                    units.rate(r["ours_rate"], "FLOP/s"),
+                    units.rate(r["torch_rate"], "FLOP/s"),
+                    ratio_cell(r),
+                    f"{r['max_err']:.2g} / {r['tol']:.2g}",
+                ]
+                for r in attention
+            ],
+        ),  # fmt: skip
     ]
-    for r in attention:
-        lines.append(
-            f"| {r['shape']} | {human_rate(r['ours_rate'], 'FLOP/s')} | {human_rate(r['torch_rate'], 'FLOP/s')} "
-            f"| {ratio_cell(r)} | {r['max_err']:.2g} / {r['tol']:.2g} |"
-        )
     lines += [
         "",
         "## harness overhead (target: < 5 µs per sample)",
@@ -227,17 +247,15 @@ def render(matmul, attention, overhead_us, allreduce, allreduce_note, seconds) -
     else:
         in_place = {r["bytes"]: r for r in allreduce if r["in_place"]}
         out_of_place = {r["bytes"]: r for r in allreduce if not r["in_place"]}
-        lines += [
-            "| bytes | shm in place | gloo in place | speed-up in place | shm out of place | gloo out of place "
-            "| speed-up out of place | #wrong |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
+        rows = []
         for size in sorted(in_place.keys() & out_of_place.keys()):
             i, o = in_place[size], out_of_place[size]
-            lines.append(
-                f"| {size} | {human_time(i['shm_s'])} | {human_time(i['gloo_s'])} | {i['ratio']:.1f}× "
-                f"| {human_time(o['shm_s'])} | {human_time(o['gloo_s'])} | {o['ratio']:.1f}× | {i['wrong'] + o['wrong']} |"
-            )
+            rows.append([size, units.duration(i["shm_s"]), units.duration(i["gloo_s"]), f"{i['ratio']:.1f}×",
+                         units.duration(o["shm_s"]), units.duration(o["gloo_s"]), f"{o['ratio']:.1f}×",
+                         i["wrong"] + o["wrong"]])  # fmt: skip
+        columns = ["bytes", "shm in place", "gloo in place", "speed-up in place", "shm out of place",
+                   "gloo out of place", "speed-up out of place", "#wrong"]  # fmt: skip
+        lines.append(markdown.table(columns, rows))
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 

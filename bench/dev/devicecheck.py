@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
-from zhisuan.bench.core import chips, timing
-from zhisuan.bench.core.display import human_rate, short_shape
-from zhisuan.bench.core.results import Result, ResultWriter, environment, new_run_id
+from zhisuan.bench.core import chips, markdown, timing, units
+from zhisuan.bench.core.environment import environment
+from zhisuan.bench.core.result_files import ResultWriter
+from zhisuan.bench.core.results import Result, new_run_id, short_shape
 from zhisuan.bench.harness import runner
 from zhisuan.bench.workloads.suites import suite_shapes
 
@@ -152,20 +153,16 @@ def render(
         "",
         "## All results",
         "",
-        "| op | backend | shape | dtype | median | achieved | % peak | error / tol | status |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    rows = []
     for r in results:
-        achieved = human_rate(r.flops_per_s, "FLOP/s") if r.flops_per_s else "-"
-        pct = f"{r.pct_peak:.1f} %" if r.pct_peak is not None else "-"
-        err = f"{r.check['max_abs_err']:.2g} / {r.check['tolerance']:.2g}" if r.check else "-"
+        err = f"{r.check['max_abs_err']:.2g} / {r.check['tolerance']:.2g}" if r.check else units.DASH
         status = r.status if r.status == "ok" else f"{r.status}: {r.error}"
         extra = f" ({r.extra['sdpa_kernel']})" if "sdpa_kernel" in r.extra else ""
-        median = f"{r.median_s * 1e3:.3f} ms" if r.median_s else "-"
-        lines.append(
-            f"| {r.op} | {r.backend}{extra} | {short_shape(r.op, r.shape)} | {r.dtype} | {median} | {achieved} "
-            f"| {pct} | {err} | {status} |"
-        )
+        rows.append([r.op, r.backend + extra, short_shape(r.op, r.shape), r.dtype, units.duration(r.median_s),
+                     units.rate(r.flops_per_s, "FLOP/s"), units.percent(r.pct_peak), err, status])  # fmt: skip
+    columns = ["op", "backend", "shape", "dtype", "median", "achieved", "% peak", "error / tol", "status"]
+    lines.append(markdown.table(columns, rows))
     return "\n".join(lines) + "\n"
 
 
@@ -199,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             def record(result: Result) -> None:
                 writer.write(result)
                 results.append(result)
-                rate = human_rate(result.flops_per_s, "FLOP/s") if result.flops_per_s else result.status
+                rate = units.rate(result.flops_per_s, "FLOP/s") if result.flops_per_s else result.status
                 print(f"{result.op} {result.backend} {short_shape(result.op, result.shape)} {result.dtype}: {rate}",
                       flush=True)  # fmt: skip
 

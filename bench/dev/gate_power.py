@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import scipy
 
+from zhisuan.bench.core import markdown, units
 from zhisuan.bench.gate import statistics
 
 TRIALS = 500
@@ -115,24 +116,25 @@ def report(rows: list[dict], trials: int, per_pair_s: float, command: str, wall_
         "",
         "## Issue 5's bars (gaussian 2% noise, n = 30)",
         "",
-        "| requirement | measured | |",
-        "|---|---:|---|",
+        markdown.table(
+            ["requirement", "measured", ""],
+            [[name, f"{value:.1%}", "PASS" if ok else "FAIL"] for name, value, ok in bars(rows)],
+            [False, True, False],
+        ),
     ]
-    lines += [f"| {name} | {value:.1%} | {'PASS' if ok else 'FAIL'} |" for name, value, ok in bars(rows)]
     lines += [
         "",
         "## All cases",
         "",
-        "| noise | n | true change | regressed | improved | unchanged | noisy | samples suggested (noisy, median) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
-        rates = r["rates"]
-        cells = [r["model"], str(r["n"]), change(r["ratio"])]
-        cells += [f"{rates[v]:.1%}" for v in statistics.VERDICTS]
-        cells.append(str(r["suggested"]) if r["suggested"] is not None else "-")
-        lines.append("| " + " | ".join(cells) + " |")
+    cells = [
+        [r["model"], r["n"], change(r["ratio"]), *(f"{r['rates'][v]:.1%}" for v in statistics.VERDICTS),
+         r["suggested"] if r["suggested"] is not None else units.DASH]
+        for r in rows
+    ]  # fmt: skip
+    columns = ["noise", "n", "true change", *statistics.VERDICTS, "samples suggested (noisy, median)"]
     lines += [
+        markdown.table(columns, cells, [False] + [True] * 7),
         "",
         f"One benchmark pair (n = 30) through the full default rule: {per_pair_s * 1e3:.1f} ms "
         "(median of 20), so a gate over a few hundred benchmarks costs seconds.",

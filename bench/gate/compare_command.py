@@ -88,7 +88,7 @@ def run(args) -> int:
 
 def report_and_exit(baseline, current, args) -> int:
     """Run the gate, print the table and the verdict, write the requested files; the exit code."""
-    from zhisuan.bench.core.display import console
+    from zhisuan.bench.core.console import console
 
     if args.resamples < 1:
         raise ValueError(f"--resamples must be positive, got {args.resamples}")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from zhisuan.bench.core.display import human_time
+from zhisuan.bench.core import units
+from zhisuan.bench.core.markdown import Markup, bold, code, escape, table
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.gate import statistics
 from zhisuan.bench.gate.verdict import GateReport, Pair, describe
@@ -68,14 +69,14 @@ def rich_table(report: GateReport) -> Table:
         style = VERDICT_STYLE[p.verdict]
         verdict = f"[{style}]{p.verdict}[/{style}]" + (f" ({p.note})" if p.note else "")
         table.add_row(
-            describe(p.current), p.current.device_name, human_time(p.baseline.median_s),
-            human_time(p.current.median_s), _pct(p.ratio), _ci(p), _p_value(p), f"{p.threshold:.0%}", verdict,
+            describe(p.current), p.current.device_name, units.duration(p.baseline.median_s),
+            units.duration(p.current.median_s), _pct(p.ratio), _ci(p), _p_value(p), f"{p.threshold:.0%}", verdict,
         )  # fmt: skip
     for r in report.new:
-        table.add_row(describe(r), r.device_name, "-", human_time(r.median_s), "", "", "", "", "new")
+        table.add_row(describe(r), r.device_name, "-", units.duration(r.median_s), "", "", "", "", "new")
     for r in report.missing:
         table.add_row(
-            describe(r), r.device_name, human_time(r.median_s), "-", "", "", "", "", "[red]missing[/red]"
+            describe(r), r.device_name, units.duration(r.median_s), "-", "", "", "", "", "[red]missing[/red]"
         )
     for u in report.unmatched:
         r = u.current or u.baseline
@@ -86,48 +87,41 @@ def rich_table(report: GateReport) -> Table:
 # ---- Markdown ------------------------------------------------------------------------------------
 
 
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|")
-
-
 def markdown(report: GateReport) -> str:
     """A pull-request comment: verdict first, then regressions, then everything else."""
     icon = {0: "✅", 1: "❌", 2: "⚠️"}[report.exit_code]
-    lines = [f"### {icon} zhisuan performance gate: {summary_line(report)}", ""]
+    lines = [f"### {icon} zhisuan performance gate: {escape(summary_line(report))}", ""]
     for problem in report.problems:
-        lines.append(f"- **cannot compare:** {_md_escape(problem)}")
+        lines.append(f"- **cannot compare:** {escape(problem)}")
     if report.problems:
         lines.append("")
     if report.pairs:
-        lines += [
-            "| verdict | benchmark | device | baseline | current | change | CI | p | threshold |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|",
-        ]
+        rows = []
         for p in report.pairs:
-            verdict = f"**{p.verdict}**" if p.verdict == statistics.REGRESSED else p.verdict
+            verdict = bold(p.verdict) if p.verdict == statistics.REGRESSED else escape(p.verdict)
             if p.note:
-                verdict += f" ({p.note})"
-            cells = (verdict, describe(p.current), p.current.device_name, human_time(p.baseline.median_s),
-                     human_time(p.current.median_s), _pct(p.ratio), _ci(p), _p_value(p), f"{p.threshold:.0%}")  # fmt: skip
-            lines.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
-        lines.append("")
+                verdict = Markup(f"{verdict} ({escape(p.note)})")
+            rows.append((verdict, describe(p.current), p.current.device_name, units.duration(p.baseline.median_s),
+                         units.duration(p.current.median_s), _pct(p.ratio), _ci(p), _p_value(p), f"{p.threshold:.0%}"))  # fmt: skip
+        columns = ["verdict", "benchmark", "device", "baseline", "current", "change", "CI", "p", "threshold"]
+        lines += [table(columns, rows, [False] * 3 + [True] * 6), ""]
     for title, results in (("New benchmarks", report.new), ("Missing from the current run", report.missing)):
         if results:
-            lines.append(f"**{title}:** " + ", ".join(f"`{describe(r)}`" for r in results))
+            lines.append(f"**{title}:** " + ", ".join(code(describe(r)) for r in results))
             lines.append("")
     if report.unmatched:
         lines.append("**Not compared:**")
         lines += [
-            f"- `{describe(u.current or u.baseline)}`: {_md_escape(u.reason)}" for u in report.unmatched
+            f"- {code(describe(u.current or u.baseline))}: {escape(u.reason)}" for u in report.unmatched
         ]
         lines.append("")
     notes = report.env.describe() if report.allow_env_mismatch else []
     notes += report.env.describe_notes()
     if notes:
         lines.append("<details><summary>environment differences</summary>\n")
-        lines += [f"- {_md_escape(n)}" for n in notes]
+        lines += [f"- {escape(n)}" for n in notes]
         lines.append("\n</details>\n")
-    lines.append(f"<sub>{_md_escape(settings_line(report))}</sub>")
+    lines.append(f"<sub>{escape(settings_line(report))}</sub>")
     return "\n".join(lines) + "\n"
 
 
@@ -152,7 +146,7 @@ def junit(report: GateReport) -> str:
     for p in report.pairs:
         case = _case(suite, p.current, p.current.median_s)
         text = (
-            f"{p.verdict}: median {human_time(p.baseline.median_s)} -> {human_time(p.current.median_s)} "
+            f"{p.verdict}: median {units.duration(p.baseline.median_s)} -> {units.duration(p.current.median_s)} "
             f"({_pct(p.ratio)}, CI {_ci(p)}, p={_p_value(p)}, threshold {p.threshold:.0%}) {p.note}"
         ).strip()
         if p.verdict == statistics.REGRESSED:

@@ -18,6 +18,7 @@ import argparse
 from datetime import datetime
 
 from zhisuan.bench.cli import positive_int
+from zhisuan.bench.core.result_files import read_results
 from zhisuan.bench.gate import compare_command, sources
 from zhisuan.bench.gate.history import History, label
 
@@ -90,9 +91,9 @@ def _when(timestamp: float) -> str:
 
 
 def run_add(args) -> int:
-    from zhisuan.bench.core.display import console
+    from zhisuan.bench.core.console import console
 
-    results = [r for path in args.paths for r in sources.read_path(path)]
+    results = read_results(args.paths)
     with History(args.db) as history:
         for added in history.add(results, source=args.source):
             extra = f", {added.already_present} already present" if added.already_present else ""
@@ -104,7 +105,7 @@ def run_add(args) -> int:
 def run_runs(args) -> int:
     from rich.table import Table
 
-    from zhisuan.bench.core.display import console
+    from zhisuan.bench.core.console import console
 
     with History(args.db) as history:
         runs, baselines = history.runs(), history.baselines()
@@ -122,7 +123,7 @@ def run_runs(args) -> int:
 
 
 def run_baseline_set(args) -> int:
-    from zhisuan.bench.core.display import console
+    from zhisuan.bench.core.console import console
 
     with History(args.db) as history:
         run_id = history.set_baseline(args.name, args.run)
@@ -131,7 +132,7 @@ def run_baseline_set(args) -> int:
 
 
 def run_baseline_list(args) -> int:
-    from zhisuan.bench.core.display import console
+    from zhisuan.bench.core.console import console
 
     with History(args.db) as history:
         baselines = history.baselines()
@@ -164,7 +165,8 @@ def _trend(args):
 def run_show(args) -> int:
     from rich.table import Table
 
-    from zhisuan.bench.core.display import console, human_time
+    from zhisuan.bench.core import units
+    from zhisuan.bench.core.console import console
     from zhisuan.bench.core.stats import summarize
 
     if args.pattern is None:
@@ -187,14 +189,14 @@ def run_show(args) -> int:
         if p.verdict == "regressed":
             verdict = "[bold red]regressed[/bold red]"
         table.add_row(r.run_id, _when(r.timestamp), str(r.env.get("git_sha") or "-"), str(len(r.samples_s)),
-                      human_time(r.median_s), human_time(summarize(r.samples_s).iqr_s if r.samples_s else None),
+                      units.duration(r.median_s), units.duration(summarize(r.samples_s).iqr_s if r.samples_s else None),
                       change, verdict)  # fmt: skip
     console.print(table)
     return 0
 
 
 def run_plot(args) -> int:
-    from zhisuan.bench.core.display import console
+    from zhisuan.bench.core.console import console
     from zhisuan.bench.gate import trend
 
     points, baseline, title = _trend(args)

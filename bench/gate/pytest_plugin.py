@@ -83,7 +83,7 @@ class KernelBenchmark:
 
         name: needed only to measure more than one thing in one test (each its own name).
         """
-        from zhisuan.bench.gate import pytest_json
+        from zhisuan.bench.core import pytest_json
         from zhisuan.bench.harness.runner import measure
 
         if name in self.names:
@@ -179,7 +179,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     entries = config.stash.get(ENTRIES, [])
     if not path or not entries:
         return
-    from zhisuan.bench.gate import pytest_json
+    from zhisuan.bench.core import pytest_json
 
     pytest_json.write(path, entries, _commit_info(config.rootpath))
     config.stash[WRITTEN] = f"kernel_benchmark: {len(entries)} result(s) written to {path}"

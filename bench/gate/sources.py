@@ -1,8 +1,7 @@
-"""Where the results of a comparison come from: a file, a directory, or a history reference.
+"""Where the results of a comparison come from: result files, or a reference into the history.
 
-- a JSON Lines file written by `zhisuan run` (zhisuan.bench.core.results.read_results);
-- a pytest-benchmark JSON file (written by the kernel_benchmark fixture or by pytest-benchmark);
-- a directory: every *.jsonl and *.json in it;
+- a path: whatever zhisuan.bench.core.result_files.read_results reads (zhisuan's JSON Lines,
+  pytest-benchmark JSON, a directory of them);
 - `history:NAME` (a pinned baseline), `history:run/RUN_ID`, `history:last` (the latest run) or
   `history:median/N` (per benchmark, the run with the median time among the last N runs),
   looked up in the history database.
@@ -10,30 +9,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from zhisuan.bench.core.results import Result, ResultFileError, read_results
-from zhisuan.bench.gate import pytest_json
+from zhisuan.bench.core.result_files import read_results
+from zhisuan.bench.core.results import Result
 
 HISTORY_PREFIX = "history:"
-
-
-def read_file(path: Path) -> list[Result]:
-    if pytest_json.looks_like(path):
-        return pytest_json.read(path)
-    return read_results(path)
-
-
-def read_path(path: str | Path) -> list[Result]:
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(path.glob("*.jsonl")) + sorted(path.glob("*.json"))
-        if not files:
-            raise ResultFileError(f"{path}: directory holds no *.jsonl or *.json result files")
-        return [r for f in files for r in read_file(f)]
-    if not path.exists():
-        raise ResultFileError(f"{path}: no such file")
-    return read_file(path)
 
 
 def load(reference: str, *, db: str | None = None, device_names: set[str] | None = None,
@@ -48,4 +27,4 @@ def load(reference: str, *, db: str | None = None, device_names: set[str] | None
 
         with History(db) as history:
             return history.resolve(reference[len(HISTORY_PREFIX) :], device_names, exclude_runs)
-    return read_path(reference)
+    return read_results(reference)

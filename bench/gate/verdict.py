@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from zhisuan.bench.core.results import Result, shape_label
 from zhisuan.bench.gate import statistics
 from zhisuan.bench.gate.envdiff import EnvDiff, compare_environments
 from zhisuan.bench.gate.settings import GateSettings
-
-EXIT_OK, EXIT_REGRESSION, EXIT_CANNOT_COMPARE = 0, 1, 2
 
 
 @dataclass
@@ -93,8 +92,8 @@ class GateReport:
     @property
     def exit_code(self) -> int:
         if self.problems:
-            return EXIT_CANNOT_COMPARE
-        return EXIT_REGRESSION if self.by_verdict(statistics.REGRESSED) else EXIT_OK
+            return EXIT_USAGE
+        return EXIT_FAILED if self.by_verdict(statistics.REGRESSED) else EXIT_OK
 
 
 def describe(r: Result) -> str:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import torch
 
 from zhisuan.bench.core import chips, metrics, timing
-from zhisuan.bench.core.results import Result, environment, new_run_id
+from zhisuan.bench.core.environment import environment
+from zhisuan.bench.core.results import Result, new_run_id
 from zhisuan.bench.workloads import OpSpec, spec_for
 from zhisuan.bench.workloads.base import max_abs_error, tolerance
 from zhisuan.kernels import registry
@@ -297,7 +298,7 @@ def run(
     interleave: bool = False,
 ) -> list[Result]:
     """The Python form of `zhisuan run`: check and time every backend of ops on a suite or shapes."""
-    from zhisuan.bench.core.results import ResultWriter
+    from zhisuan.bench.core.result_files import ResultWriter
 
     ops = [ops] if isinstance(ops, str) else list(ops)
     dtypes = [dtype] if isinstance(dtype, str) else dtype

@@ -8,7 +8,7 @@ from collections import Counter
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.report import fmt
 from zhisuan.bench.report.blocks import Block, Document, Text
-from zhisuan.bench.report.load import group_by_kind
+from zhisuan.bench.report.grouping import group_by_kind
 from zhisuan.bench.report.sections.collective import collective_section
 from zhisuan.bench.report.sections.kernel import kernel_section
 from zhisuan.bench.report.sections.runs import environment_tables, other_section, runs_section

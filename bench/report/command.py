@@ -24,11 +24,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from zhisuan.bench.cli import UsageError
-    from zhisuan.bench.core import display
+    from zhisuan.bench.core.console import console
+    from zhisuan.bench.core.errors import UsageError
+    from zhisuan.bench.core.result_files import read_results
     from zhisuan.bench.report.assemble import build_document
     from zhisuan.bench.report.blocks import Banner
-    from zhisuan.bench.report.load import load_results
     from zhisuan.bench.report.output import prepare_target, write_html, write_markdown
 
     if args.out_dir and (args.html or args.markdown):
@@ -36,7 +36,7 @@ def run(args) -> int:
     for path, what in ((args.html, "--html"), (args.markdown, "--markdown")):
         if path:
             prepare_target(path, what)  # refuse a bad output path before the work of drawing
-    results = load_results(args.results)
+    results = read_results(args.results)
     doc = build_document(results, args.results, title=args.title)
     written = []
     try:
@@ -50,8 +50,8 @@ def run(args) -> int:
         raise ValueError(f"cannot write the report: {exc}") from None
     banner = next((b for b in doc.blocks if isinstance(b, Banner)), None)
     if banner is not None:
-        display.console.print(f"verdict: {banner.verdict} ({banner.headline})")
-    display.console.print(f"{len(results)} results, {len(doc.figures())} figures")
+        console.print(f"verdict: {banner.verdict} ({banner.headline})")
+    console.print(f"{len(results)} results, {len(doc.figures())} figures")
     for path in written:
-        display.console.print(f"report: {path}")
+        console.print(f"report: {path}")
     return 0

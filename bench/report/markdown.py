@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from zhisuan.bench.core import markdown
+from zhisuan.bench.core.markdown import Markup, bold, escape
 from zhisuan.bench.report.blocks import (
     Banner,
     Block,
@@ -30,24 +32,16 @@ def figure_file_names(doc: Document) -> dict[int, str]:
     return names
 
 
-def _escape(text: str) -> str:
-    """Table-cell text: a pipe would end the cell, a newline the row."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def _cell(cell: Cell) -> str:
-    text = _escape(cell.text)
+def _cell(cell: Cell) -> Markup:
     if cell.text in ("PASS", "WARN", "FAIL", "SKIP", "UNKNOWN") and cell.tone:
-        return f"{SYMBOLS[cell.tone]} **{text}**"
-    return f"**{text}**" if cell.tone == "fail" and text else text
+        return Markup(f"{SYMBOLS[cell.tone]} {bold(cell.text)}")
+    return bold(cell.text) if cell.tone == "fail" else escape(cell.text)
 
 
 def _table(table: Table) -> str:
-    head = "| " + " | ".join(_escape(c.name) for c in table.columns) + " |"
-    rule = "|" + "|".join("---:" if c.numeric else "---" for c in table.columns) + "|"
-    rows = ["| " + " | ".join(_cell(c) for c in row) + " |" for row in table.rows]
-    caption = f"\n\n*{table.caption}*" if table.caption else ""
-    return "\n".join([head, rule, *rows]) + caption
+    rows = [[_cell(c) for c in row] for row in table.rows]
+    text = markdown.table([c.name for c in table.columns], rows, [c.numeric for c in table.columns])
+    return text + (f"\n\n*{escape(table.caption)}*" if table.caption else "")
 
 
 def _banner(banner: Banner) -> str:
@@ -59,8 +53,8 @@ def _banner(banner: Banner) -> str:
 
 
 def _metrics(metrics: Metrics) -> str:
-    rows = [f"| {_escape(m.label)} | **{_escape(m.value)}** | {_escape(m.note)} |" for m in metrics.items]
-    return "\n".join(["| figure | value | what it is |", "|---|---:|---|", *rows])
+    rows = [[m.label, bold(m.value), m.note] for m in metrics.items]
+    return markdown.table(["figure", "value", "what it is"], rows, [False, True, False])
 
 
 def _block(block: Block, folder: str, names: dict[int, str]) -> str:

@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from zhisuan.bench.report import fmt
+from zhisuan.bench.core import units
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -111,7 +111,7 @@ def _legend(ax) -> None:
 
 def _plain_log_ticks(axis, unit: str | None = None) -> None:
     """Decade ticks as '100' or '10 GFLOP' rather than 10^2, 10^10."""
-    label = (lambda v, _: fmt.rate(v, unit)) if unit else (lambda v, _: f"{v:g}")
+    label = (lambda v, _: units.rate(v, unit)) if unit else (lambda v, _: f"{v:g}")
     axis.set_major_formatter(FuncFormatter(label))
     axis.set_minor_formatter(NullFormatter())
 
@@ -120,7 +120,7 @@ def _bytes_axis(ax) -> None:
     """Message sizes on a base-2 log axis, ticked in B/KiB/MiB/GiB."""
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(LogLocator(base=2, numticks=12))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.size(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: units.size(v)))
     ax.xaxis.set_minor_formatter(NullFormatter())
     for label in ax.get_xticklabels():
         label.set_rotation(30)
@@ -141,7 +141,7 @@ def line_chart(
     """y against x per series (throughput vs size, busbw vs message size), with reference lines."""
     fig, (ax,) = _new_figure()
     ys = [y for s in series for y in s.y] + [r.y for r in refs]
-    factor, prefix = fmt.si_scale(ys)
+    factor, prefix = units.si_scale(ys)
     for s in series:
         order = sorted(range(len(s.x)), key=s.x.__getitem__)
         ax.plot(
@@ -163,7 +163,7 @@ def line_chart(
         ax.set_xscale("log")
         _plain_log_ticks(ax.xaxis, xunit)
     elif xunit:  # '1.1 TFLOP' rather than an offset '1.1 ... 1e12'
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt.rate(v, xunit)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: units.rate(v, xunit)))
     if _spans_decades(ys, LOG_Y_SPAN):
         ax.set_yscale("log")
         _plain_log_ticks(ax.yaxis)
@@ -194,7 +194,7 @@ def roofline(
     fig, (ax,) = _new_figure(height=5.2)
     xs = [x for p in points for x in p.x]
     ys = [y for p in points for y in p.y] + [r.y for r in compute_roofs]
-    factor, prefix = fmt.si_scale(ys)
+    factor, prefix = units.si_scale(ys)
     top = max((r.y for r in compute_roofs), default=None)
     ridge = top / bandwidth if top and bandwidth else None
     lo = min(xs + ([ridge] if ridge else [])) / 4

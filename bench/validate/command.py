@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     import torch
 
-    from zhisuan.bench.cli import UsageError
+    from zhisuan.bench.core.errors import UsageError
     from zhisuan.bench.core.results import new_run_id
     from zhisuan.bench.validate import thresholds
     from zhisuan.bench.validate.levels import parse_duration

@@ -26,7 +26,9 @@ import torch
 import torch.distributed as dist
 
 from zhisuan.bench.core import chips
-from zhisuan.bench.core.results import Result, ResultWriter, environment
+from zhisuan.bench.core.environment import environment
+from zhisuan.bench.core.result_files import ResultWriter
+from zhisuan.bench.core.results import Result
 from zhisuan.bench.validate import (
     attention,
     burnin,

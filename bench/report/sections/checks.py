@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import statistics
 
+from zhisuan.bench.core import units
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.report import fmt, plots
 from zhisuan.bench.report.blocks import Block, Cell, Column, Figure, Heading, Table, Text, verdict_tone
-from zhisuan.bench.report.load import group_by
+from zhisuan.bench.report.grouping import group_by
 from zhisuan.bench.report.sections.common import provenance
 
 CHECK_ORDER = (
@@ -78,7 +79,7 @@ def _sign(threshold: dict) -> str:
     if threshold.get("compare") in SIGNS:
         return SIGNS[threshold["compare"]]
     p, w = threshold.get("pass"), threshold.get("warn")
-    if fmt.is_number(p) and fmt.is_number(w) and p != w:
+    if units.is_number(p) and units.is_number(w) and p != w:
         return "≥" if p > w else "≤"
     return ""
 
@@ -87,7 +88,7 @@ def _limit(threshold: dict, key: str, unit: str | None) -> str:
     """'≥ 60% of the basis' (pass/warn are fractions of a reference) or '≤ 0 repeats' (absolute)."""
     value = threshold.get(key)
     sign = _sign(threshold)
-    if fmt.is_number(threshold.get("reference")) and fmt.is_number(value):
+    if units.is_number(threshold.get("reference")) and units.is_number(value):
         return f"{sign} {100 * value:.4g}% of the basis".strip()
     return f"{sign} {fmt.quantity(value, unit)}".strip()
 
@@ -125,10 +126,10 @@ def _basis_varies(results: list[Result]) -> bool:
 
 def _ratio(r: Result) -> float | None:
     x = r.extra
-    if fmt.is_number(x.get("ratio")):
+    if units.is_number(x.get("ratio")):
         return x["ratio"]
     reference = (x.get("threshold") or {}).get("reference")
-    if fmt.is_number(x.get("value")) and fmt.is_number(reference) and reference:
+    if units.is_number(x.get("value")) and units.is_number(reference) and reference:
         return x["value"] / reference
     return None
 
@@ -139,17 +140,17 @@ def _ratio(r: Result) -> float | None:
 def telemetry_text(telemetry: dict | None) -> str:
     """'clock 1980 MHz · temp 61 °C · power 655 W · throttle: hw_slowdown'; unread fields left out."""
     if not telemetry:
-        return fmt.DASH
+        return units.DASH
     parts = []
     for field, label, unit in TELEMETRY:
         value = telemetry.get(field)
-        if fmt.is_number(value):
+        if units.is_number(value):
             parts.append(
                 f"{label} {value:.4g}" + (f"\u00a0{unit}" if unit else "")
             )  # a number stays with its unit
     if telemetry.get("throttle"):
         parts.append(f"throttle: {fmt.plain(telemetry['throttle'])}")
-    return " · ".join(parts) or fmt.DASH
+    return " · ".join(parts) or units.DASH
 
 
 def check_table(results: list[Result], stragglers: list[dict]) -> Table:
@@ -157,7 +158,7 @@ def check_table(results: list[Result], stragglers: list[dict]) -> Table:
     with_backend = len({r.backend for r in results}) > 1  # e.g. integrity of each backend's matmul
     with_ratio = any(_ratio(r) is not None for r in results)
     with_basis = _basis_varies(results)
-    with_telemetry = any(telemetry_text(r.extra.get("telemetry")) != fmt.DASH for r in results)
+    with_telemetry = any(telemetry_text(r.extra.get("telemetry")) != units.DASH for r in results)
     mixed = len({r.device_name for r in results}) > 1  # one name for all: the caption says it
     columns = [Column("device")] + ([Column("dtype", nowrap=True)] if with_dtype else [])
     columns += [Column("backend", nowrap=True)] if with_backend else []
@@ -170,25 +171,25 @@ def check_table(results: list[Result], stragglers: list[dict]) -> Table:
         x = r.extra
         slow = straggler_of(r, stragglers)
         row = [Cell(where(r, mixed) + (" ⚑ straggler" if slow else ""), "fail" if slow else None)]
-        row += [Cell(r.dtype or fmt.DASH)] if with_dtype else []
+        row += [Cell(r.dtype or units.DASH)] if with_dtype else []
         row += [Cell(r.backend)] if with_backend else []
         if r.status == "error":
             row.append(Cell("error", "fail"))
         elif x.get("value") is None:
-            row.append(Cell(fmt.DASH, "muted"))
+            row.append(Cell(units.DASH, "muted"))
         else:
             row.append(Cell(fmt.quantity(x["value"], x.get("unit"))))
         if with_ratio:
             ratio = _ratio(r)
             row.append(
-                Cell(fmt.percent(100 * ratio) if ratio is not None and r.status != "error" else fmt.DASH)
+                Cell(units.percent(100 * ratio) if ratio is not None and r.status != "error" else units.DASH)
             )
-        row += [Cell(str((x.get("threshold") or {}).get("basis") or fmt.DASH))] if with_basis else []
+        row += [Cell(str((x.get("threshold") or {}).get("basis") or units.DASH))] if with_basis else []
         reason = x.get("reason") or ""
         if r.error and r.error not in reason:
             reason = f"{reason}; {r.error}" if reason else r.error
         verdict = verdict_of(r)
-        row += [Cell(verdict, verdict_tone(verdict)), Cell(reason or fmt.DASH, None if reason else "muted")]
+        row += [Cell(verdict, verdict_tone(verdict)), Cell(reason or units.DASH, None if reason else "muted")]
         row += [Cell(telemetry_text(x.get("telemetry")))] if with_telemetry else []
         rows.append(row)
     return Table(columns, rows, caption=provenance(results))
@@ -202,7 +203,7 @@ def bars(op: str, title: str, dtype: str, results: list[Result], stragglers: lis
     measured = [
         r
         for r in results
-        if r.status != "error" and fmt.is_number(r.extra.get("value")) and r.extra.get("rank") != -1
+        if r.status != "error" and units.is_number(r.extra.get("value")) and r.extra.get("rank") != -1
     ]
     values = [float(r.extra["value"]) for r in measured]
     if len(measured) < 2 or min(values) == max(values):  # one device, or nothing to tell apart
@@ -222,11 +223,11 @@ def bars(op: str, title: str, dtype: str, results: list[Result], stragglers: lis
     refs = [plots.RefLine(f"fleet median {fmt.quantity(median, unit)}", median, "#52525b", "--")]
     threshold = measured[0].extra.get("threshold") or {}
     references = {(r.extra.get("threshold") or {}).get("reference") for r in measured}
-    if fmt.is_number(threshold.get("pass")) and len(references) == 1:
+    if units.is_number(threshold.get("pass")) and len(references) == 1:
         # one basis for every device (a datasheet figure): the pass line is the same for all;
         # bases measured per device (each one's own FMA probe) have no single line to draw
         reference = threshold.get("reference")
-        at = threshold["pass"] * reference if fmt.is_number(reference) else threshold["pass"]
+        at = threshold["pass"] * reference if units.is_number(reference) else threshold["pass"]
         refs.append(plots.RefLine(f"PASS {_sign(threshold)} {fmt.quantity(at, unit)}", at, "#15803d", ":"))
     label = f"{title} · {dtype}" if dtype else title
     ylabel = f"{title} ({unit})" if len(title) + len(unit) < 30 else unit or title

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from zhisuan.bench.core import units
 from zhisuan.bench.core.results import Result
-from zhisuan.bench.report import fmt, plots
+from zhisuan.bench.report import plots
 from zhisuan.bench.report.blocks import Block, Cell, Column, Figure, Heading, Table, Text
-from zhisuan.bench.report.load import group_by
+from zhisuan.bench.report.grouping import group_by
 from zhisuan.bench.report.sections.common import provenance, status_cell
 
 INTRO = (
@@ -23,7 +24,7 @@ def _placement(r: Result) -> str:
 
 
 def _good(r: Result) -> bool:
-    return r.status == "ok" and fmt.is_number(r.extra.get("busbw"))
+    return r.status == "ok" and units.is_number(r.extra.get("busbw"))
 
 
 def collective_section(results: list[Result]) -> list[Block]:
@@ -119,19 +120,26 @@ def _size_table(results: list[Result]) -> Table:
         wrong = x.get("wrong", r.check.get("wrong"))
         if _good(r):
             time_s = x.get("time_s", r.median_s)
-            spread = " / ".join(fmt.duration(x.get(k)) for k in ("p50_s", "p95_s", "max_s"))
-            numbers = [Cell(fmt.duration(time_s)), Cell(_gbps(x.get("algbw"))), Cell(_gbps(x["busbw"]))]
+            spread = " / ".join(units.duration(x.get(k)) for k in ("p50_s", "p95_s", "max_s"))
+            numbers = [Cell(units.duration(time_s)), Cell(_gbps(x.get("algbw"))), Cell(_gbps(x["busbw"]))]
             numbers.append(Cell(spread))
         else:  # no bandwidth for data that were wrong or a run that failed
-            dash = Cell(fmt.DASH, "muted")
+            dash = Cell(units.DASH, "muted")
             numbers = [dash, dash, Cell(r.status, "fail"), dash]
         rows.append(
-            [Cell(fmt.size(r.shape.get("bytes"))), Cell(str(r.shape.get("count", fmt.DASH))), Cell(r.backend)]
-            + [Cell(_placement(r)), *numbers, Cell(str(x.get("slowest_rank", fmt.DASH)))]
-            + [Cell(str(wrong) if wrong is not None else fmt.DASH, "fail" if wrong else None), status_cell(r)]
+            [
+                Cell(units.size(r.shape.get("bytes"))),
+                Cell(str(r.shape.get("count", units.DASH))),
+                Cell(r.backend),
+            ]
+            + [Cell(_placement(r)), *numbers, Cell(str(x.get("slowest_rank", units.DASH)))]
+            + [
+                Cell(str(wrong) if wrong is not None else units.DASH, "fail" if wrong else None),
+                status_cell(r),
+            ]
         )
     return Table(columns, rows, caption=f"{provenance(results)}. Times are per call (µs = 10⁻⁶ s).")
 
 
 def _gbps(value) -> str:
-    return f"{value / GB:.4g} GB/s" if fmt.is_number(value) else fmt.DASH
+    return f"{value / GB:.4g} GB/s" if units.is_number(value) else units.DASH

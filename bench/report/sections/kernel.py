@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from zhisuan.bench.core.display import short_shape
-from zhisuan.bench.core.results import Result
-from zhisuan.bench.report import fmt, plots
+from zhisuan.bench.core import units
+from zhisuan.bench.core.results import Result, short_shape
+from zhisuan.bench.report import plots
 from zhisuan.bench.report.blocks import Block, Cell, Column, Figure, Heading, Table, Text
-from zhisuan.bench.report.load import group_by
+from zhisuan.bench.report.grouping import group_by
 from zhisuan.bench.report.sections.common import failed_cell, has_rate, provenance, status_cell
 
 NOISY_CV = 0.10  # coefficient of variation beyond which a timing is flagged as noisy
@@ -89,19 +89,19 @@ def _peak_lines(results: list[Result], flops: bool) -> list[plots.RefLine]:
         if peak is not None:
             status = peak.peak_status or "datasheet"
             lines.append(
-                plots.RefLine(f"{status} peak {fmt.rate(peak.peak_flops, 'FLOP/s')}", peak.peak_flops)
+                plots.RefLine(f"{status} peak {units.rate(peak.peak_flops, 'FLOP/s')}", peak.peak_flops)
             )
         measured = max((r.measured_peak_flops for r in results if r.measured_peak_flops), default=None)
         if measured:
             lines.append(
                 plots.RefLine(
-                    f"measured peak {fmt.rate(measured, 'FLOP/s')}", measured, plots.MEASURED_COLOUR, ":"
+                    f"measured peak {units.rate(measured, 'FLOP/s')}", measured, plots.MEASURED_COLOUR, ":"
                 )
             )
     else:
         bandwidth = next((r.peak_bandwidth for r in results if r.peak_bandwidth), None)
         if bandwidth:
-            lines.append(plots.RefLine(f"datasheet bandwidth {fmt.rate(bandwidth, 'B/s')}", bandwidth))
+            lines.append(plots.RefLine(f"datasheet bandwidth {units.rate(bandwidth, 'B/s')}", bandwidth))
     return lines
 
 
@@ -117,18 +117,18 @@ def _peak_column(results: list[Result], flops: bool) -> str:
 
 def _check_text(r: Result) -> Cell:
     if "max_abs_err" not in r.check:
-        return Cell(fmt.DASH, "muted")
+        return Cell(units.DASH, "muted")
     text = f"{r.check['max_abs_err']:.2g} / {r.check['tolerance']:.2g}"
     return Cell(text, None if r.check.get("passed") else "fail")
 
 
 def _pct_cell(r: Result, flops: bool, mixed_statuses: bool) -> Cell:
     if not flops:
-        return Cell(fmt.percent(r.pct_peak_bandwidth))
-    first = fmt.percent(r.pct_peak)
+        return Cell(units.percent(r.pct_peak_bandwidth))
+    first = units.percent(r.pct_peak)
     if mixed_statuses and r.pct_peak is not None and r.peak_status not in (None, "datasheet"):
         first += f" ({r.peak_status})"
-    return Cell(f"{first} / {fmt.percent(r.pct_measured_peak)}")
+    return Cell(f"{first} / {units.percent(r.pct_measured_peak)}")
 
 
 def results_table(results: list[Result], flops: bool) -> Table:
@@ -148,17 +148,17 @@ def results_table(results: list[Result], flops: bool) -> Table:
     ] + ([Column("run", nowrap=True)] if several_runs else [])
     rows = []
     for r in sorted(results, key=lambda r: ((r.flops or r.bytes or 0), r.backend)):
-        work = fmt.rate(r.flops, "FLOP") if flops else fmt.size(r.bytes)
+        work = units.rate(r.flops, "FLOP") if flops else units.size(r.bytes)
         if has_rate(r):
-            achieved = fmt.rate(r.flops_per_s, "FLOP/s") if flops else fmt.rate(r.bytes_per_s, "B/s")
+            achieved = units.rate(r.flops_per_s, "FLOP/s") if flops else units.rate(r.bytes_per_s, "B/s")
             cv = (
-                Cell(fmt.percent(100 * r.cv), "warn" if r.cv > NOISY_CV else None)
+                Cell(units.percent(100 * r.cv), "warn" if r.cv > NOISY_CV else None)
                 if r.cv is not None
-                else Cell(fmt.DASH)
+                else Cell(units.DASH)
             )
-            numbers = [Cell(fmt.duration(r.median_s)), cv, Cell(achieved), _pct_cell(r, flops, mixed)]
+            numbers = [Cell(units.duration(r.median_s)), cv, Cell(achieved), _pct_cell(r, flops, mixed)]
         else:  # no time, no rate: the achieved column says why
-            dash = Cell(fmt.DASH, "muted")
+            dash = Cell(units.DASH, "muted")
             numbers = [dash, dash, failed_cell(r), dash]
         row = [Cell(r.backend), Cell(short_shape(r.op, r.shape)), Cell(work), *numbers]
         row += [_check_text(r), status_cell(r)]
@@ -199,7 +199,7 @@ def roofline_blocks(results: list[Result], backend_colours: dict[str, str]) -> l
         title=f"roofline · {first.dtype} · {first.device_name}",
         compute_roofs=roofs,
         bandwidth=bandwidth,
-        bandwidth_label=f"bandwidth roof {fmt.rate(bandwidth, 'B/s')}" if bandwidth else "",
+        bandwidth_label=f"bandwidth roof {units.rate(bandwidth, 'B/s')}" if bandwidth else "",
         notes=notes,
     )
     caption = (

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from zhisuan.bench.core.display import short_shape
-from zhisuan.bench.core.results import Result
+from zhisuan.bench.core import units
+from zhisuan.bench.core.results import Result, short_shape
 from zhisuan.bench.report import fmt
 from zhisuan.bench.report.blocks import Block, Cell, Column, Heading, Table, Text
-from zhisuan.bench.report.load import group_by, runs
+from zhisuan.bench.report.grouping import group_by, runs
 from zhisuan.bench.report.sections.common import status_cell
 
 ENV_ORDER = (
@@ -71,7 +71,7 @@ def other_section(kind: str, results: list[Result]) -> list[Block]:
     columns += [Column("median time", True), Column("status"), Column("run")]
     rows = [
         [Cell(r.op), Cell(r.backend), Cell(short_shape(r.op, r.shape)), Cell(r.dtype), Cell(r.device_name)]
-        + [Cell(fmt.duration(r.median_s) if r.status == "ok" else r.status), status_cell(r), Cell(r.run_id)]
+        + [Cell(units.duration(r.median_s) if r.status == "ok" else r.status), status_cell(r), Cell(r.run_id)]
         for r in results
     ]
     return [Heading(f"Results of kind '{kind}'"), Table(columns, rows, "No dedicated view for this kind.")]

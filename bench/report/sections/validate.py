@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from zhisuan.bench.core import units
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.report import fmt
 from zhisuan.bench.report.blocks import (
@@ -25,7 +26,7 @@ from zhisuan.bench.report.blocks import (
     Text,
     verdict_tone,
 )
-from zhisuan.bench.report.load import group_by
+from zhisuan.bench.report.grouping import group_by
 from zhisuan.bench.report.sections.checks import TELEMETRY, check_blocks, check_order, host_of, verdict_of
 from zhisuan.bench.report.sections.common import provenance
 
@@ -61,8 +62,8 @@ def banner(summary: Result | None, checks: list[Result]) -> Banner:
     if summary is not None:
         x = summary.extra
         verdict = str(x.get("verdict") or "UNKNOWN").upper()
-        duration = fmt.duration(x["duration_s"]) if fmt.is_number(x.get("duration_s")) else fmt.DASH
-        details.append(f"level {x.get('level', fmt.DASH)}; ran for {duration}")
+        duration = units.duration(x["duration_s"]) if units.is_number(x.get("duration_s")) else units.DASH
+        details.append(f"level {x.get('level', units.DASH)}; ran for {duration}")
         if x.get("interrupted"):
             details.append("interrupted before the end (Ctrl-C): this report covers what ran")
     else:
@@ -89,7 +90,7 @@ def banner(summary: Result | None, checks: list[Result]) -> Banner:
 
 def _flops(pflops) -> str:
     """A cluster figure in the unit that reads best: PFLOP/s for a center, GFLOP/s for one CPU."""
-    return fmt.rate(pflops * 1e15, "FLOP/s")
+    return units.rate(pflops * 1e15, "FLOP/s")
 
 
 def cluster_blocks(summary: Result) -> list[Block]:
@@ -104,19 +105,19 @@ def cluster_blocks(summary: Result) -> list[Block]:
     items = [
         Metric(
             f"cluster achieved ({what})",
-            _flops(achieved) if fmt.is_number(achieved) else "not measured",
+            _flops(achieved) if units.is_number(achieved) else "not measured",
             f"sum of the measured matmul throughput of every device{over}",
         )
     ]
-    if fmt.is_number(nameplate):
+    if units.is_number(nameplate):
         statuses = cluster.get("nameplate_status") or []
         status = f" ({', '.join(statuses)})" if statuses and statuses != ["datasheet"] else ""
         items.append(Metric("nameplate", _flops(nameplate), f"sum of the datasheet peaks{status}"))
         pct = cluster.get("pct_of_nameplate")
-        if not fmt.is_number(pct) and fmt.is_number(achieved) and nameplate > 0:
+        if not units.is_number(pct) and units.is_number(achieved) and nameplate > 0:
             pct = 100 * achieved / nameplate
-        if fmt.is_number(pct):
-            items.append(Metric("achieved / nameplate", fmt.percent(pct), "the figure a center quotes"))
+        if units.is_number(pct):
+            items.append(Metric("achieved / nameplate", units.percent(pct), "the figure a center quotes"))
     else:
         why = cluster.get("nameplate_reason") or cluster.get("reason") or "no reason recorded"
         items.append(Metric("nameplate", "unknown", why))
@@ -153,7 +154,7 @@ def straggler_blocks(stragglers: list[dict]) -> list[Block]:
             Cell(str(s.get("rank"))),
             Cell(fmt.quantity(s.get("value"), s.get("unit"))),
             Cell(fmt.quantity(s.get("median"), s.get("unit"))),
-            Cell(f"−{fmt.percent(s.get('deficit_pct'))}", "fail"),
+            Cell(f"−{units.percent(s.get('deficit_pct'))}", "fail"),
         ]
         for s in stragglers
     ]

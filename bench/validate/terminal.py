@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from zhisuan.bench.core.display import console, err_console, short_shape
-from zhisuan.bench.core.results import Result
+from zhisuan.bench.core.console import console, err_console
+from zhisuan.bench.core.results import Result, short_shape
 
 COLOURS = {"PASS": "green", "WARN": "yellow", "FAIL": "red", "SKIP": "dim"}
 

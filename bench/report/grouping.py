@@ -1,22 +1,14 @@
-"""Reading result files of any kind and sorting them out for the report."""
+"""Sorting results out for the report: by kind, by any key, and per run."""
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 
-from zhisuan.bench.core.results import Result, ResultFileError, read_results
+from zhisuan.bench.core.results import Result
 from zhisuan.bench.report.sections.common import devices_text
 
 KINDS = ("validate", "kernel", "collective")  # the order of the report's sections
-
-
-def load_results(paths: list[str | os.PathLike]) -> list[Result]:
-    """Every result in the given JSON Lines files and directories, in the order given."""
-    if not paths:
-        raise ResultFileError("no result files given")
-    return [r for path in paths for r in read_results(path)]
 
 
 def group_by_kind(results: list[Result]) -> dict[str, list[Result]]:
