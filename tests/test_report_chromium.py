@@ -14,7 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 from matplotlib import image as mpimg
-from test_report import kernel_results, validate_results
+from report_data import kernel_results, validate_results
 
 from zhisuan.bench.report.assemble import build_document
 from zhisuan.bench.report.output import write_html
