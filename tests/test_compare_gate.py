@@ -4,13 +4,13 @@ import pytest
 from gate_results import failed_result, timed_result
 
 from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from zhisuan.bench.gate import statistics, verdict
+from zhisuan.bench.gate import comparison, decision
 from zhisuan.bench.gate.envdiff import compare_environments
 from zhisuan.bench.gate.settings import GateSettings, load_settings, parse_threshold
 
 
 def run_gate(baseline, current, **kwargs):
-    return verdict.run_gate(baseline, current, n_resamples=999, **kwargs)
+    return comparison.run_gate(baseline, current, n_resamples=999, **kwargs)
 
 
 def test_matching_reports_new_missing_and_not_comparable():
@@ -38,8 +38,8 @@ def test_regression_gives_exit_1_and_sorts_first():
     ]
     report = run_gate(base, cur)
     assert report.exit_code == EXIT_FAILED
-    assert report.pairs[0].verdict == statistics.REGRESSED and report.pairs[0].current.backend == "cpp"
-    assert report.pairs[1].verdict == statistics.UNCHANGED
+    assert report.pairs[0].verdict == decision.REGRESSED and report.pairs[0].current.backend == "cpp"
+    assert report.pairs[1].verdict == decision.UNCHANGED
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def test_failed_current_result_is_cannot_compare_never_regression(status, error)
     assert report.exit_code == EXIT_USAGE
     assert any(p.startswith("current run failed") and error in p for p in report.problems)
     # The other benchmark's regression is still reported, but 2 wins: a crash is never a plain fail.
-    assert report.by_verdict(statistics.REGRESSED)
+    assert report.by_verdict(decision.REGRESSED)
 
 
 def test_failed_new_benchmark_still_blocks():
@@ -79,7 +79,7 @@ def test_latest_duplicate_is_used():
     old = timed_result(2e-3, seed=1, timestamp=1.0)
     new = timed_result(1e-3, seed=2, timestamp=2.0)
     report = run_gate([new, old], [timed_result(1e-3, seed=3, run_id="b")])
-    assert report.duplicates_dropped == 1 and report.pairs[0].verdict == statistics.UNCHANGED
+    assert report.duplicates_dropped == 1 and report.pairs[0].verdict == decision.UNCHANGED
 
 
 def test_environment_mismatch_blocks_and_says_what_differed():
@@ -129,7 +129,7 @@ def test_per_benchmark_thresholds_from_toml(tmp_path):
         timed_result(1.2e-3, seed=4, backend="cpp", run_id="b"),
     ]
     verdicts = {p.current.backend: p.verdict for p in run_gate(base, cur, settings=settings).pairs}
-    assert verdicts == {"torch": statistics.UNCHANGED, "cpp": statistics.REGRESSED}
+    assert verdicts == {"torch": decision.UNCHANGED, "cpp": decision.REGRESSED}
 
 
 @pytest.mark.parametrize(
@@ -154,6 +154,6 @@ def test_parse_threshold():
     with pytest.raises(ValueError, match="ambiguous"):
         parse_threshold("5")
     assert GateSettings().for_result(timed_result()) == (
-        statistics.DEFAULT_THRESHOLD,
-        statistics.DEFAULT_ALPHA,
+        decision.DEFAULT_THRESHOLD,
+        decision.DEFAULT_ALPHA,
     )

@@ -3,7 +3,7 @@ how often it cries wolf, on synthetic timings whose truth is known.
 
     python -m zhisuan.bench.dev.gate_power --out docs/benchmarks/gate.md
 
-For each case, TRIALS independent pairs of runs (n samples each) go through zhisuan.bench.gate.statistics.assess
+For each case, TRIALS independent pairs of runs (n samples each) go through zhisuan.bench.gate.decision.assess
 with the default settings (threshold 5%, alpha 0.01, 9999 bootstrap resamples): the exact rule
 `zhisuan compare` applies to one benchmark. Noise models:
 - gaussian: each sample = true time x (1 + 0.02 N(0, 1)), the "2% noise" of issue 5;
@@ -25,7 +25,7 @@ import numpy as np
 import scipy
 
 from zhisuan.bench.core import markdown, units
-from zhisuan.bench.gate import statistics
+from zhisuan.bench.gate import decision
 
 TRIALS = 500
 NOISE = 0.02
@@ -50,10 +50,10 @@ def run_case(model: str, n: int, ratio: float, trials: int, seed: int) -> dict:
     baseline = samples(model, 1.0, trials, n, rng)
     current = samples(model, ratio, trials, n, rng)
     start = time.perf_counter()
-    a = statistics.assess(baseline, current, seed=seed)
+    a = decision.assess(baseline, current, seed=seed)
     elapsed = time.perf_counter() - start
-    rates = {v: float(np.mean(a.verdict == v)) for v in statistics.VERDICTS}
-    noisy = a.samples_needed[a.verdict == statistics.NOISY]
+    rates = {v: float(np.mean(a.verdict == v)) for v in decision.VERDICTS}
+    noisy = a.samples_needed[a.verdict == decision.NOISY]
     finite = noisy[np.isfinite(noisy)]
     return {
         "model": model, "n": n, "ratio": ratio, "rates": rates, "seconds": elapsed,
@@ -68,7 +68,7 @@ def seconds_per_comparison(n: int = 30, repeats: int = 20) -> float:
     for _ in range(repeats):
         b, c = samples("gaussian", 1.0, 1, n, rng)[0], samples("gaussian", 1.05, 1, n, rng)[0]
         start = time.perf_counter()
-        statistics.assess(b, c)
+        decision.assess(b, c)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
@@ -80,7 +80,7 @@ def change(ratio: float) -> str:
 def bars(rows: list[dict]) -> list[tuple[str, float, bool]]:
     """Issue 5's three requirements, at n = 30 with gaussian noise."""
     flagged = {
-        round(r["ratio"], 4): r["rates"][statistics.REGRESSED]
+        round(r["ratio"], 4): r["rates"][decision.REGRESSED]
         for r in rows
         if r["model"] == "gaussian" and r["n"] == 30
     }
@@ -108,9 +108,9 @@ def report(rows: list[dict], trials: int, per_pair_s: float, command: str, wall_
         f"Command: `{command}`",
         "",
         f"Each row: {trials} independent trials, each a baseline and a current run of n samples, judged by "
-        "`zhisuan.bench.gate.statistics.assess` with the defaults of `zhisuan compare`: regression = ratio of medians above "
-        f"1 + {statistics.DEFAULT_THRESHOLD:.0%} AND one-sided Mann-Whitney U p < {statistics.DEFAULT_ALPHA}; "
-        f"unchanged = the {1 - statistics.DEFAULT_ALPHA:.0%} bootstrap interval ({statistics.DEFAULT_RESAMPLES} "
+        "`zhisuan.bench.gate.decision.assess` with the defaults of `zhisuan compare`: regression = ratio of medians above "
+        f"1 + {decision.DEFAULT_THRESHOLD:.0%} AND one-sided Mann-Whitney U p < {decision.DEFAULT_ALPHA}; "
+        f"unchanged = the {1 - decision.DEFAULT_ALPHA:.0%} bootstrap interval ({decision.DEFAULT_RESAMPLES} "
         "resamples) inside the threshold band; noisy = neither. Noise: *gaussian* = 2% relative "
         "(sd) per sample; *preempted* = the same plus 5% of samples delayed by 20-50%.",
         "",
@@ -128,11 +128,11 @@ def report(rows: list[dict], trials: int, per_pair_s: float, command: str, wall_
         "",
     ]
     cells = [
-        [r["model"], r["n"], change(r["ratio"]), *(f"{r['rates'][v]:.1%}" for v in statistics.VERDICTS),
+        [r["model"], r["n"], change(r["ratio"]), *(f"{r['rates'][v]:.1%}" for v in decision.VERDICTS),
          r["suggested"] if r["suggested"] is not None else units.DASH]
         for r in rows
     ]  # fmt: skip
-    columns = ["noise", "n", "true change", *statistics.VERDICTS, "samples suggested (noisy, median)"]
+    columns = ["noise", "n", "true change", *decision.VERDICTS, "samples suggested (noisy, median)"]
     lines += [
         markdown.table(columns, cells, [False] + [True] * 7),
         "",

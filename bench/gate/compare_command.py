@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zhisuan.bench.gate import formats, sources, statistics, verdict
+from zhisuan.bench.gate import comparison, decision, formats, sources
 from zhisuan.bench.gate.settings import load_settings, parse_threshold
 
 
@@ -33,11 +33,11 @@ def alpha_arg(text: str) -> float:
 def add_gate_options(p) -> None:
     """Options shared by `zhisuan compare` and `zhisuan history compare`."""
     p.add_argument(
-        "--threshold", type=threshold_arg, default=statistics.DEFAULT_THRESHOLD,
+        "--threshold", type=threshold_arg, default=decision.DEFAULT_THRESHOLD,
         help="slowdown that counts as a regression, e.g. 5%% or 0.05 (default 5%%)",
     )  # fmt: skip
     p.add_argument(
-        "--alpha", type=alpha_arg, default=statistics.DEFAULT_ALPHA,
+        "--alpha", type=alpha_arg, default=decision.DEFAULT_ALPHA,
         help="significance level of the Mann-Whitney U test (default 0.01)",
     )  # fmt: skip
     p.add_argument("--thresholds", metavar="TOML", help="per-benchmark thresholds (see docs/ci-gate.md)")
@@ -54,7 +54,7 @@ def add_gate_options(p) -> None:
     p.add_argument(
         "--resamples",
         type=int,
-        default=statistics.DEFAULT_RESAMPLES,
+        default=decision.DEFAULT_RESAMPLES,
         help="bootstrap resamples (default 9999)",
     )
 
@@ -93,7 +93,7 @@ def report_and_exit(baseline, current, args) -> int:
     if args.resamples < 1:
         raise ValueError(f"--resamples must be positive, got {args.resamples}")
     settings = load_settings(args.thresholds, args.threshold, args.alpha)
-    report = verdict.run_gate(
+    report = comparison.run_gate(
         baseline,
         current,
         settings,

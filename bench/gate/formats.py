@@ -11,14 +11,14 @@ from rich.table import Table
 from zhisuan.bench.core import units
 from zhisuan.bench.core.markdown import Markup, bold, code, escape, table
 from zhisuan.bench.core.results import Result
-from zhisuan.bench.gate import statistics
-from zhisuan.bench.gate.verdict import GateReport, Pair, describe
+from zhisuan.bench.gate import decision
+from zhisuan.bench.gate.comparison import GateReport, Pair, describe
 
 VERDICT_STYLE = {
-    statistics.REGRESSED: "bold red",
-    statistics.IMPROVED: "green",
-    statistics.UNCHANGED: "dim",
-    statistics.NOISY: "yellow",
+    decision.REGRESSED: "bold red",
+    decision.IMPROVED: "green",
+    decision.UNCHANGED: "dim",
+    decision.NOISY: "yellow",
 }
 
 
@@ -36,7 +36,7 @@ def _p_value(p: Pair) -> str:
 
 
 def summary_line(report: GateReport) -> str:
-    counts = {v: len(report.by_verdict(v)) for v in statistics.VERDICTS}
+    counts = {v: len(report.by_verdict(v)) for v in decision.VERDICTS}
     parts = [f"{n} {v}" for v, n in counts.items() if n]
     parts += [f"{len(report.new)} new"] * bool(report.new)
     parts += [f"{len(report.missing)} missing"] * bool(report.missing)
@@ -98,7 +98,7 @@ def markdown(report: GateReport) -> str:
     if report.pairs:
         rows = []
         for p in report.pairs:
-            verdict = bold(p.verdict) if p.verdict == statistics.REGRESSED else escape(p.verdict)
+            verdict = bold(p.verdict) if p.verdict == decision.REGRESSED else escape(p.verdict)
             if p.note:
                 verdict = Markup(f"{verdict} ({escape(p.note)})")
             rows.append((verdict, describe(p.current), p.current.device_name, units.duration(p.baseline.median_s),
@@ -149,7 +149,7 @@ def junit(report: GateReport) -> str:
             f"{p.verdict}: median {units.duration(p.baseline.median_s)} -> {units.duration(p.current.median_s)} "
             f"({_pct(p.ratio)}, CI {_ci(p)}, p={_p_value(p)}, threshold {p.threshold:.0%}) {p.note}"
         ).strip()
-        if p.verdict == statistics.REGRESSED:
+        if p.verdict == decision.REGRESSED:
             ET.SubElement(case, "failure", message=text, type="regression").text = text
             failures += 1
         else:

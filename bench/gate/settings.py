@@ -23,7 +23,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from zhisuan.bench.core.results import Result, shape_label
-from zhisuan.bench.gate.statistics import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+from zhisuan.bench.gate.decision import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
 if sys.version_info >= (3, 11):
     import tomllib

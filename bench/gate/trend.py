@@ -1,6 +1,6 @@
 """The trend of one benchmark over runs: a verdict for each run, and a PNG plot with regressions marked.
 
-Each run is judged by the gate's own rule (zhisuan.bench.gate.statistics.assess) against a reference: the pinned
+Each run is judged by the gate's own rule (zhisuan.bench.gate.decision.assess) against a reference: the pinned
 baseline when one is given, else the previous successful run (so a step shows where it happened).
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from zhisuan.bench.core.results import Result
-from zhisuan.bench.gate import statistics
+from zhisuan.bench.gate import decision
 from zhisuan.bench.gate.settings import GateSettings
 
 
@@ -38,7 +38,7 @@ def judge(results: list[Result], settings: GateSettings, baseline: Result | None
             points.append(Point(r, reference, None, None))
         else:
             threshold, alpha = settings.for_result(r)
-            a = statistics.assess(reference.samples_s, r.samples_s, threshold=threshold, alpha=alpha)
+            a = decision.assess(reference.samples_s, r.samples_s, threshold=threshold, alpha=alpha)
             points.append(Point(r, reference, float(a.ratio), str(a.verdict)))
         if _timed(r):
             previous = r
@@ -66,7 +66,7 @@ def plot(points: list[Point], path: str | Path, title: str, baseline: Result | N
     ax.errorbar(
         when, q50, yerr=[q50 - q25, q75 - q50], fmt="o-", color="tab:blue", capsize=3, label="median (IQR)"
     )
-    for verdict, marker, color in ((statistics.REGRESSED, "v", "red"), (statistics.IMPROVED, "^", "green")):
+    for verdict, marker, color in ((decision.REGRESSED, "v", "red"), (decision.IMPROVED, "^", "green")):
         marked = [i for i, p in enumerate(timed) if p.verdict == verdict]
         if marked:
             ax.scatter([when[i] for i in marked], q50[marked], marker=marker, s=120, color=color, zorder=3,

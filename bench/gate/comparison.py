@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from zhisuan.bench.core.results import Result, shape_label
-from zhisuan.bench.gate import statistics
+from zhisuan.bench.gate import decision
 from zhisuan.bench.gate.envdiff import EnvDiff, compare_environments
 from zhisuan.bench.gate.settings import GateSettings
 
@@ -36,7 +36,7 @@ class Pair:
 
     @property
     def note(self) -> str:
-        if self.verdict != statistics.NOISY:
+        if self.verdict != decision.NOISY:
             return ""
         n = f"{len(self.baseline.samples_s)}/{len(self.current.samples_s)}"
         if self.samples_needed == float("inf"):
@@ -93,7 +93,7 @@ class GateReport:
     def exit_code(self) -> int:
         if self.problems:
             return EXIT_USAGE
-        return EXIT_FAILED if self.by_verdict(statistics.REGRESSED) else EXIT_OK
+        return EXIT_FAILED if self.by_verdict(decision.REGRESSED) else EXIT_OK
 
 
 def describe(r: Result) -> str:
@@ -126,7 +126,7 @@ def run_gate(
     *,
     allow_env_mismatch: bool = False,
     allow_missing: bool = False,
-    n_resamples: int = statistics.DEFAULT_RESAMPLES,
+    n_resamples: int = decision.DEFAULT_RESAMPLES,
 ) -> GateReport:
     settings = settings or GateSettings()
     report = GateReport(settings, allow_env_mismatch=allow_env_mismatch, allow_missing=allow_missing)
@@ -162,13 +162,13 @@ def run_gate(
             report.unmatched.append(Unmatched(b, c, reason))
             continue
         threshold, alpha = settings.for_result(c)
-        a = statistics.assess(
+        a = decision.assess(
             b.samples_s, c.samples_s, threshold=threshold, alpha=alpha, n_resamples=n_resamples
         )
         report.pairs.append(
             Pair(b, c, threshold, alpha, float(a.ratio), float(a.ci_low), float(a.ci_high),
                  float(a.p_slower), float(a.p_faster), str(a.verdict), float(a.samples_needed))
         )  # fmt: skip
-    order = {v: i for i, v in enumerate(statistics.VERDICTS)}
+    order = {v: i for i, v in enumerate(decision.VERDICTS)}
     report.pairs.sort(key=lambda p: (order[p.verdict], -abs(p.ratio - 1)))
     return report

@@ -1,4 +1,4 @@
-"""Statistics of the regression gate: ratio of medians, its confidence interval, and a verdict.
+"""The decision rule of the regression gate for one benchmark: ratio of medians, its confidence interval, a verdict.
 
 For one benchmark, timed twice (baseline samples b, current samples c; lower is better):
 
