@@ -89,3 +89,19 @@ def test_a_kernel_faster_than_the_probe_makes_it_measure_again(monkeypatch):
     # Beaten again by a kernel the quiet probe cannot explain: one more probe, the best kept.
     figures[True] = 130e9
     assert chips.measured_peak_flops(cpu, "fp32", exceeded_by=200e9) == 150e9
+
+
+def test_packaged_data_loads_outside_the_repository(tmp_path):
+    # The data files belong to the installed package (zhisuan.bench), not to a top-level `bench`
+    # that only exists when the current directory is the repository's root.
+    import subprocess
+    import sys
+
+    code = (
+        "from zhisuan.bench.core import chips; from zhisuan.bench.validate import thresholds;"
+        "from zhisuan.bench.workloads import suites;"
+        "print(len(chips.load_chips()), len(thresholds.load().rules), len(suites.suite_names()))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert all(int(n) > 0 for n in proc.stdout.split())

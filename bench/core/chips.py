@@ -80,7 +80,7 @@ def _figure(raw, unit: str, status: str, source: str) -> Figure:
 @cache
 def load_chips() -> tuple[ChipSpec, ...]:
     """The peak database (bench/data/chips.toml)."""
-    text = files("bench").joinpath("data/chips.toml").read_text()
+    text = files("zhisuan.bench").joinpath("data/chips.toml").read_text()
     chips = []
     for entry in tomllib.loads(text)["chip"]:
         status, source = entry["status"], entry["source"]

@@ -135,7 +135,7 @@ def parse(text: str, origin: str) -> tuple[list[Rule], float | None]:
 
 def load(path: str | Path | None = None) -> Thresholds:
     """The default rules, preceded by those of `path` (which also may set the straggler margin)."""
-    default_text = files("bench").joinpath("data/thresholds.toml").read_text()
+    default_text = files("zhisuan.bench").joinpath("data/thresholds.toml").read_text()
     rules, margin = parse(default_text, "bench/data/thresholds.toml")
     if path is not None:
         path = Path(path)
