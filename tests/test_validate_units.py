@@ -311,8 +311,11 @@ def test_cpu_stream_kernels_match_numpy(n):
     for name in ("copy", "scale", "add", "triad"):
         target, expected = arrays.expected(name)
         arrays.kernel(name)()
-        err, bound = stream.compare(name, target, expected)
-        assert err <= bound, name
+        check = stream.against(name, expected, "numpy")
+        assert check.error(target, expected) <= check.tolerance, name
+        wrong = target.copy()
+        wrong[n // 2] *= 1 + 2**-40
+        assert check.error(wrong, expected) > check.tolerance, name
     with pytest.raises(ValueError, match="at least 1"):
         stream_cpu.CpuStream(0)
 

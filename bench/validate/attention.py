@@ -9,8 +9,9 @@ timed; the record is the fastest, judged against the datasheet peak (GPU) or the
 
 from __future__ import annotations
 
+from zhisuan.bench.harness import checktime
 from zhisuan.bench.validate import tolerance
-from zhisuan.bench.validate.context import CheckContext, CheckFailed
+from zhisuan.bench.validate.context import CheckContext
 from zhisuan.bench.workloads import spec_for
 from zhisuan.kernels import registry
 
@@ -36,20 +37,20 @@ def measure_dtype(ctx: CheckContext, dtype: str):
     inputs = spec.make_inputs(shape, storage, ctx.device.torch_device, SEED)
     reference = spec.reference(inputs)
     q, k, v = inputs.args
-    tol = tolerance.attention_tolerance(q, k, v, reference, inputs.kwargs["scale"])
+    against = checktime.Check(
+        reference,
+        tolerance=tolerance.attention_tolerance(q, k, v, reference, inputs.kwargs["scale"]),
+        rule=tolerance.describe("attention"),
+    )
     rows, failures = [], []
     for backend in backends:
         ctx.step(f"attention {dtype} {backend.name}")
         result = ctx.record("attention", TITLE, backend=backend.name, shape=shape, dtype=dtype)
         result.flops, result.bytes = spec.flops(shape), spec.bytes(shape, storage.itemsize)
-        try:
-            ctx.check_then_time(
-                result, spec.bind(backend.fn, inputs), reference, tol, tolerance.describe("attention"), dtype
-            )
-        except CheckFailed as exc:
-            failures.append(f"{backend.name}: {exc}")
-        except Exception as exc:  # e.g. a pinned SDPA kernel that does not take this shape
-            result.status, result.error = "error", f"{type(exc).__name__}: {exc}"
+        checktime.check_then_time(result, spec.bind(backend.fn, inputs), against, ctx.sampling(), dtype)
+        if result.status == "check-failed":
+            failures.append(f"{backend.name}: {result.error}")
+        elif result.status == "error":  # e.g. a pinned SDPA kernel that does not take this shape
             skipped[backend.name] = f"raised {result.error}"
         rows.append(result)
     unit, scale = ctx.flop_unit()

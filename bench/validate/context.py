@@ -1,5 +1,6 @@
 """What every check gets: the device, the plan, the thresholds, the rank, and the shared steps of a
-check (a record to fill, check-then-time, the verdict against a threshold).
+check (a record to fill, how to time (the harness's checktime.Sampling), the verdict against a
+threshold). Checking and timing go through zhisuan.bench.harness.checktime, as in `zhisuan run`.
 
 Test hook: ZHISUAN_VALIDATE_TEST_SLOW_RANK=R makes rank R a straggler, as a device running at a
 third of its speed would be: every timed call does its work, then sleeps twice as long as the work
@@ -16,12 +17,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from zhisuan.bench.core import chips, metrics, timing
+from zhisuan.bench.core import chips, timing
 from zhisuan.bench.core.results import Result
+from zhisuan.bench.harness import checktime
 from zhisuan.bench.validate.levels import Plan
 from zhisuan.bench.validate.telemetry import reader_for
 from zhisuan.bench.validate.thresholds import Rule, Thresholds, judge
-from zhisuan.bench.workloads.base import max_abs_error
 from zhisuan.kernels import registry
 
 SLOW_RANK_ENV = "ZHISUAN_VALIDATE_TEST_SLOW_RANK"
@@ -45,10 +46,6 @@ RECORD_KEYS = frozenset(
         "telemetry",
     }
 )
-
-
-class CheckFailed(Exception):
-    """A check's output is wrong: the check's verdict is FAIL and nothing is timed."""
 
 
 @dataclass
@@ -153,35 +150,18 @@ class CheckContext:
 
         return slowed
 
-    def time(self, fn: Callable[[], object], *, flush: bool = True) -> list[float]:
-        """Samples of fn under this level's time budget, caches flushed between samples."""
-        plan = timing.TimingPlan(time_budget_s=self.plan.time_budget_s)
-        flush_bytes = 2 * self.device.cache_bytes if flush and self.plan.flush else 0
-        return timing.measure(
-            self.timed(fn), device=self.device.torch_device, plan=plan, flush_bytes=flush_bytes
+    def sampling(self, *, flush: bool = True) -> checktime.Sampling:
+        """This level's sample budget, caches flushed between samples unless flush=False."""
+        return checktime.Sampling(
+            self.device,
+            timing.TimingPlan(time_budget_s=self.plan.time_budget_s),
+            flush=flush and self.plan.flush,
+            wrap=self.timed,
         )
 
-    def check_then_time(self, result: Result, fn: Callable[[], torch.Tensor], reference: torch.Tensor,
-                        tolerance: float, rule_text: str, math_dtype: str | None) -> None:  # fmt: skip
-        """Run fn once and compare with the reference; only if it agrees, time it and fill the rates.
-
-        Raises CheckFailed (after filling result.check) when the output is wrong.
-        """
-        err = max_abs_error(fn(), reference)
-        passed = err == err and err <= tolerance  # NaN never passes
-        result.check = {
-            "max_abs_err": err,
-            "tolerance": tolerance,
-            "passed": passed,
-            "reference": "float64",
-            "rule": rule_text,
-        }
-        if not passed:
-            result.status = "check-failed"
-            result.error = f"max abs error {err:.3g} exceeds the bound {tolerance:.3g}"
-            raise CheckFailed(result.error)
-        metrics.fill_timing(result, self.time(fn))
-        metrics.fill_rates(result, self.device, math_dtype)
+    def time(self, fn: Callable[[], object], *, flush: bool = True) -> list[float]:
+        """Samples of fn (a copy or a collective: something checked by its caller's own means)."""
+        return self.sampling(flush=flush).samples(fn)
 
     # ---- verdicts -------------------------------------------------------------------------------
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import torch
 
 from zhisuan.bench.core import flops
+from zhisuan.bench.harness import checktime
 from zhisuan.bench.validate import tolerance
-from zhisuan.bench.validate.context import CheckContext, CheckFailed
+from zhisuan.bench.validate.context import CheckContext
 from zhisuan.bench.workloads import spec_for
 from zhisuan.kernels import registry
 
@@ -119,6 +120,31 @@ def sweep_row(result) -> dict:
     }
 
 
+def measure_one(ctx: CheckContext, backend: Candidate, dtype: str, inputs, reference):
+    """One (backend, shape): checked against float64 with the absolute bound, then timed."""
+    a, b = inputs
+    size = a.shape[0]
+    result = ctx.record("matmul", TITLE, backend=backend.name, shape={"M": size, "N": size, "K": size},
+                        dtype=dtype)  # fmt: skip
+    result.flops = flops.matmul_flops(size, size, size)
+    result.bytes = flops.matmul_bytes(size, size, size, a.element_size())
+    against = checktime.Check(
+        reference,
+        tolerance=tolerance.matmul_tolerance(a, b, reference, backend.math, backend.out_dtype),
+        rule=tolerance.describe("matmul"),
+    )
+    fn = backend.fn
+    checktime.check_then_time(result, lambda: fn(a, b), against, ctx.sampling(), backend.math)
+    return result
+
+
+def failure_text(what: str, result) -> str:
+    """A failed measurement in a few words: wrong output, or a crash."""
+    if result.status == "check-failed":
+        return f"{what}: {result.error}"
+    return f"{what} crashed: {result.error}"
+
+
 def measure_dtype(ctx: CheckContext, dtype: str):
     """One record for a dtype: the fastest (backend, shape), with the sweep in extra."""
     backends, skipped = candidates(ctx, dtype)
@@ -135,28 +161,10 @@ def measure_dtype(ctx: CheckContext, dtype: str):
         a, b = make_inputs(ctx, dtype, size)
         reference = a.to(torch.float64) @ b.to(torch.float64)
         for backend in backends:
-            name, fn, math = backend.name, backend.fn, backend.math
-            tol = tolerance.matmul_tolerance(a, b, reference, math, backend.out_dtype)
-            ctx.step(f"matmul {dtype} {name} {size}")
-            result = ctx.record(
-                "matmul", TITLE, backend=name, shape={"M": size, "N": size, "K": size}, dtype=dtype
-            )
-            result.flops = flops.matmul_flops(size, size, size)
-            result.bytes = flops.matmul_bytes(size, size, size, a.element_size())
-            try:
-                ctx.check_then_time(
-                    result,
-                    lambda fn=fn, a=a, b=b: fn(a, b),
-                    reference,
-                    tol,
-                    tolerance.describe("matmul"),
-                    math,
-                )
-            except CheckFailed as exc:
-                failures.append(f"{name} {size}^3: {exc}")
-            except Exception as exc:  # a crash of a backend on this device is a finding, not the end
-                result.status, result.error = "error", f"{type(exc).__name__}: {exc}"
-                failures.append(f"{name} {size}^3 crashed: {result.error}")
+            ctx.step(f"matmul {dtype} {backend.name} {size}")
+            result = measure_one(ctx, backend, dtype, (a, b), reference)
+            if result.status != "ok":
+                failures.append(failure_text(f"{backend.name} {size}^3", result))
             rows.append(result)
         del a, b, reference
     return summarize(ctx, dtype, rows, failures, skipped)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from zhisuan.bench.core import chips
+from zhisuan.bench.core import chips, threads
 from zhisuan.bench.core.results import Result, ResultWriter, environment
 from zhisuan.bench.validate import (
     attention,
@@ -88,20 +88,6 @@ class StopFlag:
     def restore(self) -> None:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
-
-
-def set_threads(local_world: int) -> int:
-    """Share the host's cores among the ranks on it: torch, our C++ GEMM and numba alike."""
-    threads = max(1, chips.cpu_cores() // max(1, local_world))
-    torch.set_num_threads(threads)
-    try:
-        from zhisuan.kernels.matmul import cpp
-
-        if cpp.cpp_missing("cpu") is None:
-            cpp.set_threads(threads)
-    except ImportError:
-        pass
-    return threads
 
 
 def collectives_plan(options: Options, backend: str):
@@ -274,7 +260,7 @@ def run_rank(options: Options, env, progress=None) -> int:
     from zhisuan.bench.collectives import launch
 
     backend = "nccl" if options.device == "cuda" else "gloo"
-    set_threads(env.local_world)
+    threads.apply(threads.per_rank(env.local_world))  # the host's cores shared among its ranks
     rank_ctx = launch.init_ranks(env, collectives_plan(options, backend))
     try:
         if progress is None:

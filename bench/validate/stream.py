@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from zhisuan.bench.core import chips, metrics
+from zhisuan.bench.core import chips, threads
+from zhisuan.bench.harness import checktime
 from zhisuan.bench.validate import levels, stream_cpu, stream_gpu
 from zhisuan.bench.validate.context import CheckContext
 
@@ -35,11 +36,22 @@ TITLES = {
 TRIAD_RTOL = 2.0**-51
 
 
-def compare(name: str, got, want) -> tuple[float, float]:
-    """(max relative error, its bound): copy, scale and add are exact; triad within one rounding."""
+RULE = "relative error: exact for copy/scale/add, one rounding for triad"
+
+
+def relative_error(got, want) -> float:
+    """max |got - want| / |want| over the array (numpy arrays or torch tensors; want is never 0)."""
+    if isinstance(want, torch.Tensor):
+        return float(((got - want).abs() / want.abs()).max()) if want.numel() else 0.0
     got, want = np.asarray(got), np.asarray(want)
-    err = float(np.max(np.abs(got - want) / np.abs(want))) if want.size else 0.0
-    return err, TRIAD_RTOL if name == "triad" else 0.0
+    return float(np.max(np.abs(got - want) / np.abs(want))) if want.size else 0.0
+
+
+def against(name: str, expected, reference_kind: str) -> checktime.Check:
+    """The check of one kernel's output: exact for copy, scale and add; triad within one rounding."""
+    return checktime.Check(expected, tolerance=TRIAD_RTOL if name == "triad" else 0.0, rule=RULE,
+                           reference_kind=reference_kind, error=relative_error,
+                           error_name="max relative error")  # fmt: skip
 
 
 def _record(ctx: CheckContext, name: str, n: int, backend: str):
@@ -55,19 +67,11 @@ def _verdict(ctx: CheckContext, result, copyto_bps: float | None) -> None:
               reason=result.extra.get("note", ""))  # fmt: skip
 
 
-def _measure(ctx: CheckContext, result, fn, check, extra: dict, copyto_bps: float | None):
+def _measure(ctx: CheckContext, result, fn, check: checktime.Check, extra: dict, copyto_bps: float | None):
     """Run once, check, and only then time and judge; a wrong output is a FAIL with nothing timed."""
     result.extra.update(extra)
-    fn()
-    err, bound = check()
-    passed = err <= bound
-    result.check = {"max_abs_err": err, "tolerance": bound, "passed": passed, "reference": "numpy/torch",
-                    "rule": "relative error: exact for copy/scale/add, one rounding for triad"}  # fmt: skip
-    if not passed:
-        result.status, result.error = "check-failed", f"max relative error {err:.3g} exceeds {bound:.3g}"
+    if not checktime.check_then_time(result, fn, check, ctx.sampling(flush=False)):
         return ctx.finish(ctx.fail(result, f"wrong output: {result.error}", unit="GB/s"))
-    metrics.fill_timing(result, ctx.time(fn, flush=False))
-    metrics.fill_rates(result, ctx.device, None)
     _verdict(ctx, result, copyto_bps)
     return ctx.finish(result)
 
@@ -91,11 +95,11 @@ def torch_copy_bandwidth(ctx: CheckContext, source: torch.Tensor) -> float:
 
 def run_cpu(ctx: CheckContext) -> list:
     if ctx.local_world == 1 or ctx.dist is None:
-        return _run_cpu(ctx, threads=torch.get_num_threads())
+        return _run_cpu(ctx, thread_count=threads.per_rank())
     records = []
     for turn in range(ctx.local_world):  # ranks of one host take turns (ranks are numbered host by host)
         if turn == ctx.rank % ctx.local_world:
-            records = _run_cpu(ctx, threads=chips.cpu_cores())
+            records = _run_cpu(ctx, thread_count=chips.cpu_cores())  # the turn's rank takes every core
         ctx.step(f"stream: waiting for the host's other ranks (turn {turn + 1} of {ctx.local_world})")
         ctx.progress.enter()
         try:
@@ -105,18 +109,22 @@ def run_cpu(ctx: CheckContext) -> list:
     return records
 
 
-def _run_cpu(ctx: CheckContext, threads: int) -> list:
-    array_bytes = levels.stream_array_bytes(ctx.plan, "cpu", ctx.device.cache_bytes)
-    n = array_bytes // 8
+def _run_cpu(ctx: CheckContext, thread_count: int) -> list:
+    n = levels.stream_array_bytes(ctx.plan, "cpu", ctx.device.cache_bytes) // 8
     if stream_cpu.NUMBA_MISSING:
         return [ctx.skip(_record(ctx, k, n, "numba"), stream_cpu.NUMBA_MISSING) for k in KERNELS]
+    with threads.limited(thread_count):
+        return _stream_cpu(ctx, n, thread_count)
+
+
+def _stream_cpu(ctx: CheckContext, n: int, thread_count: int) -> list:
     ctx.step("stream: allocating and compiling")
-    arrays = stream_cpu.CpuStream(n, threads=threads)
+    arrays = stream_cpu.CpuStream(n)
     extra = {
         "array_bytes": 8 * n,
         "cache_bytes": ctx.device.cache_bytes,
         "past_cache": 8 * n >= levels.STREAM_CACHE_MULTIPLE * ctx.device.cache_bytes,
-        "threads": threads,
+        "threads": thread_count,
         "host_turns": ctx.local_world > 1,
     }
     if not extra["past_cache"]:
@@ -129,9 +137,14 @@ def _run_cpu(ctx: CheckContext, threads: int) -> list:
         extra = dict(extra, copyto_gbps=copyto_bps / 1e9)
         result = _record(ctx, name, n, "numba")
         target, expected = arrays.expected(name)
-        check = lambda t=target, e=expected, k=name: compare(k, t, e)  # noqa: E731
-        records.append(_measure(ctx, result, arrays.kernel(name), check, extra, copyto_bps))
-        del expected, check
+        kernel = arrays.kernel(name)
+
+        def fn(kernel=kernel, target=target):
+            kernel()
+            return target  # what the check compares; returning it costs nothing
+
+        records.append(_measure(ctx, result, fn, against(name, expected, "numpy"), extra, copyto_bps))
+        del expected
     return records
 
 
@@ -172,15 +185,11 @@ def run_gpu(ctx: CheckContext) -> list:
         result = _record(ctx, name, n, "numba.cuda")
         target, expected = expected_of[name]()
 
-        def fn(name=name):
+        def fn(name=name, target=target):
             stream_gpu.launch(name, *views, scalar, blocks=blocks, stream=stream)
+            return target  # on the launch's stream (torch's current one): the check waits for it
 
-        def check(target=target, expected=expected, name=name):
-            torch.cuda.synchronize(device)
-            err = float(((target - expected).abs() / expected.abs()).max())
-            return err, TRIAD_RTOL if name == "triad" else 0.0
-
-        records.append(_measure(ctx, result, fn, check, extra, None))
+        records.append(_measure(ctx, result, fn, against(name, expected, "torch"), extra, None))
         del expected
     return records
 
