@@ -66,8 +66,15 @@ def measure_dtype(ctx: CheckContext, dtype: str):
         return ctx.finish(ctx.fail(best, "every backend raised: " + "; ".join(skipped.values()), unit=unit))
     rule = ctx.rule("attention", dtype)
     basis, text = ctx.basis_figure(rule, dtype) if rule else (None, "")
+    fastest = next(b for b in backends if b.name == best.backend)
+
+    def remeasure():
+        """The fastest backend once more, on the same inputs."""
+        checktime.check_then_time(best, spec.bind(fastest.fn, inputs), against, ctx.sampling(), dtype)
+        return (best.flops_per_s or 0.0, *ctx.basis_figure(rule, dtype))
+
     ctx.judge(best, value=best.flops_per_s, unit=unit, rule=rule, basis=basis, basis_text=text, scale=scale,
-              reason=f"best backend {best.backend}")  # fmt: skip
+              reason=f"best backend {best.backend}", remeasure=remeasure)  # fmt: skip
     return ctx.finish(best)
 
 

@@ -129,7 +129,6 @@ def run(ctx: CheckContext) -> list:
     basis, text = ctx.basis_figure(rule, dtype, burst=burst) if rule else (None, "")
     note = "interrupted (Ctrl-C): judged on the windows that ran; " if interrupted else ""
     note += f"{len(timeline)} windows of {window_s:g} s, burst {burst / scale:.4g} {unit}"
-    ctx.judge(
-        result, value=sustained, unit=unit, rule=rule, basis=basis, basis_text=text, scale=scale, reason=note
-    )
+    ctx.judge(result, value=sustained, unit=unit, rule=rule, basis=basis, basis_text=text, scale=scale,
+              reason=note, not_remeasured="the basis is this burn-in's own burst: a second burn-in is a new run")  # fmt: skip
     return [ctx.finish(result)]

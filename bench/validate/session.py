@@ -175,6 +175,7 @@ class Session:
         )
 
     def run_check(self, name: str, check) -> list[Result]:
+        self.ctx.begin_check()
         try:
             return check(self.ctx)
         except Exception as exc:  # a check that crashes is a FAIL that says so, not the end of the run
