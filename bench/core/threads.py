@@ -3,7 +3,8 @@
 The policy, in one place (`zhisuan run`, `zhisuan validate` and the collectives' ranks use it):
   - OMP_NUM_THREADS, when set to a positive integer, wins: it is the user's or the launcher's
     choice (our rank spawner sets it per rank; torchrun sets 1 when it starts several ranks per host).
-  - Otherwise the CPUs this process may run on (chips.cpu_cores: its CPU affinity), shared evenly
+  - Otherwise the physical cores this process may run on (chips.cpu_cores: its CPU affinity, the
+    hardware threads of an SMT core counted once, as torch's own default does), shared evenly
     among the ranks on this host, at least one each.
 
 A count is applied to every pool the process computes with: torch's intra-op pool, the OpenMP and

@@ -293,7 +293,7 @@ class CheckContext:
     def host_state(self, *, probe: bool) -> tuple[dict, list[str]]:
         """(readings of the host since this check began, why it counts as busy: empty when quiet)."""
         evidence = hostload.gather(self.kind, self.since, self.telemetry, probe=probe)
-        busy = hostload.busy_reasons(evidence, kind=self.kind, cores=chips.cpu_cores(),
+        busy = hostload.busy_reasons(evidence, kind=self.kind, cores=chips.logical_cpus(),
                                      allowance_cores=self.siblings_cores())  # fmt: skip
         return evidence, busy
 

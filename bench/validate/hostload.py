@@ -112,6 +112,7 @@ def gpu_processes(telemetry) -> dict:
 def busy_reasons(evidence: dict, *, kind: str, cores: int, allowance_cores: float = 0.0) -> list[str]:
     """Why the host counts as busy (empty: quiet), from readings in `evidence`.
 
+    cores: the logical CPUs (what /proc/stat's times and the load average count).
     allowance_cores: what the other ranks of this run on this host may use (they run alongside).
     """
     reasons = []
