@@ -46,8 +46,8 @@ Every check writes zhisuan.bench.core.results.Result records with kind="validate
     matmul       "sweep": [{backend, shape, median_s, flops_per_s, pct_peak, pct_measured_peak,
                  max_abs_err, tolerance, passed, status, error}], "backends": {name: {best, median,
                  unit}}, "median_over_shapes", "skipped_backends": {name: why}
-    stream-*     "array_bytes", "cache_bytes", "past_cache", "copyto_gbps" (CPU) or
-                 "torch_copy_gbps" (GPU)
+    stream-*     "array_bytes", "cache_bytes", "past_cache", "threads", "ceiling_gbps" (CPU: the
+                 all-core copy, the basis) or "torch_copy_gbps" (GPU)
     attention    "backends": {name: value}, "skipped_backends"
     all_reduce   "algbw_gbps", "busbw_gbps", "bus_factor", "wrong"
     integrity    "repeats", "digest", "config", "mismatches": [str]; rank 0 adds one record per

@@ -174,7 +174,7 @@ class CheckContext:
 
     # ---- verdicts -------------------------------------------------------------------------------
 
-    def basis_figure(self, rule: Rule, dtype: str, *, copyto: float | None = None,
+    def basis_figure(self, rule: Rule, dtype: str, *, ceiling: float | None = None,
                      burst: float | None = None) -> tuple[float | None, str]:  # fmt: skip
         """(the basis in the check's own unit scale, its description) for a rule; None when unknown.
 
@@ -200,10 +200,13 @@ class CheckContext:
                 measured,
                 f"measured {dtype} FMA peak {measured / scale:.4g} {unit} (zhisuan.kernels._C probe)",
             )
-        if rule.basis == "copyto":
-            if copyto is None:
-                return None, "numpy.copyto was not measured"
-            return copyto, f"numpy.copyto {copyto / 1e9:.4g} GB/s, same size, this run"
+        if rule.basis == "copy-ceiling":
+            if ceiling is None:
+                return None, "the all-core copy was not measured"
+            return (
+                ceiling,
+                f"the all-core copy {ceiling / 1e9:.4g} GB/s (numpy.copyto per thread, same arrays, this run)",
+            )
         if rule.basis == "burst":
             if burst is None:
                 return None, "no burst figure"

@@ -18,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-BASES = ("datasheet", "measured-fma", "copyto", "burst", "value")
+BASES = ("datasheet", "measured-fma", "copy-ceiling", "burst", "value")
 VERDICTS = ("PASS", "WARN", "FAIL", "SKIP")
 _RANK = {"SKIP": 0, "PASS": 1, "WARN": 2, "FAIL": 3}
 DEFAULT_MARGIN_PCT = 5.0
