@@ -88,13 +88,16 @@ def run_info(args) -> int:
                 )
                 display.console.print(f"  measured peak {dtype} (FMA probe): {text}")
     table = Table(title="backends", header_style="bold")
-    for column in ("op", "backend", "devices", "dtypes", "status"):
+    for column in ("op", "backend", "dtypes by device", "status"):
         table.add_column(column)
     for op in OPS:
         for name, status in kernels.backends(op).items():
             mark = "[green]available[/green]" if status.available else f"[yellow]{status.reason}[/yellow]"
             label = f"{name} (baseline)" if status.baseline else name
-            table.add_row(op, label, ",".join(status.devices), ",".join(status.dtypes), mark)
+            dtypes = "\n".join(
+                f"{device}: {','.join(names)}" for device, names in status.dtypes_by_device.items()
+            )
+            table.add_row(op, label, dtypes, mark)
     display.console.print(table)
     return 0
 
