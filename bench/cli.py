@@ -163,7 +163,10 @@ def run_run(args) -> int:
     for what, reason in plan.skipped:
         display.err_console.print(f"[yellow]skipped[/yellow] {what}: {reason}")
     if plan.total == 0:
-        display.err_console.print("zhisuan: nothing to run (no available backend for these ops/dtypes)")
+        suite = f"suite {args.suite or 'default'}" if not args.shape else "the shapes given"
+        why = [f"{suite} has no {op} shapes for {device}" for op in plan.without_shapes]
+        why += ["no available backend for these ops/dtypes"] if plan.skipped else []
+        display.err_console.print(f"zhisuan: nothing to run ({'; '.join(why)})")
         return 2
     run_id = new_run_id()
     path = Path(args.json or f"zhisuan-results/{run_id}.jsonl")

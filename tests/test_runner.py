@@ -51,6 +51,19 @@ def test_plan_lists_unavailable_backends_with_reasons():
     assert any("no matmul backend named 'nope'" in reason for _, reason in plan.skipped)
 
 
+def test_a_suite_without_an_op_plans_no_skips_for_it(capsys):
+    from zhisuan.bench.cli import main
+
+    shapes = runner.shapes_for(["matmul", "attention"], "cpu", "square")
+    assert shapes["attention"] == [] and shapes["matmul"]
+    plan = runner.plan_run(["matmul", "attention"], shapes, None, "cpu")
+    assert plan.without_shapes == ["attention"]
+    assert plan.skipped and not any(what.startswith("attention") for what, _ in plan.skipped)
+    assert main(["run", "attention", "--suite", "square"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to run (suite square has no attention shapes for cpu)" in err and "skipped" not in err
+
+
 def test_attention_case_with_gqa_and_causal_offsets():
     results = bench.run("attention", backends=["torch"], shapes=["1x4x2x17x33x80"], iters=2)
     assert len(results) == 2 and all(r.status == "ok" for r in results)
@@ -85,7 +98,23 @@ def test_attention_train_skips_backends_without_backward():
     )
     try:
         plan = runner.plan_run(
-            ["attention-train"], {"attention-train": []}, ["fp32"], "cpu", ["test-fwd-only"]
+            ["attention-train"],
+            {
+                "attention-train": [
+                    {
+                        "batch": 1,
+                        "heads": 1,
+                        "heads_kv": 1,
+                        "seq_q": 7,
+                        "seq_k": 7,
+                        "head_dim": 8,
+                        "causal": False,
+                    }
+                ]
+            },  # fmt: skip
+            ["fp32"],
+            "cpu",
+            ["test-fwd-only"],
         )
     finally:
         registry.unregister("attention", "test-fwd-only")

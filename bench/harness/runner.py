@@ -44,6 +44,7 @@ class Plan:
     device: str
     cases: list[Case]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (backend, reason)
+    without_shapes: list[str] = field(default_factory=list)  # ops given no shape: nothing planned, no skips
 
     @property
     def total(self) -> int:
@@ -64,6 +65,9 @@ def plan_run(
     wanted = list(backends) if backends else None
     for op in ops:
         spec = spec_for(op)
+        if not shapes.get(op):  # e.g. a suite without this op: its backends are not skipped, just absent
+            plan.without_shapes.append(op)
+            continue
         registered = registry.registered(spec.registry_op)
         names = wanted or sorted(registered)
         for dtype in dtype_list:
@@ -79,7 +83,7 @@ def plan_run(
                 else:
                     runnable.append(backend)
             if runnable:
-                plan.cases += [Case(op, shape, dtype, runnable) for shape in shapes.get(op, [])]
+                plan.cases += [Case(op, shape, dtype, runnable) for shape in shapes[op]]
     return plan
 
 
