@@ -82,8 +82,9 @@ class BackendStatus:
     available: bool
     reason: str  # "available" or why not
     devices: tuple[str, ...]
-    dtypes: tuple[str, ...]
+    dtypes: tuple[str, ...]  # on the device asked about; without one, on any of its devices
     baseline: bool
+    dtypes_by_device: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # what each device runs
 
     def __str__(self) -> str:
         return self.reason
@@ -247,5 +248,8 @@ def status(op: str, device_type: str | None = None) -> dict[str, BackendStatus]:
                 sorted(dtype_name(d) for d in (b.dtypes if device_type is None else b.dtypes_on(device_type)))
             ),
             baseline=b.baseline,
+            dtypes_by_device={
+                d: tuple(sorted(dtype_name(t) for t in b.dtypes_on(d))) for d in sorted(b.devices)
+            },
         )
     return result

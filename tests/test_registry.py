@@ -65,6 +65,7 @@ def test_dtypes_per_device(temp_backend):
     assert b.why_not("cpu", torch.float64) is None
     assert "fp16 not supported by test-split on cpu (supports: fp64)" in b.why_not("cpu", torch.float16)
     assert kernels.backends("matmul", "cpu")["test-split"].dtypes == ("fp64",)
+    assert kernels.backends("matmul")["test-split"].dtypes_by_device == {"cpu": ("fp64",), "cuda": ("fp16",)}
     with pytest.raises(ValueError, match="does not list: npu"):
         registry.register("matmul", "test-bad", devices=("cpu",), dtypes={"npu": (torch.float16,)})
 
@@ -89,3 +90,13 @@ def test_parse_dtype():
     assert registry.parse_dtype("float32") is torch.float32
     with pytest.raises(ValueError, match="unknown dtype 'fp13'"):
         registry.parse_dtype("fp13")
+
+
+def test_info_lists_dtypes_per_device(capsys):
+    # cpp matmul runs fp32/fp64 on the CPU and fp16/bf16 on GPUs: the CPU line must not offer bf16.
+    from zhisuan.bench.cli import main
+
+    assert main(["info", "--no-probe"]) == 0
+    out = capsys.readouterr().out
+    assert "cpu: fp32,fp64" in out and "cuda: bf16,fp16" in out
+    assert kernels.backends("matmul")["cpp"].dtypes_by_device["cpu"] == ("fp32", "fp64")

@@ -51,6 +51,19 @@ def test_plan_lists_unavailable_backends_with_reasons():
     assert any("no matmul backend named 'nope'" in reason for _, reason in plan.skipped)
 
 
+def test_a_suite_without_an_op_plans_no_skips_for_it(capsys):
+    from zhisuan.bench.cli import main
+
+    shapes = runner.shapes_for(["matmul", "attention"], "cpu", "square")
+    assert shapes["attention"] == [] and shapes["matmul"]
+    plan = runner.plan_run(["matmul", "attention"], shapes, None, "cpu")
+    assert plan.without_shapes == ["attention"]
+    assert plan.skipped and not any(what.startswith("attention") for what, _ in plan.skipped)
+    assert main(["run", "attention", "--suite", "square"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to run (suite square has no attention shapes for cpu)" in err and "skipped" not in err
+
+
 def test_attention_case_with_gqa_and_causal_offsets():
     results = bench.run("attention", backends=["torch"], shapes=["1x4x2x17x33x80"], iters=2)
     assert len(results) == 2 and all(r.status == "ok" for r in results)
@@ -85,7 +98,23 @@ def test_attention_train_skips_backends_without_backward():
     )
     try:
         plan = runner.plan_run(
-            ["attention-train"], {"attention-train": []}, ["fp32"], "cpu", ["test-fwd-only"]
+            ["attention-train"],
+            {
+                "attention-train": [
+                    {
+                        "batch": 1,
+                        "heads": 1,
+                        "heads_kv": 1,
+                        "seq_q": 7,
+                        "seq_k": 7,
+                        "head_dim": 8,
+                        "causal": False,
+                    }
+                ]
+            },  # fmt: skip
+            ["fp32"],
+            "cpu",
+            ["test-fwd-only"],
         )
     finally:
         registry.unregister("attention", "test-fwd-only")
@@ -129,3 +158,59 @@ def test_interleaved_run_checks_each_backend_then_times_them_in_turn():
         r = by_name[name]
         assert r.status == "ok" and r.check["passed"] and len(r.samples_s) == 4 and r.flops_per_s > 0
         assert r.extra["interleaved_with"] == [other]
+
+
+# ---- the one check-then-time path (zhisuan.bench.harness.checktime) -------------------------------
+
+
+def new_result():
+    from zhisuan.bench.core.results import Result
+
+    return Result(kind="kernel", op="t", backend="b", shape={}, dtype="fp32", device="cpu", device_name="cpu")
+
+
+def test_checktime_times_only_what_passed_and_names_the_error():
+    from zhisuan.bench.core import chips, timing
+    from zhisuan.bench.harness import checktime
+
+    reference = torch.rand(97, 7, dtype=torch.float64) + 1
+    sampling = checktime.Sampling(chips.detect("cpu"), timing.TimingPlan(iters=3), flush=False)
+    relative = checktime.Check(reference, tolerance=1e-6, rule="relative", reference_kind="numpy",
+                               error=lambda out, ref: float(((out - ref).abs() / ref).max()),
+                               error_name="max relative error")  # fmt: skip
+    good, wrong, nan, boom = new_result(), new_result(), new_result(), new_result()
+    assert checktime.check_then_time(good, lambda: reference.float(), relative, sampling, "fp32")
+    assert good.status == "ok" and good.check["passed"] and len(good.samples_s) == 3
+    assert good.check["reference"] == "numpy" and good.check["rule"] == "relative"
+    assert not checktime.check_then_time(wrong, lambda: reference * 1.001, relative, sampling)
+    assert wrong.status == "check-failed" and wrong.error.startswith("max relative error 0.001")
+    assert wrong.samples_s == [] and wrong.median_s is None
+    assert not checktime.check_then_time(nan, lambda: reference * float("nan"), relative, sampling)
+    assert nan.status == "check-failed"
+
+    def explode():
+        raise RuntimeError("kernel exploded")
+
+    assert not checktime.check_then_time(boom, explode, relative, sampling)
+    assert boom.status == "error" and "kernel exploded" in boom.error and boom.check == {}
+
+
+def test_validate_and_the_runner_share_the_path(monkeypatch):
+    from zhisuan.bench.core import chips
+    from zhisuan.bench.harness import checktime
+    from zhisuan.bench.validate import attention
+    from zhisuan.bench.validate import thresholds as th
+    from zhisuan.bench.validate.context import CheckContext
+    from zhisuan.bench.validate.levels import TEST_SIZES_ENV, plan_for
+
+    filled = []
+    real_fill = checktime.fill
+    monkeypatch.setattr(
+        checktime, "fill", lambda result, *a, **k: (filled.append(result.kind), real_fill(result, *a, **k))
+    )
+    bench.run("matmul", backends=["torch"], shapes=["7"], iters=2)
+    monkeypatch.setenv(TEST_SIZES_ENV, "tiny")
+    ctx = CheckContext(device=chips.detect("cpu"), plan=plan_for("quick", "cpu"), thresholds=th.load(), run_id="t",
+                       env={})  # fmt: skip
+    attention.run(ctx)
+    assert "kernel" in filled and "validate" in filled

@@ -89,3 +89,38 @@ def test_a_kernel_faster_than_the_probe_makes_it_measure_again(monkeypatch):
     # Beaten again by a kernel the quiet probe cannot explain: one more probe, the best kept.
     figures[True] = 130e9
     assert chips.measured_peak_flops(cpu, "fp32", exceeded_by=200e9) == 150e9
+
+
+def test_packaged_data_loads_outside_the_repository(tmp_path):
+    # The data files belong to the installed package (zhisuan.bench), not to a top-level `bench`
+    # that only exists when the current directory is the repository's root.
+    import subprocess
+    import sys
+
+    code = (
+        "from zhisuan.bench.core import chips; from zhisuan.bench.validate import thresholds;"
+        "from zhisuan.bench.workloads import suites;"
+        "print(len(chips.load_chips()), len(thresholds.load().rules), len(suites.suite_names()))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert all(int(n) > 0 for n in proc.stdout.split())
+
+
+def test_cores_are_physical_cores_smt_threads_counted_once(monkeypatch):
+    # 4 logical CPUs, 2 per core (hyper-threading), one package: 2 cores, and the peak says how.
+    topology = {0: ("0", "0"), 1: ("0", "1"), 2: ("0", "0"), 3: ("0", "1")}
+    monkeypatch.setattr(chips.os, "sched_getaffinity", lambda pid: set(topology))
+    monkeypatch.setattr(chips, "_core_of", topology.get)
+    assert chips.logical_cpus() == 4
+    cores, how = chips.physical_cores()
+    assert cores == 2 and "4 logical CPUs" in how
+    monkeypatch.setattr(chips.os, "sched_getaffinity", lambda pid: {0, 2})  # bound to one core's threads
+    assert chips.cpu_cores() == 1
+    monkeypatch.setattr(chips, "_core_of", lambda cpu: None)  # no topology: logical CPUs, said so
+    assert chips.physical_cores() == (2, "logical CPUs (the CPU topology in sysfs is unreadable)")
+    monkeypatch.setattr(chips.os, "sched_getaffinity", lambda pid: set(topology))
+    monkeypatch.setattr(chips, "_core_of", topology.get)
+    monkeypatch.setattr(chips, "cpu_info", lambda: {"hz_advertised": [3e9], "flags": ["avx2", "fma"]})
+    fp32 = chips.detect_cpu().peak("fp32")
+    assert fp32.value == pytest.approx(2 * 3e9 * 32 / 1e12) and "2 physical cores of 4 logical" in fp32.source

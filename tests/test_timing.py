@@ -119,3 +119,16 @@ def test_interleaved_budget_is_each_callables_share():
 def test_interleaving_nothing_is_refused():
     with pytest.raises(ValueError, match="no callables"):
         timing.measure_interleaved([])
+
+
+def test_run_for_calls_back_to_back_for_the_window():
+    calls = []
+
+    def fn():
+        calls.append(1)
+        busy_wait(1e-3)
+        return len(calls)
+
+    count, elapsed, last = timing.run_for(fn, seconds=0.02)
+    assert count == len(calls) == last and count >= 2
+    assert elapsed >= 0.02

@@ -58,7 +58,7 @@ def test_default_rules_resolve_most_specific_first():
     generic = rules.find("some-new-gpu", "cuda", "matmul", "bf16")
     assert generic.pass_fraction == 0.60 and "gpu" in generic.chips
     cpu = rules.find("cpu", "cpu", "stream-triad", "fp64")
-    assert cpu.basis == "copyto" and cpu.pass_fraction == 0.80
+    assert cpu.basis == "copy-ceiling" and cpu.pass_fraction == 0.60
     assert rules.find("cpu", "cpu", "attention", "fp32").pass_fraction == 0.40
     assert rules.find("cpu", "cpu", "matmul", "bf16") is None  # no CPU bf16 rule: unjudged, not guessed
     assert rules.find(None, "cuda", "burn-in", "bf16").basis == "burst"
@@ -311,10 +311,25 @@ def test_cpu_stream_kernels_match_numpy(n):
     for name in ("copy", "scale", "add", "triad"):
         target, expected = arrays.expected(name)
         arrays.kernel(name)()
-        err, bound = stream.compare(name, target, expected)
-        assert err <= bound, name
+        check = stream.against(name, expected, "numpy")
+        assert check.error(target, expected) <= check.tolerance, name
+        wrong = target.copy()
+        wrong[n // 2] *= 1 + 2**-40
+        assert check.error(wrong, expected) > check.tolerance, name
     with pytest.raises(ValueError, match="at least 1"):
         stream_cpu.CpuStream(0)
+
+
+@pytest.mark.parametrize("n, threads", [(1, 4), (7, 3), (1025, 2)])
+def test_all_core_copy_ceiling_copies_every_slice(ctx, monkeypatch, n, threads):
+    copied = []
+    real_copyto = np.copyto
+    monkeypatch.setattr(
+        stream.np, "copyto", lambda dst, src: (copied.append(src.size), real_copyto(dst, src))
+    )
+    source = np.random.default_rng(n).random(n) + 1.0
+    assert stream.copy_ceiling(ctx, source, threads) > 0
+    assert sum(copied[: min(n, threads)]) == n  # the first copy: one slice per thread, together the array
 
 
 # ---- the checks on this CPU (tiny sizes) ----------------------------------------------------------
@@ -377,7 +392,7 @@ def test_stream_attention_and_interconnect_checks(ctx):
     assert [r.op for r in streams] == ["stream-copy", "stream-scale", "stream-add", "stream-triad"]
     for r in streams:
         assert_contract(r)
-        assert r.check["passed"] and r.bytes_per_s > 0 and r.extra["copyto_gbps"] > 0
+        assert r.check["passed"] and r.bytes_per_s > 0 and r.extra["ceiling_gbps"] > 0
         assert r.extra["past_cache"] is False  # test sizes say so
     (att,) = attention.run(ctx)
     assert_contract(att)

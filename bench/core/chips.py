@@ -4,9 +4,10 @@ GPUs are matched against bench/data/chips.toml by their exact device name, and b
 the entry gives one: never by a substring, so an H100 PCIe never borrows an H100 SXM's figures. An
 unknown chip gets no peak and therefore no percent-of-peak, and `why_no_peak` says so.
 
-CPUs get a theoretical peak derived from cores × clock × FLOPs per cycle (from the vector ISA and
-the microarchitecture, py-cpuinfo), status "derived"; the measured peak comes from the FMA probe
-in zhisuan.kernels._C (see measured_peak_flops).
+CPUs get a theoretical peak derived from physical cores (SMT threads share a core's FMA units;
+counted from the sysfs CPU topology) × clock × FLOPs per cycle (from the vector ISA and the
+microarchitecture, py-cpuinfo), status "derived"; the measured peak comes from the FMA probe in
+zhisuan.kernels._C (see measured_peak_flops).
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _figure(raw, unit: str, status: str, source: str) -> Figure:
 @cache
 def load_chips() -> tuple[ChipSpec, ...]:
     """The peak database (bench/data/chips.toml)."""
-    text = files("bench").joinpath("data/chips.toml").read_text()
+    text = files("zhisuan.bench").joinpath("data/chips.toml").read_text()
     chips = []
     for entry in tomllib.loads(text)["chip"]:
         status, source = entry["status"], entry["source"]
@@ -138,8 +139,40 @@ def cpu_flops_per_cycle_fp32(vendor: str, family: int, model: int, flags: set[st
     return 8, "SSE: 4-wide add + 4-wide multiply"
 
 
-def cpu_cores() -> int:
+def logical_cpus() -> int:
+    """CPUs this process may run on (its affinity): each hardware thread of an SMT core counts."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _core_of(cpu: int) -> tuple[str, str] | None:
+    """(package, core) of a logical CPU from Linux's topology in sysfs, or None where unreadable."""
+    base = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+    try:
+        with open(f"{base}/physical_package_id") as package, open(f"{base}/core_id") as core:
+            return package.read().strip(), core.read().strip()
+    except OSError:
+        return None
+
+
+def physical_cores() -> tuple[int, str]:
+    """(physical cores this process may run on, how they were counted).
+
+    A core's hardware threads (SMT, hyper-threading) share its FMA units, so peaks and thread
+    counts go by cores. Counted from Linux's CPU topology in sysfs: the distinct (physical_package_id,
+    core_id) pairs of the CPUs in this process's affinity (the facts /proc/cpuinfo shows as
+    "physical id" and "core id", present on ARM too); where that cannot be read, every logical
+    CPU counts as a core, and the second value says so.
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    cores = [_core_of(cpu) for cpu in cpus]
+    if not cpus or None in cores:
+        return logical_cpus(), "logical CPUs (the CPU topology in sysfs is unreadable)"
+    return len(set(cores)), f"physical cores of {len(cpus)} logical CPUs (sysfs CPU topology)"
+
+
+def cpu_cores() -> int:
+    """Physical cores this process may run on (physical_cores)."""
+    return physical_cores()[0]
 
 
 def cpu_cache_bytes() -> int:
@@ -163,19 +196,22 @@ def cpu_cache_bytes() -> int:
 def detect_cpu() -> Device:
     info = cpu_info()
     flags = set(info.get("flags", []))
-    cores = cpu_cores()
+    cores, counted = physical_cores()
     hz = (info.get("hz_advertised") or info.get("hz_actual") or [0])[0]
     per_cycle, why = cpu_flops_per_cycle_fp32(
         info.get("vendor_id_raw", ""), int(info.get("family", 0)), int(info.get("model", 0)), flags
     )
     name = info.get("brand_raw", "unknown CPU")
-    props = {"cores": cores, "clock_ghz": hz / 1e9, "flops_per_cycle_fp32": per_cycle, "isa_reasoning": why}
+    props = {"cores": cores, "logical_cpus": logical_cpus(), "clock_ghz": hz / 1e9,
+             "flops_per_cycle_fp32": per_cycle, "isa_reasoning": why}  # fmt: skip
     props["isa"] = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "sse"
     device = Device("cpu", "cpu", name, props, cache_bytes=cpu_cache_bytes())
     if not hz:
         device.why_no_peak = "CPU clock unknown (py-cpuinfo reports none): no theoretical peak"
         return device
-    source = f"derived: {cores} cores x {hz / 1e9:.3f} GHz (reported) x {per_cycle} FP32 FLOP/cycle ({why})"
+    source = (
+        f"derived: {cores} {counted} x {hz / 1e9:.3f} GHz (reported) x {per_cycle} FP32 FLOP/cycle ({why})"
+    )
     fp32 = cores * hz * per_cycle / 1e12
     device.spec = ChipSpec(
         id="cpu",

@@ -12,6 +12,8 @@ callable rotating), for side-by-side comparisons on a shared host: neighbours' l
 spells of seconds, and interleaved samples of two kernels see the same spells, where one block of
 samples per kernel can land one in a quiet spell and the other in a busy one.
 
+run_for calls a callable back to back for a wall-clock window (sustained throughput, burn-in).
+
 The sample count is either explicit (`iters`, exactly that many) or a `time_budget_s` (as many as
 fit, at least MIN_SAMPLES); never both. A sample's cost includes its cache flush, so the budget
 bounds the wall time: a flush of a large last-level cache (600 MB on a VM that reports a 300 MiB
@@ -30,6 +32,7 @@ MIN_SAMPLES = 3
 MAX_SAMPLES = 100_000
 DEFAULT_TIME_BUDGET_S = 0.5
 DEFAULT_WARMUP_S = 0.05
+GPU_CALLS_PER_SYNC = 8  # run_for: calls queued between synchronisations
 
 
 class CacheFlusher:
@@ -165,6 +168,26 @@ def measure_interleaved(
             which = (i + j) % len(fns)
             samples[which] += timer.run(fns[which], 1, flush)
     return samples
+
+
+def run_for(fn: Callable[[], object], *, device: str = "cpu", seconds: float) -> tuple[int, float, object]:
+    """Call fn back to back for about `seconds`: (calls, elapsed seconds, the last call's output).
+
+    A throughput window, not per-call samples (the burn-in's measure). On a GPU the clock is read
+    after a synchronisation every GPU_CALLS_PER_SYNC calls, so all queued work is counted and the
+    host never runs far ahead of the device.
+    """
+    calls_per_read = GPU_CALLS_PER_SYNC if torch.device(device).type == "cuda" else 1
+    calls, start = 0, time.perf_counter()
+    while True:
+        output = fn()
+        calls += 1
+        if calls % calls_per_read:
+            continue
+        synchronize(device)
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return calls, elapsed, output
 
 
 def warm_up(fn: Callable[[], object], device: str, plan: TimingPlan) -> float:

@@ -53,13 +53,16 @@ def run_info(args) -> int:
                 )
                 console.print(f"  measured peak {dtype} (FMA probe): {text}")
     table = Table(title="backends", header_style="bold")
-    for column in ("op", "backend", "devices", "dtypes", "status"):
+    for column in ("op", "backend", "dtypes by device", "status"):
         table.add_column(column)
     for op in OPS:
         for name, status in kernels.backends(op).items():
             mark = "[green]available[/green]" if status.available else f"[yellow]{status.reason}[/yellow]"
             label = f"{name} (baseline)" if status.baseline else name
-            table.add_row(op, label, ",".join(status.devices), ",".join(status.dtypes), mark)
+            dtypes = "\n".join(
+                f"{device}: {','.join(names)}" for device, names in status.dtypes_by_device.items()
+            )
+            table.add_row(op, label, dtypes, mark)
     console.print(table)
     return 0
 
@@ -128,7 +131,10 @@ def run_run(args) -> int:
     for what, reason in plan.skipped:
         err_console.print(f"[yellow]skipped[/yellow] {what}: {reason}")
     if plan.total == 0:
-        err_console.print("zhisuan: nothing to run (no available backend for these ops/dtypes)")
+        suite = f"suite {args.suite or 'default'}" if not args.shape else "the shapes given"
+        why = [f"{suite} has no {op} shapes for {device}" for op in plan.without_shapes]
+        why += ["no available backend for these ops/dtypes"] if plan.skipped else []
+        err_console.print(f"zhisuan: nothing to run ({'; '.join(why)})")
         return EXIT_USAGE
     run_id = new_run_id()
     path = Path(args.json or f"zhisuan-results/{run_id}.jsonl")

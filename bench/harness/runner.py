@@ -3,10 +3,12 @@
 For each (op, shape, dtype) the runner makes one set of fresh random inputs and its float64
 reference, measures the baseline (torch) backend's error on them, then for each backend: runs it
 once and checks it against the reference (tolerance from the OpSpec's rule), and only if the check
-passes times it. A backend that fails its check or raises gets a Result that says so and no
+passes times it; the checking and timing are zhisuan.bench.harness.checktime's, which `zhisuan
+validate` uses too. A backend that fails its check or raises gets a Result that says so and no
 timing. Results go to `on_result` as they arrive (the CLI writes each one to disk at once).
 With interleave=True the backends of a case that passed their checks are timed together, one
 sample of each in turn (timing.measure_interleaved): the side-by-side mode for a shared host.
+Every pool computes with the thread count of zhisuan.bench.core.threads during a run.
 """
 
 from __future__ import annotations
@@ -17,15 +19,17 @@ from dataclasses import dataclass, field
 
 import torch
 
-from zhisuan.bench.core import chips, metrics, timing
+from zhisuan.bench.core import chips, threads, timing
 from zhisuan.bench.core.environment import environment
 from zhisuan.bench.core.results import Result, new_run_id
+from zhisuan.bench.harness import checktime
 from zhisuan.bench.workloads import OpSpec, spec_for
 from zhisuan.bench.workloads.base import max_abs_error, tolerance
 from zhisuan.kernels import registry
 from zhisuan.kernels.registry import Backend, dtype_name
 
 DEFAULT_DTYPES = {"cpu": "fp32", "cuda": "bf16"}
+HARNESS_RULE = "err <= max(4 x baseline error, 4 ulp x max|ref|)"
 
 
 @dataclass
@@ -41,6 +45,7 @@ class Plan:
     device: str
     cases: list[Case]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (backend, reason)
+    without_shapes: list[str] = field(default_factory=list)  # ops given no shape: nothing planned, no skips
 
     @property
     def total(self) -> int:
@@ -61,6 +66,9 @@ def plan_run(
     wanted = list(backends) if backends else None
     for op in ops:
         spec = spec_for(op)
+        if not shapes.get(op):  # e.g. a suite without this op: its backends are not skipped, just absent
+            plan.without_shapes.append(op)
+            continue
         registered = registry.registered(spec.registry_op)
         names = wanted or sorted(registered)
         for dtype in dtype_list:
@@ -76,7 +84,7 @@ def plan_run(
                 else:
                     runnable.append(backend)
             if runnable:
-                plan.cases += [Case(op, shape, dtype, runnable) for shape in shapes.get(op, [])]
+                plan.cases += [Case(op, shape, dtype, runnable) for shape in shapes[op]]
     return plan
 
 
@@ -100,121 +108,75 @@ def execute(
     interleave: bool = False,
 ) -> list[Result]:
     device = chips.detect(plan.device)
-    kind = device.kind
-    env = environment()
     run_id = run_id or new_run_id()
-    flush_bytes = 2 * device.cache_bytes if flush else 0
+    sampling = checktime.Sampling(device, timing_plan or timing.TimingPlan(), flush)
     results = []
-    for case in plan.cases:
-        spec = spec_for(case.op)
-        inputs = spec.make_inputs(case.shape, case.dtype, plan.device, seed)
-        reference = spec.reference(inputs)
-        base_err = baseline_error(spec, inputs, reference, kind, case.dtype)
-        checked = []  # (result, backend, bound fn) waiting to be timed together
-        for backend in case.backends:
-            math_dtype = backend.math_dtypes.get(dtype_name(case.dtype)) if kind == "cuda" else None
-            tol = tolerance(base_err, reference, case.dtype, math_dtype)
-            on_start(case, backend)
-            result = Result(
-                kind="kernel",
-                op=case.op,
-                backend=backend.name,
-                shape=case.shape,
-                dtype=dtype_name(case.dtype),
-                device=plan.device,
-                device_name=device.name,
-                flops=spec.flops(case.shape),
-                bytes=spec.bytes(case.shape, case.dtype.itemsize),
-                interpreted=backend.interpreted(kind),
-                env=env,
-                run_id=run_id,
-            )
-            fn = check_case(result, spec, backend, inputs, reference, base_err, tol)
-            if fn is not None and interleave:
-                checked.append((result, backend, fn))
-                continue
-            if fn is not None:
-                time_case(result, backend, fn, inputs, device, timing_plan, flush_bytes)
-            results.append(result)
-            on_result(result)
-        if checked:
-            time_interleaved(checked, inputs, device, timing_plan, flush_bytes)
-            for result, _, _ in checked:
+    with threads.limited(threads.per_rank()):  # the one thread policy, for this run only
+        env = environment()
+        for case in plan.cases:
+            spec = spec_for(case.op)
+            inputs = spec.make_inputs(case.shape, case.dtype, plan.device, seed)
+            reference = spec.reference(inputs)
+            base_err = baseline_error(spec, inputs, reference, device.kind, case.dtype)
+            waiting = []  # checked callables to be timed together (interleave)
+            for backend in case.backends:
+                on_start(case, backend)
+                result = new_result(case, backend, spec, device, env, run_id)
+                item = check_backend(result, backend, spec, inputs, reference, base_err)
+                if item is not None and interleave:
+                    waiting.append(item)
+                    continue
+                if item is not None:
+                    checktime.time_one(item, sampling)
                 results.append(result)
                 on_result(result)
-        del inputs, reference
-        gc.collect()
-        if kind == "cuda":
-            torch.cuda.empty_cache()
+            if waiting:
+                checktime.time_together(waiting, sampling)
+                for item in waiting:
+                    results.append(item.result)
+                    on_result(item.result)
+            del inputs, reference
+            gc.collect()
+            if device.kind == "cuda":
+                torch.cuda.empty_cache()
     return results
 
 
-def check_case(result, spec, backend, inputs, reference, base_err, tol) -> Callable[[], object] | None:
-    """Run one backend once against the reference; returns its bound call if the check passed.
+def new_result(case: Case, backend: Backend, spec: OpSpec, device: chips.Device, env: dict,
+               run_id: str) -> Result:  # fmt: skip
+    return Result(
+        kind="kernel",
+        op=case.op,
+        backend=backend.name,
+        shape=case.shape,
+        dtype=dtype_name(case.dtype),
+        device=device.torch_device,
+        device_name=device.name,
+        flops=spec.flops(case.shape),
+        bytes=spec.bytes(case.shape, case.dtype.itemsize),
+        interpreted=backend.interpreted(device.kind),
+        env=env,
+        run_id=run_id,
+    )
 
-    Fills result.check, and result.status / error when the check fails or the backend raises.
-    """
+
+def check_backend(result, backend, spec, inputs, reference, base_err) -> checktime.Checked | None:
+    """Check one backend against the reference (the harness's rule); what to time if it passed."""
+    on_gpu = torch.device(result.device).type == "cuda"
+    math_dtype = backend.math_dtypes.get(result.dtype) if on_gpu else None  # tf32 widens the floor
+    against = checktime.Check(
+        reference,
+        tolerance=tolerance(base_err, reference, registry.parse_dtype(result.dtype), math_dtype),
+        rule=HARNESS_RULE,
+        baseline_err=base_err,
+    )
     fn = spec.bind(backend.fn, inputs)
-    try:
-        err = max_abs_error(fn(), reference)
-    except Exception as exc:  # a backend that crashes is a result, not the end of the run
-        result.status, result.error = "error", f"{type(exc).__name__}: {exc}"
+    if not checktime.check(result, fn, against):
         return None
-    passed = err == err and err <= tol  # NaN never passes
-    result.check = {
-        "max_abs_err": err,
-        "tolerance": tol,
-        "baseline_err": base_err,
-        "passed": passed,
-        "reference": "float64",
-        "rule": "err <= max(4 x baseline error, 4 ulp x max|ref|)",
-    }
-    if not passed:
-        result.status = "check-failed"
-        result.error = f"max abs error {err:.3g} exceeds tolerance {tol:.3g}"
-        return None
-    return fn
-
-
-def time_case(result, backend, fn, inputs, device, timing_plan, flush_bytes) -> None:
-    """Time one checked backend alone and fill its timing and rates."""
-    try:
-        samples = timing.measure(fn, device=device.torch_device, plan=timing_plan, flush_bytes=flush_bytes)
-    except Exception as exc:
-        result.status, result.error = "error", f"while timing: {type(exc).__name__}: {exc}"
-        return
-    fill_measurement(result, backend, inputs, device, samples)
-
-
-def time_interleaved(checked, inputs, device, timing_plan, flush_bytes) -> None:
-    """Time the checked backends of one case sample by sample in turn and fill each result."""
-    try:
-        all_samples = timing.measure_interleaved(
-            [fn for _, _, fn in checked],
-            device=device.torch_device,
-            plan=timing_plan,
-            flush_bytes=flush_bytes,
-        )
-    except Exception as exc:  # which backend raised is not known: every one of the batch says so
-        names = ", ".join(backend.name for _, backend, _ in checked)
-        for result, _, _ in checked:
-            result.status = "error"
-            result.error = f"while timing, interleaved ({names}): {type(exc).__name__}: {exc}"
-        return
-    for (result, backend, _), samples in zip(checked, all_samples, strict=True):
-        fill_measurement(result, backend, inputs, device, samples)
-        result.extra["interleaved_with"] = [b.name for _, b, _ in checked if b is not backend]
-
-
-def fill_measurement(result, backend, inputs, device, samples) -> None:
-    metrics.fill_timing(result, samples)
+    describe = None
     if backend.describe is not None:
-        try:
-            result.extra.update(backend.describe(*inputs.args, **inputs.kwargs))
-        except Exception as exc:  # a description is a nicety: its failure is noted, not fatal
-            result.extra["describe_error"] = f"{type(exc).__name__}: {exc}"
-    math = backend.math_dtypes.get(result.dtype, result.dtype)
-    metrics.fill_rates(result, device, math)
+        describe = lambda: backend.describe(*inputs.args, **inputs.kwargs)  # noqa: E731
+    return checktime.Checked(result, fn, backend.math_dtypes.get(result.dtype, result.dtype), describe)
 
 
 def measure(
@@ -234,10 +196,8 @@ def measure(
     No correctness check is possible here: the caller owns what fn computes.
     """
     dev = chips.detect(device)
-    plan = timing.TimingPlan(iters=iters, time_budget_s=time_budget_s)
-    samples = timing.measure(
-        fn, device=dev.torch_device, plan=plan, flush_bytes=2 * dev.cache_bytes if flush else 0
-    )
+    sampling = checktime.Sampling(dev, timing.TimingPlan(iters=iters, time_budget_s=time_budget_s), flush)
+    samples = sampling.samples(fn)
     result = Result(
         kind="kernel",
         op=name,
@@ -251,8 +211,7 @@ def measure(
         env=environment(),
         run_id=new_run_id(),
     )
-    metrics.fill_timing(result, samples)
-    metrics.fill_rates(result, dev, dtype)
+    checktime.fill(result, samples, dev, dtype)
     return result
 
 

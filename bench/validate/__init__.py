@@ -32,6 +32,12 @@ Every check writes zhisuan.bench.core.results.Result records with kind="validate
                  "<=": a count (integrity): PASS when value <= pass (0), else FAIL.
     "ratio":     value / reference (when judged),
     "reason":    str, why this verdict,
+    "remeasure": present when the first measurement fell below the warn fraction: {"first_ratio",
+                 "second_ratio" (None when the check cannot be re-measured alone), "busy": [why the
+                 host counts as busy], "host": the readings (zhisuan.bench.validate.hostload)}; value,
+                 ratio and the timing are then the second measurement's. Such a check FAILs only
+                 when the shortfall persisted on a quiet host, else it is a WARN "inconclusive"
+                 (zhisuan.bench.validate.remeasure),
     "host": hostname, "rank": int (-1 for fleet-wide records), "world": int,
     "sizes":     "real" | "test" (the tests' tiny override: never a real measurement),
     "telemetry": {"sm_clock_mhz", "mem_clock_mhz", "temp_c", "power_w", "throttle",
@@ -40,8 +46,8 @@ Every check writes zhisuan.bench.core.results.Result records with kind="validate
     matmul       "sweep": [{backend, shape, median_s, flops_per_s, pct_peak, pct_measured_peak,
                  max_abs_err, tolerance, passed, status, error}], "backends": {name: {best, median,
                  unit}}, "median_over_shapes", "skipped_backends": {name: why}
-    stream-*     "array_bytes", "cache_bytes", "past_cache", "copyto_gbps" (CPU) or
-                 "torch_copy_gbps" (GPU)
+    stream-*     "array_bytes", "cache_bytes", "past_cache", "threads", "ceiling_gbps" (CPU: the
+                 all-core copy, the basis) or "torch_copy_gbps" (GPU)
     attention    "backends": {name: value}, "skipped_backends"
     all_reduce   "algbw_gbps", "busbw_gbps", "bus_factor", "wrong"
     integrity    "repeats", "digest", "config", "mismatches": [str]; rank 0 adds one record per
@@ -56,5 +62,6 @@ The run ends with one record op="summary" (kind="validate") whose extra holds
    "stragglers": [{"check", "host", "rank", "value", "median", "unit", "deficit_pct"}],
    "cluster": {"dtype", "ranks", "measured_ranks", "achieved_pflops", "nameplate_pflops" (or None
                with "nameplate_reason"), "nameplate_status", "pct_of_nameplate"}}.
-Exit code: 1 when any record or the summary is a FAIL, else 0.
+Exit code: 1 when any record or the summary is a FAIL, else 0: a wrong output, a crash, or a
+shortfall that persisted on a quiet host; a node under a neighbour's load is WARN, exit 0.
 """

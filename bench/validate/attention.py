@@ -9,8 +9,9 @@ timed; the record is the fastest, judged against the datasheet peak (GPU) or the
 
 from __future__ import annotations
 
+from zhisuan.bench.harness import checktime
 from zhisuan.bench.validate import tolerance
-from zhisuan.bench.validate.context import CheckContext, CheckFailed
+from zhisuan.bench.validate.context import CheckContext
 from zhisuan.bench.workloads import spec_for
 from zhisuan.kernels import registry
 
@@ -36,20 +37,20 @@ def measure_dtype(ctx: CheckContext, dtype: str):
     inputs = spec.make_inputs(shape, storage, ctx.device.torch_device, SEED)
     reference = spec.reference(inputs)
     q, k, v = inputs.args
-    tol = tolerance.attention_tolerance(q, k, v, reference, inputs.kwargs["scale"])
+    against = checktime.Check(
+        reference,
+        tolerance=tolerance.attention_tolerance(q, k, v, reference, inputs.kwargs["scale"]),
+        rule=tolerance.describe("attention"),
+    )
     rows, failures = [], []
     for backend in backends:
         ctx.step(f"attention {dtype} {backend.name}")
         result = ctx.record("attention", TITLE, backend=backend.name, shape=shape, dtype=dtype)
         result.flops, result.bytes = spec.flops(shape), spec.bytes(shape, storage.itemsize)
-        try:
-            ctx.check_then_time(
-                result, spec.bind(backend.fn, inputs), reference, tol, tolerance.describe("attention"), dtype
-            )
-        except CheckFailed as exc:
-            failures.append(f"{backend.name}: {exc}")
-        except Exception as exc:  # e.g. a pinned SDPA kernel that does not take this shape
-            result.status, result.error = "error", f"{type(exc).__name__}: {exc}"
+        checktime.check_then_time(result, spec.bind(backend.fn, inputs), against, ctx.sampling(), dtype)
+        if result.status == "check-failed":
+            failures.append(f"{backend.name}: {result.error}")
+        elif result.status == "error":  # e.g. a pinned SDPA kernel that does not take this shape
             skipped[backend.name] = f"raised {result.error}"
         rows.append(result)
     unit, scale = ctx.flop_unit()
@@ -65,8 +66,15 @@ def measure_dtype(ctx: CheckContext, dtype: str):
         return ctx.finish(ctx.fail(best, "every backend raised: " + "; ".join(skipped.values()), unit=unit))
     rule = ctx.rule("attention", dtype)
     basis, text = ctx.basis_figure(rule, dtype) if rule else (None, "")
+    fastest = next(b for b in backends if b.name == best.backend)
+
+    def remeasure():
+        """The fastest backend once more, on the same inputs."""
+        checktime.check_then_time(best, spec.bind(fastest.fn, inputs), against, ctx.sampling(), dtype)
+        return (best.flops_per_s or 0.0, *ctx.basis_figure(rule, dtype))
+
     ctx.judge(best, value=best.flops_per_s, unit=unit, rule=rule, basis=basis, basis_text=text, scale=scale,
-              reason=f"best backend {best.backend}")  # fmt: skip
+              reason=f"best backend {best.backend}", remeasure=remeasure)  # fmt: skip
     return ctx.finish(best)
 
 

@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from zhisuan.bench.core import flops, metrics
+from zhisuan.bench.core import flops, metrics, timing
+from zhisuan.bench.harness import checktime
 from zhisuan.bench.validate import tolerance
 from zhisuan.bench.validate.context import CheckContext
 from zhisuan.bench.validate.integrity import bits, first_difference
@@ -27,7 +28,6 @@ TITLE = "Burn-in (sustained matmul)"
 MAX_WINDOW_S = 5.0
 MIN_WINDOW_S = 0.25
 BURST_WINDOWS = 3
-GPU_SYNC_EVERY = 8  # calls queued between synchronisations: the host never runs far ahead
 
 
 def window_seconds(duration_s: float) -> float:
@@ -64,42 +64,29 @@ def run(ctx: CheckContext) -> list:
     result.backend = backend.name
     a, b = make_inputs(ctx, dtype, size)
     reference = a.to(torch.float64) @ b.to(torch.float64)
+    against = checktime.Check(
+        reference,
+        tolerance=tolerance.matmul_tolerance(a, b, reference, dtype, storage),
+        rule=tolerance.describe("matmul"),
+    )
     first = backend.fn(a, b)
-    err = float((first.to(torch.float64) - reference).abs().max())
-    tol = tolerance.matmul_tolerance(a, b, reference, dtype, storage)
-    result.check = {"max_abs_err": err, "tolerance": tol, "passed": err <= tol, "reference": "float64",
-                    "rule": tolerance.describe("matmul")}  # fmt: skip
-    del reference
-    if not err <= tol:
-        result.status = "check-failed"
-        return [
-            ctx.finish(ctx.fail(result, f"wrong product before the burn-in: error {err:.3g} > {tol:.3g}"))
-        ]
+    passed = checktime.judge_output(result, first, against)
+    del reference, against
+    if not passed:
+        return [ctx.finish(ctx.fail(result, f"wrong product before the burn-in: {result.error}"))]
     call = ctx.timed(lambda: backend.fn(a, b))
     result.flops = flops.matmul_flops(size, size, size)
     result.bytes = flops.matmul_bytes(size, size, size, storage.itemsize)
-    device = torch.device(ctx.device.torch_device)
     window_s = window_seconds(duration)
     timeline, per_call, mismatches = [], [], []
     start = time.perf_counter()
     interrupted = False
     while True:
-        calls, t0 = 0, time.perf_counter()
-        while True:
-            out = call()
-            calls += 1
-            if ctx.kind == "cuda" and calls % GPU_SYNC_EVERY:
-                continue
-            if ctx.kind == "cuda":
-                torch.cuda.synchronize(device)
-            if time.perf_counter() - t0 >= window_s:
-                break
-        elapsed = time.perf_counter() - t0
+        t0 = time.perf_counter() - start
+        calls, elapsed, out = timing.run_for(call, device=ctx.device.torch_device, seconds=window_s)
         per_call.append(elapsed / calls)
         if not torch.equal(bits(out), bits(first)):
-            mismatches.append(
-                f"window {len(timeline)} (t={t0 - start:.1f} s): {first_difference(out, first)}"
-            )
+            mismatches.append(f"window {len(timeline)} (t={t0:.1f} s): {first_difference(out, first)}")
         telemetry = ctx.telemetry.read()
         timeline.append(
             {
@@ -142,7 +129,6 @@ def run(ctx: CheckContext) -> list:
     basis, text = ctx.basis_figure(rule, dtype, burst=burst) if rule else (None, "")
     note = "interrupted (Ctrl-C): judged on the windows that ran; " if interrupted else ""
     note += f"{len(timeline)} windows of {window_s:g} s, burst {burst / scale:.4g} {unit}"
-    ctx.judge(
-        result, value=sustained, unit=unit, rule=rule, basis=basis, basis_text=text, scale=scale, reason=note
-    )
+    ctx.judge(result, value=sustained, unit=unit, rule=rule, basis=basis, basis_text=text, scale=scale,
+              reason=note, not_remeasured="the basis is this burn-in's own burst: a second burn-in is a new run")  # fmt: skip
     return [ctx.finish(result)]

@@ -14,6 +14,7 @@ import hashlib
 
 import torch
 
+from zhisuan.bench.harness import checktime
 from zhisuan.bench.validate import tolerance
 from zhisuan.bench.validate.context import CheckContext
 from zhisuan.bench.validate.matmul import Candidate, candidates, make_inputs
@@ -56,12 +57,13 @@ def check_backend(ctx: CheckContext, candidate: Candidate, dtype: str):
     )
     a, b = make_inputs(ctx, dtype, size)
     reference = a.to(torch.float64) @ b.to(torch.float64)
+    against = checktime.Check(
+        reference,
+        tolerance=tolerance.matmul_tolerance(a, b, reference, candidate.math, candidate.out_dtype),
+        rule=tolerance.describe("matmul"),
+    )
     first = fn(a, b)
-    err = float((first.to(torch.float64) - reference).abs().max())
-    tol = tolerance.matmul_tolerance(a, b, reference, candidate.math, candidate.out_dtype)
-    passed = err == err and err <= tol
-    result.check = {"max_abs_err": err, "tolerance": tol, "passed": passed, "reference": "float64",
-                    "rule": tolerance.describe("matmul")}  # fmt: skip
+    passed = checktime.judge_output(result, first, against)
     threads = torch.get_num_threads() if ctx.kind == "cpu" else None
     result.extra.update(
         repeats=repeats,
@@ -72,7 +74,6 @@ def check_backend(ctx: CheckContext, candidate: Candidate, dtype: str):
     threshold = {"pass": 0.0, "warn": 0.0, "basis": "count of repeats differing in any bit from the first",
                  "reference": None, "compare": "<="}  # fmt: skip
     if not passed:
-        result.status, result.error = "check-failed", f"max abs error {err:.3g} exceeds the bound {tol:.3g}"
         ctx.fail(
             result, f"wrong product on {ctx.device.torch_device}: {result.error}", unit="differing repeats"
         )

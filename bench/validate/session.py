@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from zhisuan.bench.core import chips
+from zhisuan.bench.core import chips, threads
+from zhisuan.bench.core.console import console
 from zhisuan.bench.core.environment import environment
 from zhisuan.bench.core.result_files import ResultWriter
 from zhisuan.bench.core.results import Result
@@ -33,11 +34,11 @@ from zhisuan.bench.validate import (
     attention,
     burnin,
     cluster,
-    console,
     integrity,
     interconnect,
     matmul,
     stream,
+    terminal,
 )
 from zhisuan.bench.validate.context import CheckContext
 from zhisuan.bench.validate.levels import plan_for
@@ -90,20 +91,6 @@ class StopFlag:
     def restore(self) -> None:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
-
-
-def set_threads(local_world: int) -> int:
-    """Share the host's cores among the ranks on it: torch, our C++ GEMM and numba alike."""
-    threads = max(1, chips.cpu_cores() // max(1, local_world))
-    torch.set_num_threads(threads)
-    try:
-        from zhisuan.kernels.matmul import cpp
-
-        if cpp.cpp_missing("cpu") is None:
-            cpp.set_threads(threads)
-    except ImportError:
-        pass
-    return threads
 
 
 def collectives_plan(options: Options, backend: str):
@@ -191,6 +178,7 @@ class Session:
         )
 
     def run_check(self, name: str, check) -> list[Result]:
+        self.ctx.begin_check()
         try:
             return check(self.ctx)
         except Exception as exc:  # a check that crashes is a FAIL that says so, not the end of the run
@@ -205,7 +193,7 @@ class Session:
         records: list[Result] = []
         try:
             if self.rank == 0:
-                console.announce(self.ctx, members, self.options.json_path)
+                terminal.announce(self.ctx, members, self.options.json_path)
             interrupted = False
             for name, check in CHECKS:
                 if self.should_stop():
@@ -218,7 +206,7 @@ class Session:
                         for record in rank_records:
                             writer.write(record)
                             records.append(record)
-                    console.progress(name, [r for rr in gathered for r in rr])
+                    terminal.progress(name, [r for rr in gathered for r in rr])
             interrupted = interrupted or self.stop.requested
             code = 0
             if self.rank == 0:
@@ -246,7 +234,7 @@ class Session:
         for record in added + [summary]:
             writer.write(record)
         everything = records + added
-        console.final(everything, summary, self.options.json_path)
+        terminal.final(everything, summary, self.options.json_path)
         write_report(everything + [summary], self.options)
         return 1 if worst(r.extra.get("verdict", "SKIP") for r in everything + [summary]) == "FAIL" else 0
 
@@ -261,10 +249,10 @@ def write_report(results: list[Result], options: Options) -> None:
 
         path = writer(results, out_dir)
     except Exception as exc:  # the measurements are on disk; a report failure must not hide them
-        console.console.print(f"[yellow]report not written[/yellow]: {type(exc).__name__}: {exc}")
+        console.print(f"[yellow]report not written[/yellow]: {type(exc).__name__}: {exc}")
         return
     shown = ", ".join(str(p) for p in path.values()) if isinstance(path, dict) else str(path or out_dir)
-    console.console.print(f"report: {shown}")
+    console.print(f"report: {shown}")
 
 
 def run_rank(options: Options, env, progress=None) -> int:
@@ -276,7 +264,7 @@ def run_rank(options: Options, env, progress=None) -> int:
     from zhisuan.bench.collectives import launch
 
     backend = "nccl" if options.device == "cuda" else "gloo"
-    set_threads(env.local_world)
+    threads.apply(threads.per_rank(env.local_world))  # the host's cores shared among its ranks
     rank_ctx = launch.init_ranks(env, collectives_plan(options, backend))
     try:
         if progress is None:

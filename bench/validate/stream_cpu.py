@@ -5,7 +5,8 @@
     add    c = a + b      24 bytes
     triad  a = b + s * c  24 bytes
 Bytes are counted as STREAM counts them: what is read plus what is written, no write-allocate.
-Compiled on first use and cached on disk (numba cache=True), so later runs start at once.
+Compiled on first use and cached on disk (numba cache=True), so later runs start at once. They run
+on numba's thread count, which zhisuan.bench.core.threads sets (with every other pool's).
 """
 
 from __future__ import annotations
@@ -58,13 +59,11 @@ class CpuStream:
 
     scalar = 3.0
 
-    def __init__(self, n: int, threads: int | None = None):
+    def __init__(self, n: int):
         if NUMBA_MISSING:
             raise RuntimeError(NUMBA_MISSING)
         if n < 1:
             raise ValueError(f"STREAM array length must be at least 1, got {n}")
-        if threads is not None:
-            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
         self.n = n
         self.a, self.b, self.c = (np.empty(n, dtype=np.float64) for _ in range(3))
         for seed, x in enumerate((self.a, self.b, self.c)):

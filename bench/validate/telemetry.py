@@ -176,6 +176,16 @@ class GpuTelemetry:
                 out["unreadable"][name] = f"{type(exc).__name__}: {exc}"
         return out
 
+    def compute_pids(self) -> tuple[list[int] | None, str | None]:
+        """(process ids computing on this GPU, None), or (None, why they cannot be read)."""
+        if self.handle is None:
+            return None, self.why_not
+        try:
+            processes = self.nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
+        except Exception as exc:  # NVML_ERROR_NOT_SUPPORTED, no permission
+            return None, f"{type(exc).__name__}: {exc}"
+        return [p.pid for p in processes], None
+
 
 # NVML's clock-throttle reason bits, by the names pynvml gives them.
 _THROTTLE_NAMES = {

@@ -18,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-BASES = ("datasheet", "measured-fma", "copyto", "burst", "value")
+BASES = ("datasheet", "measured-fma", "copy-ceiling", "burst", "value")
 VERDICTS = ("PASS", "WARN", "FAIL", "SKIP")
 _RANK = {"SKIP": 0, "PASS": 1, "WARN": 2, "FAIL": 3}
 DEFAULT_MARGIN_PCT = 5.0
@@ -135,7 +135,7 @@ def parse(text: str, origin: str) -> tuple[list[Rule], float | None]:
 
 def load(path: str | Path | None = None) -> Thresholds:
     """The default rules, preceded by those of `path` (which also may set the straggler margin)."""
-    default_text = files("bench").joinpath("data/thresholds.toml").read_text()
+    default_text = files("zhisuan.bench").joinpath("data/thresholds.toml").read_text()
     rules, margin = parse(default_text, "bench/data/thresholds.toml")
     if path is not None:
         path = Path(path)

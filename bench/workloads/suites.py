@@ -20,14 +20,14 @@ from zhisuan.bench.workloads.attention import AttentionSpec
 
 
 def suite_names() -> list[str]:
-    folder = files("bench").joinpath("data/suites")
+    folder = files("zhisuan.bench").joinpath("data/suites")
     return sorted(p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
 def load_suite(name: str) -> dict:
     if name not in suite_names():
         raise ValueError(f"unknown suite {name!r}; suites: {', '.join(suite_names())}")
-    return tomllib.loads(files("bench").joinpath(f"data/suites/{name}.toml").read_text())
+    return tomllib.loads(files("zhisuan.bench").joinpath(f"data/suites/{name}.toml").read_text())
 
 
 def suite_shapes(name: str, op: str, device_kind: str, tokens: int | None = None) -> list[dict]:
