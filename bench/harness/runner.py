@@ -20,7 +20,7 @@ import torch
 from zhisuan.bench.core import chips, metrics, timing
 from zhisuan.bench.core.results import Result, environment, new_run_id
 from zhisuan.bench.workloads import OpSpec, spec_for
-from zhisuan.bench.workloads.base import max_abs_error, tolerance
+from zhisuan.bench.workloads.base import max_abs_error
 from zhisuan.kernels import registry
 from zhisuan.kernels.registry import Backend, dtype_name
 
@@ -83,7 +83,7 @@ def baseline_error(spec: OpSpec, inputs, reference, kind: str, dtype: torch.dtyp
     """Error of the op's baseline backend (the vendor's) on these inputs, or None if it cannot run."""
     for backend in registry.registered(spec.registry_op).values():
         if backend.baseline and spec.accepts(backend) is None and backend.why_not(kind, dtype) is None:
-            return max_abs_error(spec.bind(backend.fn, inputs)(), reference)
+            return max_abs_error(spec.bind(backend, inputs)(), reference)
     return None
 
 
@@ -112,7 +112,7 @@ def execute(
         checked = []  # (result, backend, bound fn) waiting to be timed together
         for backend in case.backends:
             math_dtype = backend.math_dtypes.get(dtype_name(case.dtype)) if kind == "cuda" else None
-            tol = tolerance(base_err, reference, case.dtype, math_dtype)
+            tol, rule = spec.tolerance(inputs, reference, base_err, case.dtype, math_dtype)
             on_start(case, backend)
             result = Result(
                 kind="kernel",
@@ -128,7 +128,7 @@ def execute(
                 env=env,
                 run_id=run_id,
             )
-            fn = check_case(result, spec, backend, inputs, reference, base_err, tol)
+            fn = check_case(result, spec, backend, inputs, reference, base_err, tol, rule)
             if fn is not None and interleave:
                 checked.append((result, backend, fn))
                 continue
@@ -148,12 +148,12 @@ def execute(
     return results
 
 
-def check_case(result, spec, backend, inputs, reference, base_err, tol) -> Callable[[], object] | None:
+def check_case(result, spec, backend, inputs, reference, base_err, tol, rule) -> Callable[[], object] | None:
     """Run one backend once against the reference; returns its bound call if the check passed.
 
     Fills result.check, and result.status / error when the check fails or the backend raises.
     """
-    fn = spec.bind(backend.fn, inputs)
+    fn = spec.bind(backend, inputs)
     try:
         err = max_abs_error(fn(), reference)
     except Exception as exc:  # a backend that crashes is a result, not the end of the run
@@ -166,7 +166,7 @@ def check_case(result, spec, backend, inputs, reference, base_err, tol) -> Calla
         "baseline_err": base_err,
         "passed": passed,
         "reference": "float64",
-        "rule": "err <= max(4 x baseline error, 4 ulp x max|ref|)",
+        "rule": rule,
     }
     if not passed:
         result.status = "check-failed"

@@ -44,7 +44,7 @@ def measure_dtype(ctx: CheckContext, dtype: str):
         result.flops, result.bytes = spec.flops(shape), spec.bytes(shape, storage.itemsize)
         try:
             ctx.check_then_time(
-                result, spec.bind(backend.fn, inputs), reference, tol, tolerance.describe("attention"), dtype
+                result, spec.bind(backend, inputs), reference, tol, tolerance.describe("attention"), dtype
             )
         except CheckFailed as exc:
             failures.append(f"{backend.name}: {exc}")
