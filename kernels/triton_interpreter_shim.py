@@ -20,6 +20,11 @@ an interpreted kernel in it (with_interpreter_fixes). Each fix wraps one of the 
 points and hands every case it does not cover to the original. The patches are process-wide while
 a launch runs: interpreted launches are not meant to run from several threads at once.
 
+On exit every attribute that triton.language's modules had before the launch is put back, not only
+ours: the interpreter patches a device function's language module when it calls one and never
+undoes it (Triton 3.9), so a call of an interpreted tl.max would otherwise leave
+triton.language.core's builtins bound to the interpreter, and kernels compiled afterwards fail.
+
 Only the loader imports this module, and only when triton is installed.
 """
 
@@ -36,25 +41,25 @@ import triton.language as tl
 from triton.runtime.interpreter import InterpretedFunction, TensorHandle, interpreter_builder
 from triton.runtime.jit import JITFunction, mangle_type
 
+_MISSING = object()
 
-class _Patches:
-    """Attributes replaced for a while and put back, last first."""
 
-    def __init__(self) -> None:
-        self._saved: list[tuple[object, str, bool, object]] = []
+class _Snapshot:
+    """The attributes of some namespaces (modules, objects) now, to be put back later."""
 
-    def set(self, owner: object, name: str, value: object) -> None:
-        own = name in vars(owner)  # False: looked up on the class, so restoring means deleting ours
-        self._saved.append((owner, name, own, vars(owner).get(name)))
-        setattr(owner, name, value)
+    def __init__(self, owners: list[object], *, drop_added: bool) -> None:
+        self._saved = [(owner, dict(vars(owner))) for owner in owners]
+        self._drop_added = drop_added
 
     def restore(self) -> None:
-        while self._saved:
-            owner, name, own, value = self._saved.pop()
-            if own:
-                setattr(owner, name, value)
-            else:
-                delattr(owner, name)
+        for owner, before in self._saved:
+            now = vars(owner)
+            for name, value in before.items():
+                if now.get(name, _MISSING) is not value:
+                    setattr(owner, name, value)
+            if self._drop_added:
+                for name in [name for name in now if name not in before]:
+                    delattr(owner, name)
 
 
 # ---- 1. triton.language's jit functions, interpreted ----------------------------------------------
@@ -79,11 +84,11 @@ def _interpreted_twin(jit_function: JITFunction) -> InterpretedFunction:
     return _twins[id(jit_function)]
 
 
-def _interpret_language(patches: _Patches) -> None:
-    for module in _language_modules():
+def _interpret_language(modules: list[ModuleType]) -> None:
+    for module in modules:
         for name, value in list(vars(module).items()):
             if isinstance(value, JITFunction):
-                patches.set(module, name, _interpreted_twin(value))
+                setattr(module, name, _interpreted_twin(value))
 
 
 # ---- 2. bf16 operands of tl.dot -----------------------------------------------------------------
@@ -153,16 +158,21 @@ def _import_what_launches_import() -> None:
 def interpreter_fixes():
     """The three fixes above, for the duration of the block."""
     _import_what_launches_import()
-    patches = _Patches()
+    modules = _language_modules()
+    # Names the interpreter adds to a module (what its rewritten functions refer to) stay: they are
+    # needed by its cached rewrites, and nothing compiled refers to them.
+    language = _Snapshot(modules, drop_added=False)
+    builder = interpreter_builder
+    ours = _Snapshot([builder], drop_added=True)
     try:
-        _interpret_language(patches)
-        builder = interpreter_builder
-        patches.set(builder, "create_dot", _dot_widening_bf16(builder.create_dot))
-        patches.set(builder, "cast_impl", _cast_rounding(builder.cast_impl))  # fp32 -> bf16
-        patches.set(builder, "create_fp_to_fp", _cast_rounding(builder.create_fp_to_fp))  # fp32 -> fp8
+        _interpret_language(modules)
+        builder.create_dot = _dot_widening_bf16(builder.create_dot)
+        builder.cast_impl = _cast_rounding(builder.cast_impl)  # fp32 -> bf16
+        builder.create_fp_to_fp = _cast_rounding(builder.create_fp_to_fp)  # fp32 -> fp8
         yield
     finally:
-        patches.restore()
+        ours.restore()
+        language.restore()
 
 
 class FixedInterpretedFunction(InterpretedFunction):

@@ -79,10 +79,14 @@ def _copy_kernel(x_ptr, y_ptr, n, BLOCK_SIZE: tl.constexpr):
 @functools.cache
 def compiler_missing() -> str | None:
     """None when this Triton compiles a trivial kernel for sm_90 here, else why not."""
+    from triton.compiler.errors import CompilationError
+
     try:
         compile_for(_copy_kernel, {"x_ptr": Pointer(torch.float32), "y_ptr": Pointer(torch.float32), "n": 1000,
                                    "BLOCK_SIZE": 128})  # fmt: skip
-    except Exception as exc:  # the toolchain or the compile API, not our kernels
+    except CompilationError:
+        raise  # Triton's front end failed on plain code: a fault to see, not a missing toolchain
+    except Exception as exc:  # no ptxas, or another compile API
         return f"triton {triton.__version__} cannot compile for sm_90 here: {type(exc).__name__}: {exc}"
     return None
 

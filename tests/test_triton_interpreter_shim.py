@@ -86,6 +86,17 @@ def test_language_functions_are_callable():
     assert float(out[32]) == 25.0
 
 
+def test_a_launch_leaves_triton_language_as_it_was():
+    """Calling interpreted tl.max / tl.sum makes Triton's interpreter patch triton.language.core
+    without undoing it; after our launch every attribute is back (compiled kernels need them)."""
+    namespaces = [tl, tl.core, tl.standard, tl.math, tl.tensor, tl.dtype]
+    before = [dict(vars(namespace)) for namespace in namespaces]
+    FixedInterpretedFunction(_row_stats)[(1,)](torch.randn(16, 16), torch.empty(33), 97, BLOCK_SIZE=16)
+    for namespace, old in zip(namespaces, before, strict=True):
+        changed = [name for name, value in old.items() if vars(namespace).get(name) is not value]
+        assert not changed, (namespace.__name__, changed[:5])
+
+
 def test_fixes_are_undone_even_after_an_error():
     before = dict(vars(interpreter_builder))
     with pytest.raises(RuntimeError, match="inside"), interpreter_fixes():
