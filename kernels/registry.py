@@ -13,6 +13,7 @@ entry-point group ``zhisuan.backends`` (each entry point names a module to impor
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,16 @@ class Backend:
     # Dtypes per device where they differ between devices ("cpp" matmul: fp32/fp64 on cpu, fp16/bf16
     # on cuda); a device not named here takes `dtypes`.
     device_dtypes: Mapping[str, frozenset[torch.dtype]] = field(default_factory=dict)
+    # Optional: prepare(*args, **kwargs) does fn's set-up for these inputs once (checks, choices,
+    # output allocation, launch arguments) and returns the zero-argument call that does the work;
+    # prepare(*args, **kwargs)() must equal fn(*args, **kwargs). The harness times only that call.
+    prepare: Callable[..., Callable[[], object]] | None = None
+
+    def bind(self, *args, **kwargs) -> Callable[[], object]:
+        """The zero-argument call of this backend on these inputs: what the harness checks and times."""
+        if self.prepare is not None:
+            return self.prepare(*args, **kwargs)
+        return functools.partial(self.fn, *args, **kwargs)
 
     def dtypes_on(self, device_type: str) -> frozenset[torch.dtype]:
         return self.device_dtypes.get(device_type, self.dtypes)
@@ -137,6 +148,7 @@ def register(
     math_dtypes: Mapping[str, str] | None = None,
     differentiable: bool = False,
     describe: Callable[..., dict] | None = None,
+    prepare: Callable[..., Callable[[], object]] | None = None,
 ) -> Callable[[Callable], Callable]:
     """Decorator: register fn as backend `name` of `op`. Registering a name twice is an error.
 
@@ -170,6 +182,7 @@ def register(
             priority=priority,
             differentiable=differentiable,
             describe=describe,
+            prepare=prepare,
             description=description or (fn.__doc__ or "").strip().split("\n")[0],
             **extra,
         )

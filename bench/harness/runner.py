@@ -24,12 +24,11 @@ from zhisuan.bench.core.environment import environment
 from zhisuan.bench.core.results import Result, new_run_id
 from zhisuan.bench.harness import checktime
 from zhisuan.bench.workloads import OpSpec, spec_for
-from zhisuan.bench.workloads.base import max_abs_error, tolerance
+from zhisuan.bench.workloads.base import max_abs_error
 from zhisuan.kernels import registry
 from zhisuan.kernels.registry import Backend, dtype_name
 
 DEFAULT_DTYPES = {"cpu": "fp32", "cuda": "bf16"}
-HARNESS_RULE = "err <= max(4 x baseline error, 4 ulp x max|ref|)"
 
 
 @dataclass
@@ -92,7 +91,7 @@ def baseline_error(spec: OpSpec, inputs, reference, kind: str, dtype: torch.dtyp
     """Error of the op's baseline backend (the vendor's) on these inputs, or None if it cannot run."""
     for backend in registry.registered(spec.registry_op).values():
         if backend.baseline and spec.accepts(backend) is None and backend.why_not(kind, dtype) is None:
-            return max_abs_error(spec.bind(backend.fn, inputs)(), reference)
+            return max_abs_error(spec.bind(backend, inputs)(), reference)
     return None
 
 
@@ -164,13 +163,9 @@ def check_backend(result, backend, spec, inputs, reference, base_err) -> checkti
     """Check one backend against the reference (the harness's rule); what to time if it passed."""
     on_gpu = torch.device(result.device).type == "cuda"
     math_dtype = backend.math_dtypes.get(result.dtype) if on_gpu else None  # tf32 widens the floor
-    against = checktime.Check(
-        reference,
-        tolerance=tolerance(base_err, reference, registry.parse_dtype(result.dtype), math_dtype),
-        rule=HARNESS_RULE,
-        baseline_err=base_err,
-    )
-    fn = spec.bind(backend.fn, inputs)
+    bound, rule = spec.tolerance(inputs, reference, base_err, registry.parse_dtype(result.dtype), math_dtype)
+    against = checktime.Check(reference, tolerance=bound, rule=rule, baseline_err=base_err)
+    fn = spec.bind(backend, inputs)
     if not checktime.check(result, fn, against):
         return None
     describe = None

@@ -47,7 +47,7 @@ def measure_dtype(ctx: CheckContext, dtype: str):
         ctx.step(f"attention {dtype} {backend.name}")
         result = ctx.record("attention", TITLE, backend=backend.name, shape=shape, dtype=dtype)
         result.flops, result.bytes = spec.flops(shape), spec.bytes(shape, storage.itemsize)
-        checktime.check_then_time(result, spec.bind(backend.fn, inputs), against, ctx.sampling(), dtype)
+        checktime.check_then_time(result, spec.bind(backend, inputs), against, ctx.sampling(), dtype)
         if result.status == "check-failed":
             failures.append(f"{backend.name}: {result.error}")
         elif result.status == "error":  # e.g. a pinned SDPA kernel that does not take this shape
@@ -70,7 +70,7 @@ def measure_dtype(ctx: CheckContext, dtype: str):
 
     def remeasure():
         """The fastest backend once more, on the same inputs."""
-        checktime.check_then_time(best, spec.bind(fastest.fn, inputs), against, ctx.sampling(), dtype)
+        checktime.check_then_time(best, spec.bind(fastest, inputs), against, ctx.sampling(), dtype)
         return (best.flops_per_s or 0.0, *ctx.basis_figure(rule, dtype))
 
     ctx.judge(best, value=best.flops_per_s, unit=unit, rule=rule, basis=basis, basis_text=text, scale=scale,

@@ -30,12 +30,12 @@ class AttentionTrainSpec(AttentionSpec):
         grad_out = random_tensor(tuple(q.shape), dtype, device, generator(device, seed + 1))
         return Inputs((q, k, v), inputs.kwargs, {"grad_out": grad_out})
 
-    def bind(self, fn, inputs: Inputs):
+    def bind(self, backend, inputs: Inputs):
         (q, k, v), kwargs = inputs.args, inputs.kwargs
         grad_out = inputs.private["grad_out"]
 
         def step():
-            o = fn(q, k, v, **kwargs)
+            o = backend.fn(q, k, v, **kwargs)
             return (o.detach(), *torch.autograd.grad(o, (q, k, v), grad_out))
 
         return step

@@ -7,7 +7,8 @@ and byte counts (from zhisuan.bench.core.flops), the float64 reference and the t
                     FLOOR_ULPS × eps(dtype, or the backend's math format: tf32) × max|reference|)
 
 that is, our kernel may be at most k times less accurate than the vendor's on the same inputs
-(FlashAttention's rule), and no check is stricter than a few units in the last place.
+(FlashAttention's rule), and no check is stricter than a few units in the last place. An OpSpec may
+replace the rule where it means nothing (matmul's fp8: zhisuan.bench.workloads.matmul).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 
 TOLERANCE_K = 4.0
 FLOOR_ULPS = 4.0
+RULE = "err <= max(4 x baseline error, 4 ulp x max|ref|)"
 
 
 @dataclass
@@ -64,10 +66,20 @@ class OpSpec(ABC):
     def bytes(self, shape: dict, itemsize: int) -> float:
         """Minimum bytes moved to and from memory by one call."""
 
-    def bind(self, fn: Callable, inputs: Inputs) -> Callable[[], torch.Tensor]:
-        """A zero-argument callable: what the timer runs."""
-        args, kwargs = inputs.args, inputs.kwargs
-        return lambda: fn(*args, **kwargs)
+    def tolerance(
+        self,
+        inputs: Inputs,
+        reference,
+        baseline_error: float | None,
+        dtype: torch.dtype,
+        math_dtype: str | None,
+    ) -> tuple[float, str]:
+        """The check's bound on these inputs and the text of its rule (kept in the result)."""
+        return tolerance(baseline_error, reference, dtype, math_dtype), RULE
+
+    def bind(self, backend, inputs: Inputs) -> Callable[[], torch.Tensor]:
+        """A zero-argument callable: what the timer runs (the backend's set-up, if it has one, done here)."""
+        return backend.bind(*inputs.args, **inputs.kwargs)
 
 
 def generator(device: str, seed: int) -> torch.Generator:

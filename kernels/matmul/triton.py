@@ -12,75 +12,40 @@ On Hopper both are autotuned for each (M, N, K, dtype, layout), each is timed on
 config, and the faster one is kept for that key (the first call pays for this; the harness's
 warm-up absorbs it).
 
+Set-up and launch are apart: prepare_matmul(a, b) checks, picks the variant, allocates C and builds
+the launch arguments (tensor descriptors included) once, and returns the launch; the harness times
+only that (Backend.prepare). matmul_triton(a, b) is prepare-then-launch.
+
 Interpreter: with TRITON_INTERPRET=1 the backend also runs on CPU tensors through Triton's
-interpreter (slow; its times mean nothing, so results are marked interpreted). There fp32 is
-computed in full fp32 ("ieee"), not tf32. Triton 3.9 decides between compiling and interpreting
-when @triton.jit runs, not when a kernel is launched, so the kernel file is loaded once per mode
-(load_kernel_module) and the environment variable only decides whether the CPU path is offered.
+interpreter (slow; its times mean nothing, so results are marked interpreted). The interpreter
+ignores input_precision and multiplies fp32 in full fp32, not tf32. See zhisuan.kernels.triton_loader.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import importlib.util
 from collections.abc import Callable
-from types import ModuleType
 
 import torch
 
-from zhisuan.kernels.devices import cuda_missing, triton_interpreter_on, triton_missing
+from zhisuan.kernels.devices import triton_missing_on
 from zhisuan.kernels.registry import BackendUnavailable, register
+from zhisuan.kernels.triton_loader import cdiv, kernels_for, on_device, shared_memory_limit, target_for
 
+KERNELS = "zhisuan.kernels.matmul.triton_kernels"
 DTYPES = [torch.float16, torch.bfloat16, torch.float32]
 FP8 = getattr(torch, "float8_e4m3fn", None)
 if FP8 is not None:
     DTYPES.append(FP8)
 
-# ---- loading the kernel files in the right mode ---------------------------------------------------
-
-
-@functools.cache
-def load_kernel_module(module_name: str, interpret: bool) -> ModuleType:
-    """A fresh copy of the Triton kernel module `module_name`, its @triton.jit functions built for
-    the interpreter (interpret=True, CPU tensors) or for the GPU compiler, whatever TRITON_INTERPRET
-    says; the knob is restored afterwards."""
-    import triton
-
-    spec = importlib.util.find_spec(module_name)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot find the Triton kernel module {module_name}")
-    mode = "interpreted" if interpret else "compiled"
-    spec = importlib.util.spec_from_file_location(f"{module_name}__{mode}", spec.origin)
-    with triton.knobs.runtime.scope():
-        triton.knobs.runtime.interpret = interpret
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    return module
-
-
-def kernels_for(device: torch.device) -> ModuleType:
-    return load_kernel_module("zhisuan.kernels.matmul.triton_kernels", device.type == "cpu")
-
-
-# ---- availability -------------------------------------------------------------------------------
-
-
-def triton_missing_on(device_type: str) -> str | None:
-    """None when Triton kernels can run on device_type here, else why not (shared with attention)."""
-    if device_type == "cpu":
-        if not triton_interpreter_on():
-            return "triton: no CUDA device (set TRITON_INTERPRET=1 to run the interpreter on CPU)"
-        return triton_missing()
-    if device_type == "cuda":
-        reason = cuda_missing() or triton_missing()
-        if reason:
-            return reason
-        major, minor = torch.cuda.get_device_capability()
-        if major < 8:
-            return f"triton kernels here need compute capability 8.0 or newer (this GPU is sm_{major}{minor})"
-        return None
-    return f"triton does not run on {device_type}"
+# Hopper's fp8 tensor cores (wgmma) sum products in an accumulator narrower than fp32 (about 14
+# bits of mantissa: DeepSeek-V3 technical report, 2024, section 3.3.2), and Triton's default on
+# sm_90 (max_num_imprecise_acc 2^30) keeps a whole K loop there: at K = 8192 that is 8192 products
+# summed with ~14 bits. With 128, Triton adds the partial sum into a separate fp32 accumulator
+# after every 128 products (4 wgmma k-steps of 32, one K tile of the Hopper fp8 configs), the
+# interval DeepSeek-V3 uses. Its cost: one fp32 add per accumulator element per K tile, and a
+# second accumulator in registers. Must not exceed BLOCK_SIZE_K (Triton checks).
+FP8_PROMOTION_INTERVAL = 128
 
 
 def fp8_missing(device: torch.device) -> str | None:
@@ -93,15 +58,14 @@ def fp8_missing(device: torch.device) -> str | None:
     return None
 
 
-# ---- targets and their autotuning configs -------------------------------------------------------
+def max_num_imprecise_acc(a: torch.Tensor) -> int | None:
+    """The kernels' MAX_NUM_IMPRECISE_ACC for a's dtype and device (None: Triton's default)."""
+    if a.dtype == FP8 and a.is_cuda and torch.cuda.get_device_capability(a.device)[0] == 9:
+        return FP8_PROMOTION_INTERVAL
+    return None
 
 
-def target_for(device: torch.device) -> str:
-    """'interpreter', 'hopper' (sm_90+) or 'ampere' (sm_80-sm_89): which config list to tune over."""
-    if device.type == "cpu":
-        return "interpreter"
-    major, _ = torch.cuda.get_device_capability(device)
-    return "hopper" if major >= 9 else "ampere"
+# ---- autotuning configs, one function per target ------------------------------------------------
 
 
 def _config(bm: int, bn: int, bk: int, group: int, stages: int, warps: int):
@@ -122,10 +86,14 @@ def interpreter_configs(itemsize: int) -> list:
 
 def hopper_configs(itemsize: int) -> list:
     """H100/H200 (wgmma): large tiles, 8 warps for the 128×256 shapes; BLOCK_SIZE_K scaled so a
-    stage stays 64-128 bytes deep along K (fp8 128, fp16/bf16 64, tf32 32)."""
+    stage stays 64-128 bytes deep along K (fp8 128, fp16/bf16 64, tf32 32). fp8 leaves out
+    128×256: with the second accumulator of FP8_PROMOTION_INTERVAL it needs 2 × 128 fp32 registers
+    per thread and spills (192 bytes in the tiled kernel, ptxas for sm_90 under Triton 3.9), where
+    256×128 fits in 254 registers."""
     bk = 128 // itemsize if itemsize < 4 else 32
+    wide = [] if itemsize == 1 else [_config(128, 256, bk, 8, 3, 8)]
     return [
-        _config(128, 256, bk, 8, 3, 8),
+        *wide,
         _config(256, 128, bk, 8, 3, 8),
         _config(128, 128, bk, 8, 4, 8),
         _config(128, 128, bk, 8, 4, 4),
@@ -154,12 +122,6 @@ CONFIGS: dict[str, Callable[[int], list]] = {
     "hopper": hopper_configs,
     "ampere": ampere_configs,
 }
-
-
-def _shared_memory_limit(device: torch.device) -> int:
-    from triton.runtime import driver
-
-    return driver.active.utils.get_device_properties(device.index)["max_shared_mem"]
 
 
 def _fits_in_shared_memory(itemsize: int, limit: int | None) -> Callable:
@@ -194,10 +156,8 @@ def autotuned_kernel(variant: str, device: torch.device, itemsize: int):
     """The variant's @triton.jit kernel wrapped in @triton.autotune with its target's configs."""
     import triton
 
-    module = kernels_for(device)
-    target = target_for(device)
-    configs = CONFIGS[target](itemsize)
-    limit = None if device.type == "cpu" else _shared_memory_limit(device)
+    module = kernels_for(KERNELS, device)
+    configs = CONFIGS[target_for(device)](itemsize)
     if variant == "tma_persistent":
         for cfg in configs:
             cfg.pre_hook = _set_descriptor_blocks
@@ -207,31 +167,13 @@ def autotuned_kernel(variant: str, device: torch.device, itemsize: int):
     return triton.autotune(
         configs=configs,
         key=["M", "N", "K"],
-        prune_configs_by={"early_config_prune": _fits_in_shared_memory(itemsize, limit)},
+        prune_configs_by={
+            "early_config_prune": _fits_in_shared_memory(itemsize, shared_memory_limit(device))
+        },
     )(fn)
 
 
-# ---- host wrappers: check -> allocate -> launch -------------------------------------------------
-
-
-def _input_precision(a: torch.Tensor) -> str:
-    # tf32 on tensor cores for fp32 on the GPU (math_dtypes below); the interpreter multiplies in
-    # fp32 anyway, and saying "ieee" there keeps that explicit. Ignored for 16- and 8-bit inputs.
-    return "tf32" if a.is_cuda and a.dtype == torch.float32 else "ieee"
-
-
-def _dot_in_fp32(a: torch.Tensor) -> bool:
-    # Triton 3.9's interpreter feeds bf16 to numpy as uint16 bit patterns in tl.dot; widening to
-    # fp32 first is exact and gives the math the tensor cores do (bf16 products, fp32 sums).
-    return a.device.type == "cpu" and a.dtype == torch.bfloat16
-
-
-def _kernel_output_dtype(a: torch.Tensor) -> torch.dtype:
-    # Triton 3.9's interpreter converts fp32 to bf16 by truncation and to fp8 with a wrong carry
-    # (31.9 -> 16); there the kernel writes fp32 and torch rounds to nearest even, as the GPU does.
-    if a.device.type == "cpu" and a.dtype in (torch.bfloat16, FP8):
-        return torch.float32
-    return a.dtype
+# ---- host wrappers: check -> allocate -> launch (prepare_* return the launch) -------------------
 
 
 def _check(a: torch.Tensor, b: torch.Tensor) -> None:
@@ -243,24 +185,24 @@ def _check(a: torch.Tensor, b: torch.Tensor) -> None:
             raise BackendUnavailable(f"matmul backend 'triton' unavailable: {reason}")
 
 
-def matmul_tiled(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """C = A @ B with the grouped tile kernel: any strides, any M, N, K."""
-    _check(a, b)
+def prepare_tiled(a: torch.Tensor, b: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """The launch of C = A @ B with the grouped tile kernel (any strides, any M, N, K); C allocated."""
     M, K = a.shape
     N = b.shape[1]
-    c = torch.empty((M, N), dtype=_kernel_output_dtype(a), device=a.device)
+    c = torch.empty((M, N), dtype=a.dtype, device=a.device)
     kernel = autotuned_kernel("tiled", a.device, a.element_size())
+    args = (a, b, c, M, N, K, a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1))
+    imprecise = max_num_imprecise_acc(a)
 
     def grid(meta):
         return (cdiv(M, meta["BLOCK_SIZE_M"]) * cdiv(N, meta["BLOCK_SIZE_N"]),)
 
-    with torch.cuda.device(a.device) if a.is_cuda else contextlib.nullcontext():
-        kernel[grid](
-            a, b, c, M, N, K,
-            a.stride(0), a.stride(1), b.stride(0), b.stride(1), c.stride(0), c.stride(1),
-            INPUT_PRECISION=_input_precision(a), DOT_IN_FP32=_dot_in_fp32(a),
-        )  # fmt: skip
-    return c.to(a.dtype)
+    def launch() -> torch.Tensor:
+        with on_device(a):
+            kernel[grid](*args, MAX_NUM_IMPRECISE_ACC=imprecise)
+        return c
+
+    return launch
 
 
 def tma_layout_missing(a: torch.Tensor, b: torch.Tensor) -> str | None:
@@ -285,35 +227,41 @@ def _descriptor(t: torch.Tensor, transposed: bool):
     return TensorDescriptor(stored, list(stored.shape), list(stored.stride()), [16, 16])
 
 
-def matmul_tma_persistent(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """C = A @ B with the persistent tensor-descriptor kernel (row- or column-major operands)."""
-    _check(a, b)
+def prepare_tma_persistent(a: torch.Tensor, b: torch.Tensor) -> Callable[[], torch.Tensor]:
+    """The launch of C = A @ B with the persistent tensor-descriptor kernel (row- or column-major
+    operands); C and the three descriptors are made here, once."""
     reason = tma_layout_missing(a, b)
     if reason:
         raise ValueError(f"triton matmul (tma_persistent): {reason}")
     M, K = a.shape
     N = b.shape[1]
-    c = torch.empty((M, N), dtype=_kernel_output_dtype(a), device=a.device)
+    c = torch.empty((M, N), dtype=a.dtype, device=a.device)
     a_transposed, b_transposed = a.stride(1) != 1, b.stride(1) != 1
     kernel = autotuned_kernel("tma_persistent", a.device, a.element_size())
     num_sms = torch.cuda.get_device_properties(a.device).multi_processor_count if a.is_cuda else 4
+    descriptors = (_descriptor(a, a_transposed), _descriptor(b, b_transposed), _descriptor(c, False))
+    constants = {
+        "NUM_SMS": num_sms,
+        "A_TRANSPOSED": a_transposed,
+        "B_TRANSPOSED": b_transposed,
+        "MAX_NUM_IMPRECISE_ACC": max_num_imprecise_acc(a),
+    }
 
     def grid(meta):
         tiles = cdiv(M, meta["BLOCK_SIZE_M"]) * cdiv(N, meta["BLOCK_SIZE_N"])
         return (min(num_sms, tiles),)
 
-    with torch.cuda.device(a.device) if a.is_cuda else contextlib.nullcontext():
-        kernel[grid](
-            _descriptor(a, a_transposed), _descriptor(b, b_transposed), _descriptor(c, False), M, N, K,
-            NUM_SMS=num_sms, A_TRANSPOSED=a_transposed, B_TRANSPOSED=b_transposed,
-            INPUT_PRECISION=_input_precision(a), DOT_IN_FP32=_dot_in_fp32(a),
-        )  # fmt: skip
-    return c.to(a.dtype)
+    def launch() -> torch.Tensor:
+        with on_device(a):
+            kernel[grid](*descriptors, M, N, K, **constants)
+        return c
+
+    return launch
 
 
-VARIANTS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "tiled": matmul_tiled,
-    "tma_persistent": matmul_tma_persistent,
+VARIANTS: dict[str, Callable[[torch.Tensor, torch.Tensor], Callable[[], torch.Tensor]]] = {
+    "tiled": prepare_tiled,
+    "tma_persistent": prepare_tma_persistent,
 }
 
 
@@ -350,8 +298,9 @@ def choose_variant(a: torch.Tensor, b: torch.Tensor) -> str:
 
         times = {}
         for name in candidates:
-            VARIANTS[name](a, b)  # autotunes this variant for the key first
-            times[name] = triton.testing.do_bench(lambda name=name: VARIANTS[name](a, b), warmup=10, rep=50)
+            launch = VARIANTS[name](a, b)
+            launch()  # autotunes this variant for the key first
+            times[name] = triton.testing.do_bench(launch, warmup=10, rep=50)
         _chosen[key] = min(times, key=times.get)
     return _chosen[key]
 
@@ -359,13 +308,33 @@ def choose_variant(a: torch.Tensor, b: torch.Tensor) -> str:
 def _fp8_operands(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Hopper's fp8 tensor cores read A row-major and B column-major (K contiguous in both); with
     another layout Triton transposes in registers and cannot pipeline the loads, so such an
-    operand is copied once into that layout here (counted in the call's time)."""
+    operand is copied once into that layout (in prepare_matmul: set-up, outside the timed launch)."""
     if a.is_cuda:
         if a.stride(1) != 1:
             a = a.contiguous()
         if b.stride(0) != 1:
             b = b.t().contiguous().t()
     return a, b
+
+
+def prepare_matmul(
+    a: torch.Tensor, b: torch.Tensor, *, variant: str | None = None
+) -> Callable[[], torch.Tensor]:
+    """Check, pick the variant (None: the faster eligible one), allocate; returns the launch."""
+    _check(a, b)
+    if a.dtype == FP8:
+        a, b = _fp8_operands(a, b)
+    name = variant or choose_variant(a, b)
+    if name not in VARIANTS:
+        raise ValueError(f"triton matmul: unknown variant {name!r}; variants: {', '.join(VARIANTS)}")
+    return VARIANTS[name](a, b)
+
+
+def describe(a: torch.Tensor, b: torch.Tensor) -> dict:
+    facts = {"triton_variant": choose_variant(*_fp8_operands(a, b))}
+    if a.dtype == FP8 and a.is_cuda and (a.stride(1) != 1 or b.stride(0) != 1):
+        facts["fp8_relayout"] = "operands copied to A row-major, B column-major once, before the timed launch"
+    return facts
 
 
 @register(
@@ -377,19 +346,10 @@ def _fp8_operands(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch
     priority=20,
     interpreted=lambda device_type: device_type == "cpu",
     math_dtypes={"fp32": "tf32"},
-    describe=lambda a, b: {"triton_variant": choose_variant(*_fp8_operands(a, b))},
+    describe=describe,
+    prepare=prepare_matmul,
     description="Triton GEMM (grouped tiles; persistent TMA variant on Hopper), fp32 accumulation",
 )
 def matmul_triton(a: torch.Tensor, b: torch.Tensor, *, variant: str | None = None) -> torch.Tensor:
     """C = A @ B with our Triton kernels; variant None picks the faster eligible one."""
-    _check(a, b)
-    if a.dtype == FP8:
-        a, b = _fp8_operands(a, b)
-    name = variant or choose_variant(a, b)
-    if name not in VARIANTS:
-        raise ValueError(f"triton matmul: unknown variant {name!r}; variants: {', '.join(VARIANTS)}")
-    return VARIANTS[name](a, b)
-
-
-def cdiv(x: int, y: int) -> int:
-    return (x + y - 1) // y
+    return prepare_matmul(a, b, variant=variant)()
