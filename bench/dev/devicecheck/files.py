@@ -8,6 +8,7 @@ validate's report) goes to a work folder that the last stage packs into one tar.
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -53,3 +54,11 @@ def read_records(path: Path, kind: str | None = None) -> list[dict]:
         if isinstance(record, dict) and (kind is None or record.get("kind") == kind):
             records.append(record)
     return records
+
+
+def parse_out_and_work(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments of a stage that writes into the output folder and the work folder."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", required=True, type=Path, help="the call's output folder (comes back)")
+    parser.add_argument("--work", required=True, type=Path, help="the call's work folder (packed)")
+    return parser.parse_args(argv)

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import shutil
 import sys
@@ -100,10 +99,7 @@ def pack(out: Path, work: Path) -> Packed:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="at most 8 files back: pack the rest into a tar.gz")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--work", required=True, type=Path)
-    args = parser.parse_args(argv)
+    args = files.parse_out_and_work("at most 8 files back: pack the rest into a tar.gz", argv)
     packed = pack(args.out, args.work)
     print(
         f"pack: {len(packed.members)} files in {files.TARBALL}; moved from the output folder: {packed.moved or 'none'}"

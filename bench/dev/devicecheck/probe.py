@@ -9,7 +9,6 @@ WORK/pip-list.txt. Reads only: it changes no setting of the card.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -149,10 +148,7 @@ def probe(out: Path, work: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="read the machine: GPU, driver, clocks, versions")
-    parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--work", required=True, type=Path)
-    args = parser.parse_args(argv)
+    args = files.parse_out_and_work("read the machine: GPU, driver, clocks, versions", argv)
     env = probe(args.out, args.work)
     gpus = ", ".join(
         f"{d['name']} (sm_{d['capability'].replace('.', '')}, {d['sm_count']} SMs)"
