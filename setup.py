@@ -12,11 +12,17 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from pybind11.setup_helpers import Pybind11Extension
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension
 from setuptools import find_packages, setup
 from setuptools.command.build_ext import build_ext
+
+try:  # the error an optional extension may raise and still leave the build going
+    from setuptools.errors import CompileError
+except ImportError:  # setuptools < 59
+    from distutils.errors import CompileError
 
 # ---- build switches (all of them, in one place) -------------------------------------------
 # ZHISUAN_SKIP_CUDA=1      do not build zhisuan.kernels._cuda even when nvcc is present
@@ -24,10 +30,12 @@ from setuptools.command.build_ext import build_ext
 # ZHISUAN_CPU_NATIVE=1     compile the CPU kernels with -march=native (default: portable build
 #                          with per-ISA micro-kernels picked at run time)
 # ZHISUAN_DEBUG=1          -O0 -g instead of -O3
+# ZHISUAN_BUILD_JOBS=N     compile N sources at once (default: one per CPU; both extensions together)
 SKIP_CUDA = os.environ.get("ZHISUAN_SKIP_CUDA", "0") == "1"
 CUDA_ARCHS = os.environ.get("ZHISUAN_CUDA_ARCHS", "80;90a")
 CPU_NATIVE = os.environ.get("ZHISUAN_CPU_NATIVE", "0") == "1"
 DEBUG = os.environ.get("ZHISUAN_DEBUG", "0") == "1"
+BUILD_JOBS = int(os.environ.get("ZHISUAN_BUILD_JOBS", "0")) or os.cpu_count() or 1
 
 ROOT = Path(__file__).parent
 OPT = ["-O0", "-g"] if DEBUG else ["-O3"]
@@ -64,7 +72,17 @@ def sources(folder: str, suffix: str) -> list[str]:
 
 
 class BuildExt(build_ext):
-    """build_ext that compiles .cu files with nvcc and links them into their extension."""
+    """build_ext that compiles .cu files with nvcc and links them into their extension.
+
+    The extensions build side by side, and so do their sources (pybind11's ParallelCompile for
+    C++, a thread per nvcc for CUDA): on a 16-core GPU machine the build takes about as long as
+    its slowest source instead of the sum of them all.
+    """
+
+    def finalize_options(self):
+        super().finalize_options()
+        if not self.parallel:
+            self.parallel = BUILD_JOBS
 
     def build_extension(self, ext):
         cu_files = [s for s in ext.sources if s.endswith(".cu")]
@@ -77,8 +95,8 @@ class BuildExt(build_ext):
         nvcc = find_nvcc()
         out_dir = Path(self.build_temp) / "cuda"
         out_dir.mkdir(parents=True, exist_ok=True)
-        objects = []
-        for src in cu_files:
+
+        def compile_one(src: str) -> str:
             obj = out_dir / (Path(src).stem + ".o")
             cmd = [
                 nvcc,
@@ -95,9 +113,13 @@ class BuildExt(build_ext):
                 *gencode_flags(CUDA_ARCHS),
             ]
             print(" ".join(cmd), file=sys.stderr)
-            subprocess.run(cmd, check=True)
-            objects.append(str(obj))
-        return objects
+            code = subprocess.run(cmd).returncode
+            if code != 0:  # a CompileError lets the optional extension fail alone, with this message
+                raise CompileError(f"nvcc failed on {src} (exit {code})")
+            return str(obj)
+
+        with ThreadPoolExecutor(max_workers=BUILD_JOBS) as pool:
+            return list(pool.map(compile_one, cu_files))
 
 
 def cuda_extension():
@@ -123,6 +145,8 @@ def cuda_extension():
         )
     ]
 
+
+ParallelCompile("ZHISUAN_BUILD_JOBS", default=0).install()  # the C++ sources of each extension at once
 
 cpu_extension = Pybind11Extension(
     "zhisuan.kernels._C",
