@@ -24,8 +24,8 @@ from zhisuan.bench.core.results import Result
 from zhisuan.bench.report import fmt
 from zhisuan.bench.report.assemble import build_document
 from zhisuan.bench.report.blocks import Banner, Heading, Table, Text
-from zhisuan.bench.report.html import render_html
 from zhisuan.bench.report.output import write_report
+from zhisuan.bench.report.to_html import render_html
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from zhisuan.bench.core.results import ResultFileError
 from zhisuan.bench.report.assemble import build_document
 from zhisuan.bench.report.blocks import Figure
 from zhisuan.bench.report.grouping import group_by_kind
-from zhisuan.bench.report.html import render_html
+from zhisuan.bench.report.to_html import render_html
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ from pathlib import Path
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.report.assemble import build_document
 from zhisuan.bench.report.blocks import Document
-from zhisuan.bench.report.html import render_html
-from zhisuan.bench.report.markdown import render_markdown
+from zhisuan.bench.report.to_html import render_html
+from zhisuan.bench.report.to_markdown import render_markdown
 
 
 def prepare_target(path: str | os.PathLike, what: str) -> Path:
