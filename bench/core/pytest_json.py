@@ -1,95 +1,82 @@
-"""pytest-benchmark's JSON format (5.x), written by the kernel_benchmark fixture and read by compare.
+"""pytest-benchmark's JSON format (5.x), written by the kernel_benchmark fixture and read by every reader.
 
 A file is {"machine_info", "commit_info", "benchmarks": [...], "datetime", "version"}; each
-benchmark has group, name, fullname, params, param, extra_info, options and stats (min, max, mean,
-stddev, rounds, median, iqr, q1, q3, iqr_outliers, stddev_outliers, outliers, ld15iqr, hd15iqr,
-ops, total, data, iterations), with pytest-benchmark's own definitions (its quartiles are
-Wikipedia's methods 2/3, not numpy's interpolation). pytest-benchmark's --benchmark-compare and
---benchmark-compare-fail load such a file as a saved run.
+benchmark has group, name, fullname, params, param, extra_info, options and stats. The stats
+block is computed by pytest-benchmark's own class (pytest_benchmark.stats.Stats), so its
+definitions (its quartile rule, its outlier counts) are the installed pytest-benchmark's, fixes
+included: writing needs pytest-benchmark; reading does not. pytest-benchmark's `--benchmark-compare`
+and its `pytest-benchmark compare` command load such a file as a saved run.
 
 zhisuan's measurements carry the whole Result (minus the samples, which are stats.data) in
-extra_info["zhisuan"], so `zhisuan compare` reads them back exactly. Files written by
-pytest-benchmark's own `benchmark` fixture are read too, as results of kind "pytest-benchmark";
-they need their samples (--benchmark-json or --benchmark-save-data) to be compared.
+extra_info["zhisuan"], so `zhisuan compare`, `report` and `history` read them back exactly. Files
+written by pytest-benchmark's own `benchmark` fixture are read too, as results of kind
+"pytest-benchmark"; they need their samples (--benchmark-json or --benchmark-save-data) to be compared.
 """
 
 from __future__ import annotations
 
 import json
 import platform
-import statistics
-from bisect import bisect_left, bisect_right
 from datetime import datetime, timezone
 from pathlib import Path
 
 from zhisuan.bench.core.results import Result, ResultFileError
 
-FORMAT_VERSION = "5.2.3"  # the pytest-benchmark release whose format this mirrors
 ZHISUAN_KEY = "zhisuan"
+NEEDS_PYTEST_BENCHMARK = (
+    "writing pytest-benchmark JSON needs pytest-benchmark for its statistics: pip install pytest-benchmark"
+)
 
 
-def _quartiles(data: list[float]) -> tuple[float, float]:
-    """pytest-benchmark's q1/q3: Wikipedia's method 2 for an even count, method 3 for odd."""
-    n = len(data)
-    if n == 1:
-        return data[0], data[0]
-    if n % 2 == 0:
-        return statistics.median(data[: n // 2]), statistics.median(data[n // 2 :])
-    k, q = n // 4, n % 4
-    if q == 1:
-        return 0.25 * data[k - 1] + 0.75 * data[k], 0.75 * data[3 * k] + 0.25 * data[3 * k + 1]
-    return 0.75 * data[k] + 0.25 * data[k + 1], 0.25 * data[3 * k + 1] + 0.75 * data[3 * k + 2]
+class PytestBenchmarkMissing(RuntimeError):
+    """pytest-benchmark is not installed, and what was asked needs its statistics."""
+
+
+def pytest_benchmark_version() -> str:
+    """The installed pytest-benchmark's version; PytestBenchmarkMissing (one line) when it is absent."""
+    try:
+        import pytest_benchmark
+    except ImportError:
+        raise PytestBenchmarkMissing(NEEDS_PYTEST_BENCHMARK) from None
+    return pytest_benchmark.__version__
 
 
 def stats_of(samples: list[float]) -> dict:
-    """The `stats` block of one benchmark (each sample one call: iterations = 1)."""
+    """The `stats` block of one benchmark, by pytest-benchmark's Stats (each sample one call: iterations 1)."""
     if not samples:
         raise ValueError("stats_of: no samples")
-    data = sorted(samples)
-    n = len(data)
-    mean = statistics.mean(data)
-    stddev = statistics.stdev(data) if n > 1 else 0
-    q1, q3 = _quartiles(data)
-    iqr = q3 - q1
-    low, high = q1 - 1.5 * iqr, q3 + 1.5 * iqr
-    high_pos = bisect_right(data, high)
-    total = sum(data)
-    stddev_outliers = sum(1 for v in data if v < mean - stddev or v > mean + stddev)
-    iqr_outliers = sum(1 for v in data if v < low or v > high)
-    return {
-        "min": data[0],
-        "max": data[-1],
-        "mean": mean,
-        "stddev": stddev,
-        "rounds": n,
-        "median": statistics.median(data),
-        "iqr": iqr,
-        "q1": q1,
-        "q3": q3,
-        "iqr_outliers": iqr_outliers,
-        "stddev_outliers": stddev_outliers,
-        "outliers": f"{stddev_outliers};{iqr_outliers}",
-        "ld15iqr": data[0] if n == 1 else data[bisect_left(data, low)],
-        "hd15iqr": data[0] if n == 1 else data[min(high_pos, n - 1)],
-        "ops": n / total if total else 0,
-        "total": total,
-        "data": list(samples),
-        "iterations": 1,
-    }
+    try:
+        from pytest_benchmark.stats import Stats
+    except ImportError:
+        raise PytestBenchmarkMissing(NEEDS_PYTEST_BENCHMARK) from None
+    stats = Stats()
+    for sample in samples:
+        stats.update(sample)
+    return {**stats.as_dict(), "data": list(samples), "iterations": 1}
 
 
-def benchmark_entry(result: Result, *, name: str, fullname: str, params: dict | None, param: str | None,
-                    options: dict) -> dict:  # fmt: skip
-    """One entry of "benchmarks" for a measured Result."""
+def benchmark_entry(
+    result: Result,
+    *,
+    name: str,
+    fullname: str,
+    params: dict | None,
+    param: str | None,
+    options: dict,
+    group: str | None = None,
+    extra_info: dict | None = None,
+) -> dict:
+    """One entry of "benchmarks" for a measured Result (extra_info: the test's own, kept beside ours)."""
     record = result.to_dict()
     record.pop("samples_s")
     return {
-        "group": None,
+        "group": group,
         "name": name,
         "fullname": fullname,
         "params": params,
         "param": param,
         "extra_info": {
+            **(extra_info or {}),
             "flops": result.flops,
             "bytes": result.bytes,
             "flops_per_s": result.flops_per_s,
@@ -128,7 +115,7 @@ def document(entries: list[dict], commit_info: dict | None = None) -> dict:
         "commit_info": commit_info or {},
         "benchmarks": entries,
         "datetime": datetime.now(timezone.utc).isoformat(),
-        "version": FORMAT_VERSION,
+        "version": pytest_benchmark_version(),
     }
 
 

@@ -15,7 +15,7 @@ def add_parser(subparsers) -> None:
         "one self-contained HTML page (plots embedded) and the same content as Markdown (plots as PNG "
         f"files beside it). Without --html or --markdown, both go to {DEFAULT_DIR}/.",
     )
-    p.add_argument("results", nargs="+", help="JSON Lines result files or directories of *.jsonl")
+    p.add_argument("results", nargs="+", help="JSON Lines or pytest-benchmark JSON files, or directories")
     p.add_argument("--html", help="write the HTML page here")
     p.add_argument("--markdown", help="write the Markdown here (figures in <name>-figures/ beside it)")
     p.add_argument("--out-dir", help=f"write report.html and report.md here (default: {DEFAULT_DIR})")
