@@ -64,12 +64,17 @@ def test_counts_and_buffers():
 
 
 def test_in_place_buffers_alias_as_nccl_tests_lays_them_out():
-    bufs = ops.allocate(ops.get("all_gather"), 12, 3, 1, torch.float32, "cpu", in_place=True)
+    site = ops.Site(n=3, rank=1, count=12)
+    bufs = ops.allocate(ops.get("all_gather"), site, torch.float32, "cpu", in_place=True)
     assert bufs.send.data_ptr() == bufs.recv.data_ptr() + 4 * 4 and bufs.send.numel() == 4
-    bufs = ops.allocate(ops.get("reduce_scatter"), 12, 3, 2, torch.float32, "cpu", in_place=True)
+    bufs = ops.allocate(
+        ops.get("reduce_scatter"), ops.Site(n=3, rank=2, count=12), torch.float32, "cpu", True
+    )
     assert bufs.recv.data_ptr() == bufs.send.data_ptr() + 8 * 4 and bufs.recv.numel() == 4
+    bufs = ops.allocate(ops.get("broadcast"), site, torch.float32, "cpu", in_place=True)
+    assert bufs.recv is bufs.send and bufs.recv.numel() == 12
     with pytest.raises(ValueError, match="no in-place form"):
-        ops.allocate(ops.get("sendrecv"), 8, 2, 0, torch.float32, "cpu", in_place=True)
+        ops.allocate(ops.get("sendrecv"), ops.Site(n=2, rank=0, count=8), torch.float32, "cpu", in_place=True)
 
 
 # ---- check data ------------------------------------------------------------------------------
@@ -93,49 +98,59 @@ def test_check_data_is_exact_in_every_reduction_order(dtype, op, n):
     assert not torch.equal(check.pattern_for(dtype, op, n, seed=12).values(0, index), values[0])
 
 
-def _simulated_outputs(coll, pattern, op, n, count, root):
-    """Each rank's receive buffer as a correct implementation leaves it (from the definition)."""
-    send_count, recv_count = coll.buffer_counts(count, n)
-    sends = [pattern.values(r, torch.arange(send_count)) for r in range(n)]
-    chunk = count // n if coll.split else count
-    outs = []
-    for rank in range(n):
-        if coll.name in ("all_reduce", "reduce", "reduce_scatter"):
-            stacked = torch.stack(sends)
-            if coll.name == "reduce_scatter":
-                stacked = stacked[:, rank * chunk : (rank + 1) * chunk]
-            red = {"sum": stacked.sum(0), "max": stacked.max(0).values, "min": stacked.min(0).values}
-            red["avg"] = torch.div(stacked.sum(0), n, rounding_mode="floor")
-            outs.append(red[op])
-        elif coll.name == "broadcast":
-            outs.append(sends[root])
-        elif coll.name == "all_gather":
-            outs.append(torch.cat(sends))
-        elif coll.name == "all_to_all":
-            outs.append(torch.cat([sends[r][rank * chunk : (rank + 1) * chunk] for r in range(n)]))
-        elif coll.name == "sendrecv":
-            outs.append(sends[(rank - 1) % n])
-        assert outs[-1].numel() == recv_count
-    return outs
+def _reduced(sends, op, n):
+    stacked = torch.stack(sends)
+    if op == "max":
+        return stacked.max(0).values
+    if op == "min":
+        return stacked.min(0).values
+    total = stacked.sum(0)
+    return torch.div(total, n, rounding_mode="floor") if op == "avg" else total
 
 
-@pytest.mark.parametrize("name", list(ops.COLLECTIVES))
+def _slice(t, rank, chunk):
+    return t[rank * chunk : (rank + 1) * chunk]
+
+
+# Each rank's receive buffer as a correct implementation leaves it, written from the definitions
+# independently of the table's `expected` (sends: every rank's send buffer; c: the slice length).
+SIMULATED = {
+    "all_reduce": lambda sends, op, n, rank, root, c: _reduced(sends, op, n),
+    "reduce": lambda sends, op, n, rank, root, c: _reduced(sends, op, n),
+    "reduce_scatter": lambda sends, op, n, rank, root, c: _slice(_reduced(sends, op, n), rank, c),
+    "broadcast": lambda sends, op, n, rank, root, c: sends[root],
+    "all_gather": lambda sends, op, n, rank, root, c: torch.cat(sends),
+    "all_to_all": lambda sends, op, n, rank, root, c: torch.cat([_slice(s, rank, c) for s in sends]),
+    "sendrecv": lambda sends, op, n, rank, root, c: sends[(rank - 1) % n],
+}
+
+
+def test_every_collective_has_an_independent_oracle():
+    assert set(SIMULATED) == set(ops.COLLECTIVES)
+
+
+@pytest.mark.parametrize(
+    "name,op",
+    [(name, op) for name, c in ops.COLLECTIVES.items() for op in (ops.REDUCE_OPS if c.reduces else [None])],
+)
 @pytest.mark.parametrize("n", [2, 3])
-def test_count_wrong_is_zero_for_correct_results_and_counts_corruption(name, n):
+def test_count_wrong_is_zero_for_correct_results_and_counts_corruption(name, op, n):
     coll = ops.get(name)
-    op = "sum" if coll.reduces else None
     count = coll.count_for(4 * 1025 * n, 4, n)
     pattern = check.pattern_for(torch.float32, op, n, seed=3)
-    outs = _simulated_outputs(coll, pattern, op, n, count, root=1)
-    for rank, out in enumerate(outs):
+    send_count, recv_count = coll.buffer_counts(count, n)
+    sends = [pattern.values(r, torch.arange(send_count)) for r in range(n)]
+    for rank in range(n):
+        out = SIMULATED[name](sends, op, n, rank, 1, count // n if coll.split else count)
+        assert out.numel() == recv_count
         recv = out.to(torch.float32)
-        kwargs = dict(op=op, n=n, rank=rank, root=1, count=count)
-        assert check.count_wrong(coll, recv, pattern, **kwargs) == 0
-        if coll.name == "reduce" and rank != 1:
+        site = ops.Site(n=n, rank=rank, op=op, root=1, count=count)
+        assert check.count_wrong(coll, recv, pattern, site) == 0
+        if not coll.checked_on(site):
             continue  # undefined off the root
         recv[5] += 1
         recv[-1] = float("nan")  # a slot the collective never wrote (the sentinel)
-        assert check.count_wrong(coll, recv, pattern, **kwargs) == 2
+        assert check.count_wrong(coll, recv, pattern, site) == 2
 
 
 def test_int_sentinel_never_matches():

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 import torch
 
-from zhisuan.bench.collectives.ops import Collective
-
 # Largest integer magnitude each dtype represents exactly (and contiguously from 0).
 EXACT_LIMIT = {
     torch.float16: 2048,
@@ -89,7 +87,8 @@ def fill_sentinel(t: torch.Tensor) -> None:
     t.fill_(float("nan") if t.is_floating_point() else torch.iinfo(t.dtype).min)
 
 
-def _reduce(pattern: Pattern, op: str, n: int, index: torch.Tensor) -> torch.Tensor:
+def reduction(pattern: Pattern, op: str, n: int, index: torch.Tensor) -> torch.Tensor:
+    """The exact int64 reduction by op of every rank's values at positions index."""
     acc = pattern.values(0, index)
     for r in range(1, n):
         v = pattern.values(r, index)
@@ -97,52 +96,17 @@ def _reduce(pattern: Pattern, op: str, n: int, index: torch.Tensor) -> torch.Ten
     return torch.div(acc, n, rounding_mode="floor") if op == "avg" else acc
 
 
-def expected(
-    coll: Collective,
-    pattern: Pattern,
-    *,
-    op: str | None,
-    n: int,
-    rank: int,
-    root: int,
-    count: int,
-    j: torch.Tensor,
-) -> torch.Tensor:
-    """Expected int64 values of this rank's receive buffer at positions j (count: nccl-tests count)."""
-    chunk = count // n if coll.split else count
-    if coll.name in ("all_reduce", "reduce"):
-        return _reduce(pattern, op, n, j)
-    if coll.name == "reduce_scatter":
-        return _reduce(pattern, op, n, rank * chunk + j)
-    if coll.name == "broadcast":
-        return pattern.values(root, j)
-    if coll.name == "all_gather":
-        return pattern.values(j // chunk, j % chunk)
-    if coll.name == "all_to_all":
-        return pattern.values(j // chunk, rank * chunk + j % chunk)
-    if coll.name == "sendrecv":
-        return pattern.values((rank - 1) % n, j)
-    raise ValueError(f"no expected values for collective {coll.name!r}")
+def count_wrong(coll, recv: torch.Tensor, pattern: Pattern, site) -> int:
+    """Elements of this rank's receive buffer that differ from the exact result (0 where unchecked).
 
-
-def count_wrong(
-    coll: Collective,
-    recv: torch.Tensor,
-    pattern: Pattern,
-    *,
-    op: str | None,
-    n: int,
-    rank: int,
-    root: int,
-    count: int,
-) -> int:
-    """Elements of this rank's receive buffer that differ from the exact result (0 where unchecked)."""
-    if coll.name == "reduce" and rank != root:
-        return 0  # only the root's buffer is defined
+    coll: an entry of zhisuan.bench.collectives.ops.COLLECTIVES; site: this rank's ops.Site.
+    """
+    if not coll.checked_on(site):
+        return 0
     host = recv.detach().to("cpu")
     wrong = 0
     for start, stop, j in _blocks(host.numel()):
-        want = expected(coll, pattern, op=op, n=n, rank=rank, root=root, count=count, j=j)
+        want = coll.expected(pattern, site, j)
         got = host[start:stop].to(torch.float64 if host.is_floating_point() else torch.int64)
         wrong += int((got != want.to(got.dtype)).sum())
     return wrong

@@ -203,18 +203,20 @@ def build_plan(args) -> Plan:
     for name in impls:
         if name == "torch":
             continue
-        if collectives != ["all_reduce"]:
-            raise ValueError(
-                f"--impl {name} applies to all_reduce only (asked for: {', '.join(collectives)})"
-            )
-        backend_info = get_backend("all_reduce", name)
-        if device not in backend_info.devices:
-            raise ValueError(
-                f"--impl {name} runs on {', '.join(sorted(backend_info.devices))}, not on {device}"
-            )
-        for dtype in dtypes:
-            if parse_dtype(dtype) not in backend_info.dtypes_on(device):
-                raise ValueError(f"--impl {name} does not support -d {dtype}")
+        for coll in map(ops.get, collectives):
+            if coll.kernel_op is None:
+                with_impls = [c.name for c in ops.COLLECTIVES.values() if c.kernel_op]
+                raise ValueError(
+                    f"--impl {name} applies to {', '.join(with_impls)} only (asked for: {', '.join(collectives)})"
+                )
+            backend_info = get_backend(coll.kernel_op, name)
+            if device not in backend_info.devices:
+                raise ValueError(
+                    f"--impl {name} runs on {', '.join(sorted(backend_info.devices))}, not on {device}"
+                )
+            for dtype in dtypes:
+                if parse_dtype(dtype) not in backend_info.dtypes_on(device):
+                    raise ValueError(f"--impl {name} does not support -d {dtype}")
     if args.nproc:
         from zhisuan.bench.collectives.driver import validate_world
 
