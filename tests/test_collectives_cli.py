@@ -77,7 +77,8 @@ def test_ranks_started_by_a_launcher_agree_and_rank_0_writes(launcher, tmp_path)
     argv = ["-m", "zhisuan.bench.collectives", "all_reduce", "-b", "8", "-e", "64", "-f", "8", "-n", "2", "-w", "0",
             "--json", str(path)]  # fmt: skip
     if launcher == "torchrun":
-        procs = [subprocess.Popen(["torchrun", "--standalone", "--nproc_per_node", "2", *argv],
+        # torchrun of this interpreter (a `torchrun` on PATH may belong to another Python)
+        procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *argv],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]  # fmt: skip
     else:  # what srun gives each task (no MASTER_ADDR: the first host of the node list)
         port = str(launch.free_port())

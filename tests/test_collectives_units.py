@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from zhisuan.bench.collectives import check, launch, ops, summary
+from zhisuan.bench.collectives import check, ops, rankenv, summary
 from zhisuan.bench.collectives.__main__ import main as collective_main
 from zhisuan.bench.collectives.driver import Case
 from zhisuan.bench.collectives.sizes import format_size, parse_size, size_sweep
@@ -185,22 +185,22 @@ def test_summary_arithmetic_follows_nccl_tests():
 def test_discover_torchrun_slurm_and_mpi():
     torchrun = {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "4",
                 "MASTER_ADDR": "n0", "MASTER_PORT": "29400"}  # fmt: skip
-    assert launch.discover(torchrun) == launch.RankEnv(3, 8, 1, 4, "n0", 29400, "torchrun")
+    assert rankenv.discover(torchrun) == rankenv.RankEnv(3, 8, 1, 4, "n0", 29400, "torchrun")
     slurm = {"SLURM_PROCID": "5", "SLURM_STEP_NUM_TASKS": "16", "SLURM_LOCALID": "1",
              "SLURM_STEP_NODELIST": "gpu[07-08,11],cpu1", "SLURM_JOB_ID": "123456",
              "SLURM_STEP_TASKS_PER_NODE": "8(x2)"}  # fmt: skip
-    assert launch.discover(slurm) == launch.RankEnv(5, 16, 1, 8, "gpu07", 20000 + 123456 % 20000, "slurm")
+    assert rankenv.discover(slurm) == rankenv.RankEnv(5, 16, 1, 8, "gpu07", 20000 + 123456 % 20000, "slurm")
     ompi = {"OMPI_COMM_WORLD_RANK": "2", "OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_LOCAL_RANK": "0",
             "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "MASTER_ADDR": "h0"}  # fmt: skip
-    assert launch.discover(ompi) == launch.RankEnv(2, 4, 0, 2, "h0", 29500, "mpi")
+    assert rankenv.discover(ompi) == rankenv.RankEnv(2, 4, 0, 2, "h0", 29500, "mpi")
     mpich = {"PMI_RANK": "1", "PMI_SIZE": "2", "MASTER_ADDR": "h0", "MASTER_PORT": "1234"}
-    assert launch.discover(mpich).rank == 1 and launch.discover(mpich).master_port == 1234
+    assert rankenv.discover(mpich).rank == 1 and rankenv.discover(mpich).master_port == 1234
     with pytest.raises(ValueError, match="set MASTER_ADDR"):
-        launch.discover({"PMI_RANK": "1", "PMI_SIZE": "2"})
+        rankenv.discover({"PMI_RANK": "1", "PMI_SIZE": "2"})
     with pytest.raises(ValueError, match="RANK='x' is not an integer"):
-        launch.discover({"RANK": "x", "WORLD_SIZE": "2"})
-    assert launch.discover({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) is None  # a one-task job
-    assert launch.discover({}) is None
+        rankenv.discover({"RANK": "x", "WORLD_SIZE": "2"})
+    assert rankenv.discover({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) is None  # a one-task job
+    assert rankenv.discover({}) is None
 
 
 @pytest.mark.parametrize(
@@ -213,7 +213,7 @@ def test_discover_torchrun_slurm_and_mpi():
     ],
 )
 def test_first_slurm_host(nodelist, host):
-    assert launch.first_slurm_host(nodelist) == host
+    assert rankenv.first_slurm_host(nodelist) == host
 
 
 # ---- the command line: bad input gives one line and exit 2 -----------------------------------

@@ -5,7 +5,10 @@ sizes      8, 64K, 128M, 8G and the size sweep
 check      exactly representable check data; counting wrong elements against an entry's result
 driver     the per-size loop every rank runs: warm-up, timing, check, gather to rank 0
 summary    rank 0: summary over ranks, the printed table, the JSON Lines results, the exit code
-launch     ranks from torchrun / Slurm / mpirun / --nproc, and the watchdog
+rankenv    which rank this process is: torchrun / Slurm / mpirun / --nproc environment variables
+rankrun    a rank's life: join the process group, run the plan, leave together
+launch     --nproc: spawn local ranks (and run_function, the tests' spawner)
+watchdog   spawned ranks' heartbeats and steps, and the parent that names a dead or hung rank
 worker     the entry point of a rank spawned by --nproc
 netmodel   the alpha-beta model: fit a measured sweep, predict ring / tree / hierarchical at scale
 command    the subcommand (add_parser, run)

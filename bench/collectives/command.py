@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 
 from zhisuan.bench.cli import positive_float, positive_int
-from zhisuan.bench.collectives import launch, ops
+from zhisuan.bench.collectives import launch, ops, rankenv, rankrun
 from zhisuan.bench.collectives.check import EXACT_LIMIT
 from zhisuan.bench.collectives.driver import Plan
 from zhisuan.bench.collectives.sizes import parse_size, size_sweep
@@ -252,7 +252,7 @@ def run(args) -> int:
 
         return netmodel.run(args)
     plan = build_plan(args)
-    env = launch.discover()
+    env = rankenv.discover()
     if args.nproc:
         if env is not None:
             raise ValueError(
@@ -260,4 +260,4 @@ def run(args) -> int:
                 f"started by {env.launcher}: drop --nproc"
             )
         return launch.spawn(args.nproc, plan, args.timeout)
-    return launch.run_rank(plan, env or launch.SINGLE)
+    return rankrun.run_rank(plan, env or rankenv.SINGLE)

@@ -12,7 +12,7 @@ each placement (out-of-place, then in place where the collective has one), every
      disturbed), which summarises, prints and writes the result.
 Rank 0 decides the exit code and shares it, so every rank exits alike.
 
-Progress (for the watchdog, bench/collectives/launch.py): `progress.step(label)` at each case and
+Progress (for the watchdog, bench/collectives/watchdog.py): `progress.step(label)` at each case and
 placement, and `progress.enter()` / `progress.leave()` around every collective call, outside the
 timed window, so a call that never returns is seen as such.
 """

@@ -10,15 +10,15 @@ import json
 import os
 import sys
 
-from zhisuan.bench.collectives import launch
+from zhisuan.bench.collectives import launch, rankenv, rankrun, watchdog
 from zhisuan.bench.collectives.driver import Plan
 
 
 def main() -> int:
     plan = Plan(**json.loads(os.environ[launch.PLAN_ENV]))
-    progress = launch.PipeProgress(int(os.environ[launch.PROGRESS_FD_ENV]))
-    env = launch.discover()
-    return launch.run_rank(plan, env, progress)
+    progress = watchdog.PipeProgress(int(os.environ[watchdog.PROGRESS_FD_ENV]))
+    env = rankenv.discover()
+    return rankrun.run_rank(plan, env, progress)
 
 
 if __name__ == "__main__":

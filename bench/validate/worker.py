@@ -15,13 +15,13 @@ EXIT_CRASH = 3
 
 
 def main() -> int:
-    from zhisuan.bench.collectives import launch
+    from zhisuan.bench.collectives import rankenv, watchdog
     from zhisuan.bench.validate.session import Options, run_rank
     from zhisuan.bench.validate.spawn import OPTIONS_ENV
 
     options = Options(**json.loads(os.environ[OPTIONS_ENV]))
-    progress = launch.PipeProgress(int(os.environ[launch.PROGRESS_FD_ENV]))
-    env = launch.discover()
+    progress = watchdog.PipeProgress(int(os.environ[watchdog.PROGRESS_FD_ENV]))
+    env = rankenv.discover()
     try:
         return run_rank(options, env, progress)
     except Exception as exc:
