@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 from datetime import timedelta
 
 from zhisuan.bench.collectives.rankenv import RankEnv
 from zhisuan.bench.collectives.watchdog import Progress, StoreProgress
+
+
+@contextlib.contextmanager
+def exit_on_termination():
+    """Inside: SIGTERM and SIGHUP end this rank as an error would (SystemExit 128 + signal), so
+    finally blocks and atexit run and a shared-memory segment this rank made is removed."""
+
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def init_ranks(env: RankEnv, plan):
@@ -49,11 +67,16 @@ def init_ranks(env: RankEnv, plan):
 
 def run_rank(plan, env: RankEnv, progress=None) -> int:
     """Run the plan as this rank; errors become one line on stderr and exit code 3 (2: bad input)."""
+    with exit_on_termination():
+        return _run_rank(plan, env, progress)
+
+
+def _run_rank(plan, env: RankEnv, progress) -> int:
     import torch
     import torch.distributed as dist
 
     from zhisuan.bench.collectives import driver
-    from zhisuan.bench.collectives.summary import EXIT_CRASH, EXIT_USAGE
+    from zhisuan.bench.core.errors import EXIT_CRASH, EXIT_USAGE
 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, env.local_world)))
     try:

@@ -20,11 +20,11 @@ from zhisuan.bench.collectives.ops import Collective
 from zhisuan.bench.collectives.sizes import format_size
 from zhisuan.bench.core import chips, stats
 from zhisuan.bench.core.environment import environment
+from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK
 from zhisuan.bench.core.result_files import ResultWriter
 from zhisuan.bench.core.results import Result
 from zhisuan.kernels.registry import dtype_name
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CRASH = 0, 1, 2, 3
 _COMBINE = {1: np.mean, 2: np.min, 3: np.max}
 AVERAGE_NAMES = {0: "rank 0", 1: "mean over ranks", 2: "min over ranks", 3: "max over ranks"}
 

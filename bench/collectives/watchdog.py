@@ -15,7 +15,6 @@ ranks behind.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import selectors
 import signal
@@ -24,6 +23,8 @@ import sys
 import threading
 import time
 from datetime import timedelta
+
+from zhisuan.bench.core.errors import EXIT_CRASH
 
 PROGRESS_FD_ENV = "ZHISUAN_COLLECTIVE_PROGRESS_FD"
 HEARTBEAT_S = 1.0
@@ -51,29 +52,41 @@ class Progress:
     def peers_behind(self) -> str:
         return ""
 
+    def finish(self) -> None:
+        """The rank is done and about to exit (its exit may take a while on a loaded host)."""
+
 
 class PipeProgress(Progress):
     """A spawned rank's channel to the parent's watchdog.
 
     Lines: `step LABEL` when a step starts; `beat` every HEARTBEAT_S from a thread, or `beat S` while
-    the rank has been inside one collective call for S seconds.
+    the rank has been inside one collective call for S seconds; `done` when the rank has finished.
+    When the pipe breaks, the parent is gone (killed): the rank ends itself with SIGTERM (a clean
+    exit where a handler is in place), and exits outright GRACE_S later if it is still there.
     """
 
     def __init__(self, fd: int):
         self.fd = fd
         self.lock = threading.Lock()
         self.since: float | None = None  # when the current collective call began
+        self.orphaned_at: float | None = None  # when the pipe to the parent broke
         self._send("beat")
         threading.Thread(target=self._beat, name="zhisuan-heartbeat", daemon=True).start()
 
     def _send(self, line: str) -> None:
-        # OSError: the parent is gone; the run ends with it
-        with self.lock, contextlib.suppress(OSError):
-            os.write(self.fd, (line.replace("\n", " ")[:400] + "\n").encode())
+        try:
+            with self.lock:
+                os.write(self.fd, (line.replace("\n", " ")[:400] + "\n").encode())
+        except OSError:
+            if self.orphaned_at is None:
+                self.orphaned_at = time.monotonic()
+                os.kill(os.getpid(), signal.SIGTERM)
 
     def _beat(self) -> None:
         while True:
             time.sleep(HEARTBEAT_S)
+            if self.orphaned_at is not None and time.monotonic() - self.orphaned_at > GRACE_S:
+                os._exit(EXIT_CRASH)
             since = self.since
             self._send("beat" if since is None else f"beat {time.monotonic() - since:.3f}")
 
@@ -85,6 +98,9 @@ class PipeProgress(Progress):
 
     def leave(self) -> None:
         self.since = None
+
+    def finish(self) -> None:
+        self._send("done")
 
 
 class StoreProgress(Progress):
@@ -129,6 +145,7 @@ class Watchdog:
         self.in_call: list[float | None] = [None] * n  # seconds inside a collective call, at that beat
         self.steps = [0] * n
         self.label = ["starting"] * n
+        self.done: list[float | None] = [None] * n  # when each rank said it had finished
         self.buffers = {fd: b"" for fd in fds}
         self.selector = selectors.DefaultSelector()
         for fd in fds:
@@ -138,9 +155,8 @@ class Watchdog:
         for key, _ in self.selector.select(timeout):
             fd = key.fd
             data = os.read(fd, 65536)
-            if not data:
+            if not data:  # the rank closed its end (it exited); the spawner closes ours
                 self.selector.unregister(fd)
-                os.close(fd)
                 continue
             rank = self.fds[fd]
             *lines, self.buffers[fd] = (self.buffers[fd] + data).split(b"\n")
@@ -153,6 +169,9 @@ class Watchdog:
                     self.in_call[rank] = None
                 elif kind == "beat":
                     self.in_call[rank] = float(rest) if rest else None
+                elif kind == "done":
+                    self.done[rank] = time.monotonic()
+                    self.in_call[rank] = None
 
     def _where(self, rank: int) -> str:
         return f"in {self.label[rank]}" if self.steps[rank] else "while starting"
@@ -174,19 +193,19 @@ class Watchdog:
                 if all(c is not None for c in codes):
                     return max(codes)
                 now = time.monotonic()
-                running = [r for r, c in enumerate(codes) if c is None]
+                lingering = [r for r, c in enumerate(codes) if c is None and self.done[r] is not None]
+                if any(now - self.done[r] > self.timeout_s for r in lingering):
+                    return self._fail(
+                        [f"rank {r} finished but did not exit within {self.timeout_s:g} s" for r in lingering]
+                    )
+                # A rank that finished is silent while it exits: only the others are watched.
+                running = [r for r, c in enumerate(codes) if c is None and self.done[r] is None]
                 silent = [r for r in running if self._silent_for(r, now) > self.timeout_s]
                 if silent:
                     return self._fail([self._stopped(r, now) for r in silent])
                 if any(self._waiting_for(r, now) > self.timeout_s for r in running):
                     return self._fail(self._hung_call(running, now))
-        except KeyboardInterrupt:
-            self._kill_all()
-            print("zhisuan collective: interrupted; ranks stopped", file=sys.stderr)
-            return 130
         finally:
-            for key in list(self.selector.get_map().values()):
-                os.close(key.fd)
             self.selector.close()
 
     def _stopped(self, rank: int, now: float) -> str:
@@ -239,16 +258,16 @@ class Watchdog:
         return self._fail(lines)
 
     def _fail(self, lines: list[str]) -> int:
-        from zhisuan.bench.collectives.summary import EXIT_CRASH
-
-        self._kill_all()
+        kill_all(self.procs)
         for line in lines:
             print(f"zhisuan collective: {line}", file=sys.stderr)
         return EXIT_CRASH
 
-    def _kill_all(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.kill()  # SIGKILL also ends a stopped process
-        for p in self.procs:
-            p.wait()
+
+def kill_all(procs: list[subprocess.Popen]) -> None:
+    """End every process that still runs, and reap them all."""
+    for p in procs:
+        if p.poll() is None:
+            p.kill()  # SIGKILL also ends a stopped process
+    for p in procs:
+        p.wait()

@@ -10,15 +10,20 @@ import json
 import os
 import sys
 
-from zhisuan.bench.collectives import launch, rankenv, rankrun, watchdog
-from zhisuan.bench.collectives.driver import Plan
+from zhisuan.bench.collectives import watchdog
 
 
 def main() -> int:
-    plan = Plan(**json.loads(os.environ[launch.PLAN_ENV]))
+    # The heartbeat starts before torch is imported: on a loaded host that import alone can outlast
+    # the watchdog's timeout, and a rank that is importing is not a rank that hangs.
     progress = watchdog.PipeProgress(int(os.environ[watchdog.PROGRESS_FD_ENV]))
-    env = rankenv.discover()
-    return rankrun.run_rank(plan, env, progress)
+    from zhisuan.bench.collectives import launch, rankenv, rankrun
+    from zhisuan.bench.collectives.driver import Plan
+
+    plan = Plan(**json.loads(os.environ[launch.PLAN_ENV]))
+    code = rankrun.run_rank(plan, rankenv.discover(), progress)
+    progress.finish()
+    return code
 
 
 if __name__ == "__main__":
