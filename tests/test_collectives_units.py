@@ -176,7 +176,62 @@ def test_summary_arithmetic_follows_nccl_tests():
     assert summary.summarize_samples(case, 0, True, gathered, average=2).time_s == pytest.approx(2e-3)
     assert summary.summarize_samples(case, 0, True, gathered, average=3).time_s == pytest.approx(3e-3)
     line = summary.format_line(row, None, checked=True)
-    assert line.split()[:6] == ["4194304", "1048576", "fp32", "sum", "-1", "torch"] and "n/a" in line
+    assert line.split()[:5] == ["4194304", "1048576", "fp32", "sum", "-1"] and line.split()[9:14] == [
+        "n/a"
+    ] * 4 + ["torch"]
+
+
+def nccl_tests_fields(line: str) -> dict:
+    """A row read as scripts read nccl-tests' all_reduce_perf output: by position, extras ignored."""
+    size, count, dtype, redop, root, *rest = line.split()
+    placements = {}
+    for name, (time_us, algbw, busbw, wrong) in (("out", rest[0:4]), ("in", rest[4:8])):
+        placements[name] = (float(time_us), float(algbw), float(busbw), wrong)
+    return {
+        "size": int(size),
+        "count": int(count),
+        "type": dtype,
+        "redop": redop,
+        "root": int(root),
+        **placements,
+    }
+
+
+def test_the_table_keeps_nccl_tests_column_order_and_puts_ours_after():
+    header = [line.lstrip("#").split() for line in summary.HEADER.splitlines()]
+    nccl_tests = [
+        "size",
+        "count",
+        "type",
+        "redop",
+        "root",
+        "time",
+        "algbw",
+        "busbw",
+        "#wrong",
+        "time",
+        "algbw",
+        "busbw",
+        "#wrong",
+    ]
+    assert header[1][:13] == nccl_tests and header[1][13:] == ["impl", "p50", "p95", "max", "slow"]
+    assert header[0][:2] == ["out-of-place", "in-place"]
+    coll = ops.get("all_reduce")
+    case = Case(coll, torch.float32, "max", 4100, 1025, "shm")
+    out_row = summary.summarize_samples(case, 0, False, [([2e-6, 4e-6], 0), ([3e-6, 3e-6], 0)], average=1)
+    in_row = summary.summarize_samples(case, 0, True, [([1e-6, 1e-6], 0), ([1e-6, 1e-6], 3)], average=1)
+    fields = nccl_tests_fields(summary.format_line(out_row, in_row, checked=True))
+    assert (fields["size"], fields["count"], fields["type"], fields["redop"], fields["root"]) == (
+        4100,
+        1025,
+        "fp32",
+        "max",
+        -1,
+    )
+    gbps = 4100 / 3e-6 / 1e9  # printed with two decimals
+    assert fields["out"] == (3.0, pytest.approx(gbps, abs=0.005), pytest.approx(gbps, abs=0.005), "0")
+    assert fields["in"][0] == pytest.approx(1.0) and fields["in"][3] == "3"
+    assert summary.format_line(out_row, in_row, checked=True).split()[13] == "shm"
 
 
 # ---- launchers --------------------------------------------------------------------------------

@@ -11,5 +11,6 @@ launch     --nproc: spawn local ranks (and run_function, the tests' spawner)
 watchdog   spawned ranks' heartbeats and steps, and the parent that names a dead or hung rank
 worker     the entry point of a rank spawned by --nproc
 netmodel   the alpha-beta model: fit a measured sweep, predict ring / tree / hierarchical at scale
-command    the subcommand (add_parser, run)
+command    `zhisuan collective` (add_parser, run); __main__: the same as python -m zhisuan.bench.collectives
+model_command  `zhisuan collective-model SWEEP.jsonl`: the model of each sweep in a results file
 """

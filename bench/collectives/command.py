@@ -25,8 +25,9 @@ processes. A rank that dies or hangs ends the run within --timeout, naming the r
 Exit codes: 0 ok; 1 wrong data or average busbw below --min-busbw; 2 bad arguments; 3 a rank
 died, hung or failed.
 
-Also: --model SWEEP.jsonl fits the alpha-beta model to a measured all_reduce sweep and predicts
-ring, tree and hierarchical all-reduce at 8 to 16384 GPUs (no ranks are started)."""
+The table keeps nccl-tests' columns in nccl-tests' order (scripts that read them by position work)
+and adds ours after them: impl, then p50/p95/max over ranks and iterations and the slowest rank.
+`zhisuan collective-model SWEEP.jsonl` fits the alpha-beta model to a measured all_reduce sweep."""
 
 
 def _size(text: str) -> int:
@@ -152,9 +153,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     out.add_argument(
         "--min-busbw", type=_gbps, help="fail (exit 1) when the average busbw (GB/s) is below this"
     )
-    from zhisuan.bench.collectives import netmodel
-
-    netmodel.add_arguments(p.add_argument_group("alpha-beta model (--model)"))
     p.set_defaults(func=run)
     return p
 
@@ -247,10 +245,6 @@ def build_plan(args) -> Plan:
 
 
 def run(args) -> int:
-    if args.model:
-        from zhisuan.bench.collectives import netmodel
-
-        return netmodel.run(args)
     plan = build_plan(args)
     env = rankenv.discover()
     if args.nproc:
