@@ -126,7 +126,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--impl",
         default="torch",
         help="all_reduce through zhisuan.kernels.all_reduce with these backends, comma-separated and run "
-        "side by side per size: torch (default), shm, ...",
+        "side by side per size: torch (default), shm, mpi (ranks started by mpirun), ...",
     )
     what.add_argument(
         "--backend", help="torch.distributed backend (default: nccl on cuda, hccl on npu, gloo on cpu)"
@@ -215,6 +215,10 @@ def build_plan(args) -> Plan:
             for dtype in dtypes:
                 if parse_dtype(dtype) not in backend_info.dtypes_on(device):
                     raise ValueError(f"--impl {name} does not support -d {dtype}")
+    if args.nproc and "mpi" in impls:
+        from zhisuan.kernels.allreduce.mpi import NEEDS_MPIRUN
+
+        raise ValueError(f"--impl mpi with --nproc: {NEEDS_MPIRUN} (without --nproc)")
     if args.nproc:
         from zhisuan.bench.collectives.driver import validate_world
 

@@ -20,7 +20,8 @@ in place, so their out-of-place form copies the send buffer into the receive buf
 place (the copy is timed: it is what a caller without an out-of-place API pays). all_to_all and
 sendrecv have no in-place form. Reductions with op avg that torch.distributed lacks on some backends
 (gloo, integer types) run as sum and then a division of the result. all_reduce runs the backend that
-zhisuan.kernels.all_reduce would (--impl), checked and chosen once per case.
+zhisuan.kernels.all_reduce would (--impl), checked and chosen once per case, out of place in the
+backend's own out-of-place form where it has one (shm and mpi: no copy), else as a copy first.
 """
 
 from __future__ import annotations
@@ -140,12 +141,12 @@ def _reduction_everywhere(pattern: Pattern, site: Site, j: torch.Tensor) -> torc
 
 
 def _all_reduce_call(bufs: Buffers, site: Site):
-    from zhisuan.kernels.allreduce import checked_backend
+    from zhisuan.kernels.allreduce import check_out, checked_backend, out_of_place
 
     send, recv = bufs.send, bufs.recv
     # The front door's checks and the backend choice happen once, here; the timed call is the
     # backend's own, as nccl-tests times ncclAllReduce and not its argument checks.
-    backend_fn = checked_backend(recv, site.op, site.impl).fn
+    backend_fn = checked_backend(send, site.op, site.impl).fn
     op, group = site.op, site.group
 
     if bufs.in_place:
@@ -153,11 +154,13 @@ def _all_reduce_call(bufs: Buffers, site: Site):
         def call():
             backend_fn(recv, op=op, group=group)
 
-    else:
+        return call
+    # Out of place: the backend's own form where it has one (shm, mpi), else a copy first (torch).
+    check_out(send, recv)
+    into = out_of_place(backend_fn)
 
-        def call():
-            recv.copy_(send)
-            backend_fn(recv, op=op, group=group)
+    def call():
+        into(send, recv, op=op, group=group)
 
     return call
 

@@ -154,12 +154,12 @@ def _close_all() -> None:
     probe=_probe,
     description="POSIX shared-memory all-reduce among the processes of one host (C++)",
 )
-def all_reduce_shm(t: torch.Tensor, *, op: str, group=None) -> None:
-    """All-reduce t in place through a shared-memory segment of the group's ranks."""
+def all_reduce_shm(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None) -> None:
+    """All-reduce t through a shared-memory segment of the group's ranks: in place, or into out."""
     comm = communicator(group)
-    ptr = t.data_ptr()
+    dst = t if out is None else out
     try:
-        comm.all_reduce(ptr, ptr, t.numel(), _DTYPE_CODES[t.dtype], _OP_CODES[op])
+        comm.all_reduce(t.data_ptr(), dst.data_ptr(), t.numel(), _DTYPE_CODES[t.dtype], _OP_CODES[op])
     except RuntimeError:
         # A timeout or an argument mismatch leaves the segment out of step: drop it, so the next
         # call (on every rank) sets up a fresh one.
