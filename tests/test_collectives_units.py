@@ -85,8 +85,8 @@ def test_in_place_buffers_alias_as_nccl_tests_lays_them_out():
 @pytest.mark.parametrize("n", [2, 3, 4, 7, 64])
 def test_check_data_is_exact_in_every_reduction_order(dtype, op, n):
     pattern = check.pattern_for(dtype, op, n, seed=11)
-    index = torch.arange(4099)
-    values = torch.stack([pattern.values(r, index) for r in range(n)])  # int64, ranks x elements
+    index = np.arange(4099)
+    values = torch.stack([torch.from_numpy(pattern.values(r, index)) for r in range(n)])  # ranks x elements
     limit = check.EXACT_LIMIT[dtype]
     if op in ("sum", "avg"):
         assert values.abs().sum(0).max() <= limit  # bounds every partial sum, whatever the order
@@ -95,7 +95,29 @@ def test_check_data_is_exact_in_every_reduction_order(dtype, op, n):
     if op == "avg":
         assert values.sum(0).remainder(n).eq(0).all()
     # fresh data per seed
-    assert not torch.equal(check.pattern_for(dtype, op, n, seed=12).values(0, index), values[0])
+    assert not torch.equal(
+        torch.from_numpy(check.pattern_for(dtype, op, n, seed=12).values(0, index)), values[0]
+    )
+
+
+def test_check_data_varies_with_position_rank_and_seed():
+    pattern = check.pattern_for(torch.float32, "max", 4, seed=3)
+    i = np.arange(1 << 16)
+    v = pattern.values(1, i)
+    assert np.bincount(v + pattern.k).min() > 0  # every value of -k..k comes up
+    assert np.array_equal(pattern.values(np.full(i.shape, 1), i), v)  # rank as an array, per element
+    assert np.mean(pattern.values(2, i) != v) > 0.99
+    assert np.mean(pattern.values(1, i + (1 << 32)) != v) > 0.99  # positions beyond 2^32 are not aliases
+
+
+@pytest.mark.parametrize("count", [1, 7, 65521, 65522, 200003])
+def test_timing_data_repeats_one_hashed_block(count):
+    pattern = check.pattern_for(torch.bfloat16, "sum", 3, seed=5)
+    t = torch.full((count,), float("nan"), dtype=torch.bfloat16)
+    check.fill_for_timing(t, pattern, 2)
+    period = check.TIMING_PERIOD
+    want = torch.from_numpy(pattern.values(2, np.arange(count) % period)).to(torch.bfloat16)
+    assert torch.equal(t, want)
 
 
 def _reduced(sends, op, n):
@@ -139,7 +161,7 @@ def test_count_wrong_is_zero_for_correct_results_and_counts_corruption(name, op,
     count = coll.count_for(4 * 1025 * n, 4, n)
     pattern = check.pattern_for(torch.float32, op, n, seed=3)
     send_count, recv_count = coll.buffer_counts(count, n)
-    sends = [pattern.values(r, torch.arange(send_count)) for r in range(n)]
+    sends = [torch.from_numpy(pattern.values(r, np.arange(send_count))) for r in range(n)]
     for rank in range(n):
         out = SIMULATED[name](sends, op, n, rank, 1, count // n if coll.split else count)
         assert out.numel() == recv_count

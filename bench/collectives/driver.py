@@ -2,7 +2,7 @@
 
 For each collective, dtype, reduction op and size (and implementation, for all_reduce), and for
 each placement (out-of-place, then in place where the collective has one), every rank:
-  1. fills its send buffer with the check pattern and meets the others at a barrier;
+  1. fills its send buffer with data for timing (check.fill_for_timing) and meets the others at a barrier;
   2. runs `warmup` untimed iterations, then `iters` timed ones, each timed on its own (host clock
      on CPU, with a device synchronisation after each call on other devices; CUDA events on GPU,
      with a host synchronisation after each under -z 1; under -G N the `iters` calls are captured
@@ -161,7 +161,7 @@ def measure(case: Case, in_place: bool, plan: Plan, ctx: RankContext, progress) 
         _synchronize(ctx.device)
         progress.leave()
 
-    check.fill(bufs.send, check.pattern_for(dtype, op, ctx.world, plan.seed), ctx.rank)
+    check.fill_for_timing(bufs.send, check.pattern_for(dtype, op, ctx.world, plan.seed), ctx.rank)
     dist.barrier(group=ctx.control)
     for _ in range(plan.warmup):
         untimed_call()
