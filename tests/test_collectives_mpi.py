@@ -15,7 +15,7 @@ from zhisuan.bench.collectives import launch
 from zhisuan.bench.collectives.__main__ import main as collective_main
 from zhisuan.bench.core.result_files import read_results
 from zhisuan.kernels._ext import cpu_ext_missing
-from zhisuan.kernels.allreduce import check_out, mpi, out_of_place
+from zhisuan.kernels.allreduce import bind, check_out, mpi
 
 try:
     import mpi4py  # noqa: F401  (imports no MPI library: mpi4py.MPI would)
@@ -99,9 +99,14 @@ def _out_of_place_worker(ctx):
                 assert torch.equal(out, want), (name, op, count)
                 assert torch.equal(t, inputs[rank])  # the input is left alone
     # shm writes straight into out; torch has no out-of-place call: a copy, then in place
-    assert out_of_place(kernels.registry.get("all_reduce", "torch").fn).__name__ == "copy_first"
+    t, out = torch.ones(5), torch.empty(5)
+    assert bind(kernels.registry.get("all_reduce", "torch").fn, t, op="sum", out=out).__name__ == "copy_first"
     if "shm" in backends:
-        assert out_of_place(kernels.registry.get("all_reduce", "shm").fn).__name__ == "native"
+        call = bind(kernels.registry.get("all_reduce", "shm").fn, t, op="sum", out=out)
+        assert call.buffers == (t, out)
+        for _ in range(3):  # a bound call runs again and again on the same buffers
+            call()
+            assert out.eq(n).all() and t.eq(1).all()
     dist.barrier()
 
 

@@ -141,28 +141,17 @@ def _reduction_everywhere(pattern: Pattern, site: Site, j: torch.Tensor) -> torc
 
 
 def _all_reduce_call(bufs: Buffers, site: Site):
-    from zhisuan.kernels.allreduce import check_out, checked_backend, out_of_place
+    from zhisuan.kernels.allreduce import bind, check_out, checked_backend
 
-    send, recv = bufs.send, bufs.recv
-    # The front door's checks and the backend choice happen once, here; the timed call is the
-    # backend's own, as nccl-tests times ncclAllReduce and not its argument checks.
-    backend_fn = checked_backend(send, site.op, site.impl).fn
-    op, group = site.op, site.group
-
+    # The front door's checks, the backend choice and the backend's per-call lookups happen once,
+    # here; the timed call is the backend's own, as nccl-tests times ncclAllReduce on a communicator
+    # made beforehand. Out of place: the backend's own form where it has one (shm, mpi: no copy),
+    # else a copy first (torch).
+    backend_fn = checked_backend(bufs.send, site.op, site.impl).fn
     if bufs.in_place:
-
-        def call():
-            backend_fn(recv, op=op, group=group)
-
-        return call
-    # Out of place: the backend's own form where it has one (shm, mpi), else a copy first (torch).
-    check_out(send, recv)
-    into = out_of_place(backend_fn)
-
-    def call():
-        into(send, recv, op=op, group=group)
-
-    return call
+        return bind(backend_fn, bufs.recv, op=site.op, group=site.group)
+    check_out(bufs.send, bufs.recv)
+    return bind(backend_fn, bufs.send, op=site.op, group=site.group, out=bufs.recv)
 
 
 ALL_REDUCE = Collective(

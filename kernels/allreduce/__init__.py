@@ -2,7 +2,10 @@
 
 A backend is fn(t, *, op, group=None), in place; one that can also write the result elsewhere takes
 `out=` as well (t then stays unchanged). For the others, out-of-place is a copy into out and then
-the in-place call (`out_of_place` picks, once).
+the in-place call. A backend may also offer fn.bind(t, *, op, group=None, out=None): a zero-argument
+call with its per-call work (finding the group's communicator, the buffers' addresses) done once,
+for loops that call it many times on the same buffers, as nccl-tests calls ncclAllReduce with a
+communicator it made beforehand. `bind` below gives every backend that form.
 """
 
 from __future__ import annotations
@@ -43,16 +46,23 @@ def check_out(t: torch.Tensor, out: torch.Tensor) -> None:
         raise ValueError("all_reduce: out overlaps t (for in place, leave out unset)")
 
 
-def out_of_place(fn: Callable) -> Callable:
-    """fn's out-of-place form, call(t, out, op=, group=): its own where it takes `out`, else copy first."""
+def bind(
+    fn: Callable, t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None
+) -> Callable[[], None]:
+    """Backend fn's call on these buffers as a zero-argument callable (t and out: checked already).
+
+    The backend's own fn.bind where it has one; else fn itself, out of place through fn's `out` where
+    it takes one, else as a copy of t into out and the in-place call on out.
+    """
+    own = getattr(fn, "bind", None)
+    if own is not None:
+        return own(t, op=op, group=group, out=out)
+    if out is None:
+        return lambda: fn(t, op=op, group=group)
     if "out" in inspect.signature(fn).parameters:
+        return lambda: fn(t, op=op, group=group, out=out)
 
-        def native(t, out, *, op, group=None):
-            fn(t, op=op, group=group, out=out)
-
-        return native
-
-    def copy_first(t, out, *, op, group=None):
+    def copy_first():
         out.copy_(t)
         fn(out, op=op, group=group)
 
@@ -74,5 +84,5 @@ def all_reduce(
         chosen.fn(t, op=op, group=group)
         return t
     check_out(t, out)
-    out_of_place(chosen.fn)(t, out, op=op, group=group)
+    bind(chosen.fn, t, op=op, group=group, out=out)()
     return out

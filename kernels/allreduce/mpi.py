@@ -32,11 +32,35 @@ NEEDS_MPIRUN = (
 _communicators = PerGroup()
 
 
-def _mpi():
-    """mpi4py's MPI module (importing it initialises MPI)."""
-    from mpi4py import MPI
+class _Library:
+    """mpi4py's MPI module (importing it initialises MPI) and what each call needs from it, made once."""
 
-    return MPI
+    def __init__(self):
+        from mpi4py import MPI
+
+        self.MPI = MPI
+        self.ops = {"sum": MPI.SUM, "avg": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}
+        self.types = {
+            torch.float32: MPI.FLOAT,
+            torch.float64: MPI.DOUBLE,
+            torch.int32: MPI.INT32_T,
+            torch.int64: MPI.INT64_T,
+        }
+        # A buffer by address: ~1 us cheaper per call than t.numpy(), which an 8-byte call notices.
+        self.from_address = (getattr(MPI, "buffer", None) or MPI.memory).fromaddress
+
+    def spec(self, t: torch.Tensor) -> list:
+        return [self.from_address(t.data_ptr(), t.nbytes), self.types[t.dtype]]
+
+
+_library: _Library | None = None
+
+
+def _mpi() -> _Library:
+    global _library
+    if _library is None:
+        _library = _Library()
+    return _library
 
 
 def _probe(device_type: str) -> str | None:
@@ -57,8 +81,7 @@ def _probe(device_type: str) -> str | None:
 
 
 def _communicator_of(group) -> object:
-    MPI = _mpi()
-    world = MPI.COMM_WORLD
+    world = _mpi().MPI.COMM_WORLD
     if world.Get_size() != dist.get_world_size() or world.Get_rank() != dist.get_rank():
         raise RuntimeError(
             f"torch.distributed rank {dist.get_rank()} of {dist.get_world_size()} is MPI rank "
@@ -75,6 +98,31 @@ def communicator(group=None):
     return _communicators.get(group, _communicator_of)
 
 
+def _bind(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None):
+    """One MPI_Allreduce of t (into out, or in place) as a zero-argument call, as an OSU loop makes it;
+    the buffers stay valid while the call lives (it holds the tensors)."""
+    lib = _mpi()
+    comm = communicator(group)
+    send = lib.MPI.IN_PLACE if out is None else lib.spec(t)
+    result = t if out is None else out
+    recv, mpi_op, allreduce = lib.spec(result), lib.ops[op], comm.Allreduce
+    if op != "avg":
+
+        def call():
+            allreduce(send, recv, op=mpi_op)
+
+    else:
+        n = comm.Get_size()
+        divide = result.div_ if result.is_floating_point() else result.floor_divide_
+
+        def call():
+            allreduce(send, recv, op=mpi_op)
+            divide(n)
+
+    call.buffers = (t, result)
+    return call
+
+
 @register(
     "all_reduce",
     "mpi",
@@ -85,17 +133,7 @@ def communicator(group=None):
 )
 def all_reduce_mpi(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None) -> None:
     """MPI_Allreduce of t over the group's ranks: in place, or into out (t unchanged)."""
-    MPI = _mpi()
-    comm = communicator(group)
-    mpi_op = {"sum": MPI.SUM, "avg": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
-    if out is None:
-        comm.Allreduce(MPI.IN_PLACE, t.numpy(), op=mpi_op)
-        result = t
-    else:
-        comm.Allreduce(t.numpy(), out.numpy(), op=mpi_op)
-        result = out
-    if op == "avg":
-        if result.is_floating_point():
-            result.div_(comm.Get_size())
-        else:
-            result.floor_divide_(comm.Get_size())
+    _bind(t, op=op, group=group, out=out)()
+
+
+all_reduce_mpi.bind = _bind

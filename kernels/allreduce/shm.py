@@ -146,6 +146,28 @@ def _close_all() -> None:
         comm.close()
 
 
+def _bind(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None):
+    """One all-reduce of t (into out, or in place) as a zero-argument call; the pointers stay valid
+    while the call lives (it holds the tensors)."""
+    comm = communicator(group)
+    dst = t if out is None else out
+    args = (t.data_ptr(), dst.data_ptr(), t.numel(), _DTYPE_CODES[t.dtype], _OP_CODES[op])
+    run = comm.all_reduce
+
+    def call():
+        try:
+            run(*args)
+        except RuntimeError:
+            # A timeout or an argument mismatch leaves the segment out of step: drop it, so the next
+            # call (on every rank) sets up a fresh one.
+            _communicators.discard(group, comm)
+            comm.close()
+            raise
+
+    call.buffers = (t, dst)
+    return call
+
+
 @register(
     "all_reduce",
     "shm",
@@ -156,12 +178,7 @@ def _close_all() -> None:
 )
 def all_reduce_shm(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None) -> None:
     """All-reduce t through a shared-memory segment of the group's ranks: in place, or into out."""
-    comm = communicator(group)
-    dst = t if out is None else out
-    try:
-        comm.all_reduce(t.data_ptr(), dst.data_ptr(), t.numel(), _DTYPE_CODES[t.dtype], _OP_CODES[op])
-    except RuntimeError:
-        # A timeout or an argument mismatch leaves the segment out of step: drop it, so the next
-        # call (on every rank) sets up a fresh one.
-        release(group)
-        raise
+    _bind(t, op=op, group=group, out=out)()
+
+
+all_reduce_shm.bind = _bind
