@@ -100,9 +100,9 @@ def _out_of_place_worker(ctx):
                 assert torch.equal(t, inputs[rank])  # the input is left alone
     # shm writes straight into out; torch has no out-of-place call: a copy, then in place
     t, out = torch.ones(5), torch.empty(5)
-    assert bind(kernels.registry.get("all_reduce", "torch").fn, t, op="sum", out=out).__name__ == "copy_first"
+    assert bind(kernels.registry.get("all_reduce", "torch"), t, op="sum", out=out).__name__ == "copy_first"
     if "shm" in backends:
-        call = bind(kernels.registry.get("all_reduce", "shm").fn, t, op="sum", out=out)
+        call = bind(kernels.registry.get("all_reduce", "shm"), t, op="sum", out=out)
         assert call.buffers == (t, out)
         for _ in range(3):  # a bound call runs again and again on the same buffers
             call()

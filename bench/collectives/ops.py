@@ -147,11 +147,11 @@ def _all_reduce_call(bufs: Buffers, site: Site):
     # here; the timed call is the backend's own, as nccl-tests times ncclAllReduce on a communicator
     # made beforehand. Out of place: the backend's own form where it has one (shm, mpi: no copy),
     # else a copy first (torch).
-    backend_fn = checked_backend(bufs.send, site.op, site.impl).fn
+    backend = checked_backend(bufs.send, site.op, site.impl)
     if bufs.in_place:
-        return bind(backend_fn, bufs.recv, op=site.op, group=site.group)
+        return bind(backend, bufs.recv, op=site.op, group=site.group)
     check_out(bufs.send, bufs.recv)
-    return bind(backend_fn, bufs.send, op=site.op, group=site.group, out=bufs.recv)
+    return bind(backend, bufs.send, op=site.op, group=site.group, out=bufs.recv)
 
 
 ALL_REDUCE = Collective(

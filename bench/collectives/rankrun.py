@@ -72,13 +72,13 @@ def run_rank(plan, env: RankEnv, progress=None) -> int:
 
 
 def _run_rank(plan, env: RankEnv, progress) -> int:
-    import torch
     import torch.distributed as dist
 
     from zhisuan.bench.collectives import driver
+    from zhisuan.bench.core import threads
     from zhisuan.bench.core.errors import EXIT_CRASH, EXIT_USAGE
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, env.local_world)))
+    threads.apply(threads.per_rank(env.local_world))  # the host's cores shared among its ranks
     try:
         driver.validate_world(plan, env.world)
     except ValueError as exc:

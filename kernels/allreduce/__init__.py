@@ -2,16 +2,15 @@
 
 A backend is fn(t, *, op, group=None), in place; one that can also write the result elsewhere takes
 `out=` as well (t then stays unchanged). For the others, out-of-place is a copy into out and then
-the in-place call. A backend may also offer fn.bind(t, *, op, group=None, out=None): a zero-argument
-call with its per-call work (finding the group's communicator, the buffers' addresses) done once,
-for loops that call it many times on the same buffers, as nccl-tests calls ncclAllReduce with a
-communicator it made beforehand. `bind` below gives every backend that form.
+the in-place call. A backend may also register prepare(t, *, op, group=None[, out=None]) (the
+registry's Backend.prepare): a zero-argument call with its per-call work (finding the group's
+communicator, the buffers' addresses) done once, for loops that call it many times on the same
+buffers, as nccl-tests calls ncclAllReduce with a communicator it made beforehand (shm, mpi).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 
 import torch
 
@@ -46,21 +45,17 @@ def check_out(t: torch.Tensor, out: torch.Tensor) -> None:
         raise ValueError("all_reduce: out overlaps t (for in place, leave out unset)")
 
 
-def bind(
-    fn: Callable, t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None
-) -> Callable[[], None]:
-    """Backend fn's call on these buffers as a zero-argument callable (t and out: checked already).
+def bind(backend: registry.Backend, t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None):
+    """The backend's call on these buffers as a zero-argument callable (t and out: checked already).
 
-    The backend's own fn.bind where it has one; else fn itself, out of place through fn's `out` where
-    it takes one, else as a copy of t into out and the in-place call on out.
+    Backend.bind (its prepare where it has one); out of place, through the backend's `out` where it
+    takes one, else as a copy of t into out and the in-place call on out.
     """
-    own = getattr(fn, "bind", None)
-    if own is not None:
-        return own(t, op=op, group=group, out=out)
     if out is None:
-        return lambda: fn(t, op=op, group=group)
-    if "out" in inspect.signature(fn).parameters:
-        return lambda: fn(t, op=op, group=group, out=out)
+        return backend.bind(t, op=op, group=group)
+    if "out" in inspect.signature(backend.fn).parameters:
+        return backend.bind(t, op=op, group=group, out=out)
+    fn = backend.fn
 
     def copy_first():
         out.copy_(t)
@@ -84,5 +79,5 @@ def all_reduce(
         chosen.fn(t, op=op, group=group)
         return t
     check_out(t, out)
-    bind(chosen.fn, t, op=op, group=group, out=out)()
+    bind(chosen, t, op=op, group=group, out=out)()
     return out

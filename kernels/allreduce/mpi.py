@@ -98,7 +98,7 @@ def communicator(group=None):
     return _communicators.get(group, _communicator_of)
 
 
-def _bind(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None):
+def prepare_mpi(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None):
     """One MPI_Allreduce of t (into out, or in place) as a zero-argument call, as an OSU loop makes it;
     the buffers stay valid while the call lives (it holds the tensors)."""
     lib = _mpi()
@@ -129,11 +129,9 @@ def _bind(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = No
     devices=("cpu",),
     dtypes=DTYPES,
     probe=_probe,
+    prepare=prepare_mpi,
     description="MPI_Allreduce through mpi4py over the system MPI (ranks started by mpirun)",
 )
 def all_reduce_mpi(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None) -> None:
     """MPI_Allreduce of t over the group's ranks: in place, or into out (t unchanged)."""
-    _bind(t, op=op, group=group, out=out)()
-
-
-all_reduce_mpi.bind = _bind
+    prepare_mpi(t, op=op, group=group, out=out)()

@@ -146,7 +146,7 @@ def _close_all() -> None:
         comm.close()
 
 
-def _bind(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None):
+def prepare_shm(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None):
     """One all-reduce of t (into out, or in place) as a zero-argument call; the pointers stay valid
     while the call lives (it holds the tensors)."""
     comm = communicator(group)
@@ -174,11 +174,9 @@ def _bind(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = No
     devices=("cpu",),
     dtypes=DTYPES,
     probe=_probe,
+    prepare=prepare_shm,
     description="POSIX shared-memory all-reduce among the processes of one host (C++)",
 )
 def all_reduce_shm(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None) -> None:
     """All-reduce t through a shared-memory segment of the group's ranks: in place, or into out."""
-    _bind(t, op=op, group=group, out=out)()
-
-
-all_reduce_shm.bind = _bind
+    prepare_shm(t, op=op, group=group, out=out)()
