@@ -1,5 +1,7 @@
-"""Ranks for tests/test_collectives_launch.py, run by zhisuan.bench.collectives.launch.spawn_ranks as
-`python -m launch_ranks` (tests/ on PYTHONPATH) with MODE_ENV set to one of:
+"""What the tests of spawned ranks share: finding a parent's ranks among the processes (rank_pids),
+and ranks of their own for tests/test_collectives_launch.py, run by
+zhisuan.bench.collectives.launch.spawn_ranks as `python -m launch_ranks` (tests/ on PYTHONPATH) with
+MODE_ENV set to one of:
 
   sleep         heartbeats, then sleeps: a rank that is merely alive
   shm-unmapped  rank 0 creates a shared-memory segment (zhisuan.kernels.allreduce.shm) and waits for
@@ -13,6 +15,25 @@ import time
 from zhisuan.bench.collectives import watchdog
 
 MODE_ENV = "ZHISUAN_TEST_RANK_MODE"
+
+
+def rank_pids(parent: int) -> dict[int, int]:
+    """{rank: pid} of the ranks a parent process spawned (they carry torchrun's RANK variable)."""
+    pids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read().split(b"\0")
+        except OSError:
+            continue
+        ranks = [var[len(b"RANK=") :] for var in environ if var.startswith(b"RANK=")]
+        if ppid == parent and ranks:
+            pids[int(ranks[0])] = int(entry)
+    return pids
 
 
 def main(mode: str) -> None:

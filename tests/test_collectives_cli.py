@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from launch_ranks import rank_pids
 
 from zhisuan.bench.cli import main as zhisuan_main
 from zhisuan.bench.collectives import launch, netmodel
@@ -98,22 +99,6 @@ def test_ranks_started_by_a_launcher_agree_and_rank_0_writes(launcher, tmp_path)
     assert len(rows) == 4 and all(r.shape["ranks"] == 2 and r.check["wrong"] == 0 for r in rows)
 
 
-def _rank_pid(parent: int, rank: int) -> int | None:
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                environ = fh.read().split(b"\0")
-        except OSError:
-            continue
-        if ppid == parent and f"RANK={rank}".encode() in environ:
-            return int(entry)
-    return None
-
-
 def _start_and_hit_rank_1(argv: list[str], sig: int, timeout_s: float) -> tuple[int, str, float]:
     """Start a long run, wait for its first table row, send sig to rank 1; (exit code, stderr, seconds)."""
     proc = subprocess.Popen(
@@ -130,7 +115,7 @@ def _start_and_hit_rank_1(argv: list[str], sig: int, timeout_s: float) -> tuple[
             line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
             if line.strip() and not line.startswith("#"):
                 break
-        pid = _rank_pid(proc.pid, 1)
+        pid = rank_pids(proc.pid).get(1)
         assert pid is not None
         os.kill(pid, sig)
         hit = time.monotonic()

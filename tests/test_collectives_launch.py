@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from launch_ranks import MODE_ENV
+from launch_ranks import MODE_ENV, rank_pids
 
 from zhisuan.bench.collectives import launch
 from zhisuan.bench.collectives.__main__ import main as collective_main
@@ -22,24 +22,6 @@ from zhisuan.kernels.allreduce import shm
 
 needs_shm = pytest.mark.skipif(cpu_ext_missing() is not None, reason=f"{cpu_ext_missing()}")
 TESTS = str(Path(__file__).parent)
-
-
-def _children(parent: int) -> list[int]:
-    """Pids of the ranks a parent spawned (they carry torchrun's RANK)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                environ = fh.read().split(b"\0")
-        except OSError:
-            continue
-        if ppid == parent and any(var.startswith(b"RANK=") for var in environ):
-            pids.append(int(entry))
-    return pids
 
 
 def _alive(pid: int) -> bool:
@@ -69,7 +51,7 @@ def _start_long_run(tmp_path) -> tuple[subprocess.Popen, list[int]]:
         line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
         if line.strip() and not line.startswith("#"):
             break
-    ranks = _children(proc.pid)
+    ranks = list(rank_pids(proc.pid).values())
     assert len(ranks) == 2
     return proc, ranks
 
