@@ -17,6 +17,7 @@ from zhisuan.bench.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 COMMAND_MODULES: list[str] = [
     "zhisuan.bench.harness.command",
     "zhisuan.bench.collectives.command",
+    "zhisuan.bench.collectives.model_command",
     "zhisuan.bench.gate.compare_command",
     "zhisuan.bench.gate.history_command",
     "zhisuan.bench.report.command",

@@ -13,9 +13,10 @@ import threading
 import time
 
 import pytest
+from launch_ranks import rank_pids
 
+from zhisuan.bench.cli import main as zhisuan_main
 from zhisuan.bench.collectives import launch, netmodel
-from zhisuan.bench.collectives.__main__ import main as collective_main
 from zhisuan.bench.core.result_files import read_results
 from zhisuan.kernels._ext import cpu_ext_missing
 
@@ -45,8 +46,10 @@ def test_sweep_prints_the_table_writes_json_and_feeds_the_model(tmp_path, capsys
     assert "time   algbw   busbw #wrong" in out and "# Out of bounds values : 0 OK" in out
     assert "# --min-busbw 1000 GB/s: FAILED" in out
     rows = [line.split() for line in out.splitlines() if line and not line.startswith("#")]
-    assert [(r[0], r[5]) for r in rows[:2]] == [("4096", "torch"), ("4096", "shm")]  # side by side
-    assert len(rows) == 12 and all(r[9] == "0" and r[13] == "0" for r in rows)  # #wrong = 0
+    assert [(r[0], r[13]) for r in rows[:2]] == [("4096", "torch"), ("4096", "shm")]  # side by side
+    assert len(rows) == 12 and all(
+        r[8] == "0" and r[12] == "0" for r in rows
+    )  # #wrong = 0, nccl-tests' places
     assert re.search(r"# Avg bus bandwidth    : [0-9.e+-]+ GB/s", out)
 
     results = read_results(path)
@@ -62,13 +65,12 @@ def test_sweep_prints_the_table_writes_json_and_feeds_the_model(tmp_path, capsys
     assert [size for size, _, _ in errors] == sorted(sizes)[1::2]
     assert all(math.isfinite(pred) and pred > 0 for _, _, pred in errors), errors
 
-    assert collective_main(["--model", str(path), "--model-backend", "shm", "--gpus", "8,1024,16384"]) == 0
+    assert zhisuan_main(["collective-model", str(path), "--backend", "shm", "--gpus", "8,1024,16384"]) == 0
     model = capsys.readouterr().out
     assert "held-out check" in model and "crossover sizes" in model
     assert re.search(r"^ +16384 +1G ", model, re.M) and "16384 GPUs: " in model
-    assert collective_main(["--model", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert "several sweeps" in err and "Traceback" not in err
+    assert zhisuan_main(["collective-model", str(path)]) == 0  # both sweeps, one after the other
+    assert capsys.readouterr().out.count("# alpha-beta model fitted to") == 2
 
 
 @pytest.mark.parametrize("launcher", ["torchrun", "slurm"])
@@ -77,7 +79,8 @@ def test_ranks_started_by_a_launcher_agree_and_rank_0_writes(launcher, tmp_path)
     argv = ["-m", "zhisuan.bench.collectives", "all_reduce", "-b", "8", "-e", "64", "-f", "8", "-n", "2", "-w", "0",
             "--json", str(path)]  # fmt: skip
     if launcher == "torchrun":
-        procs = [subprocess.Popen(["torchrun", "--standalone", "--nproc_per_node", "2", *argv],
+        # torchrun of this interpreter (a `torchrun` on PATH may belong to another Python)
+        procs = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *argv],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)]  # fmt: skip
     else:  # what srun gives each task (no MASTER_ADDR: the first host of the node list)
         port = str(launch.free_port())
@@ -96,22 +99,6 @@ def test_ranks_started_by_a_launcher_agree_and_rank_0_writes(launcher, tmp_path)
     assert len(rows) == 4 and all(r.shape["ranks"] == 2 and r.check["wrong"] == 0 for r in rows)
 
 
-def _rank_pid(parent: int, rank: int) -> int | None:
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/environ", "rb") as fh:
-                environ = fh.read().split(b"\0")
-        except OSError:
-            continue
-        if ppid == parent and f"RANK={rank}".encode() in environ:
-            return int(entry)
-    return None
-
-
 def _start_and_hit_rank_1(argv: list[str], sig: int, timeout_s: float) -> tuple[int, str, float]:
     """Start a long run, wait for its first table row, send sig to rank 1; (exit code, stderr, seconds)."""
     proc = subprocess.Popen(
@@ -128,7 +115,7 @@ def _start_and_hit_rank_1(argv: list[str], sig: int, timeout_s: float) -> tuple[
             line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
             if line.strip() and not line.startswith("#"):
                 break
-        pid = _rank_pid(proc.pid, 1)
+        pid = rank_pids(proc.pid).get(1)
         assert pid is not None
         os.kill(pid, sig)
         hit = time.monotonic()

@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 from zhisuan import kernels
-from zhisuan.bench.collectives import driver, launch, ops
+from zhisuan.bench.collectives import driver, launch, ops, watchdog
 from zhisuan.bench.collectives.driver import Case, Plan
 from zhisuan.bench.core.result_files import read_results
 from zhisuan.kernels.registry import parse_dtype
@@ -34,7 +34,7 @@ def _every_case(ctx, tmp, with_driver):
 
     def run(coll, dtype, op, count, in_place, impl="torch"):
         case = Case(coll, dtype, op, count * dtype.itemsize, count, impl)
-        _, wrong = driver.measure(case, in_place, plan, ctx, launch.Progress())  # iters=0: only the check
+        _, wrong = driver.measure(case, in_place, plan, ctx, watchdog.Progress())  # iters=0: only the check
         if wrong:
             failures.append(f"{coll.name} {dtype} {op} count={count} in_place={in_place}: {wrong} wrong")
         return wrong
@@ -71,10 +71,10 @@ def _every_case(ctx, tmp, with_driver):
     # The whole driver: rank 0 gathers and writes one file; every rank gets the same exit code.
     good = Plan(["all_reduce", "all_gather", "sendrecv"], ["fp32"], ["sum"], [8, 4096], iters=3, warmup=1,
                 check=1, seed=7, json_path=str(tmp / f"good{n}.jsonl"), run_id="t")  # fmt: skip
-    assert driver.run(good, ctx, launch.Progress()) == 0
+    assert driver.run(good, ctx, watchdog.Progress()) == 0
     bad = Plan(["all_reduce"], ["fp32"], ["sum"], [4096], iters=2, warmup=0, check=1, seed=7,
                impls=["torch", "corrupting"], json_path=str(tmp / f"bad{n}.jsonl"), run_id="t")  # fmt: skip
-    assert driver.run(bad, ctx, launch.Progress()) == 1
+    assert driver.run(bad, ctx, watchdog.Progress()) == 1
 
 
 @pytest.mark.parametrize("n", [2, 3, 4])

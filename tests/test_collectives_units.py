@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from zhisuan.bench.collectives import check, launch, ops, summary
+from zhisuan.bench.collectives import check, ops, rankenv, summary
 from zhisuan.bench.collectives.__main__ import main as collective_main
 from zhisuan.bench.collectives.driver import Case
 from zhisuan.bench.collectives.sizes import format_size, parse_size, size_sweep
@@ -64,12 +64,17 @@ def test_counts_and_buffers():
 
 
 def test_in_place_buffers_alias_as_nccl_tests_lays_them_out():
-    bufs = ops.allocate(ops.get("all_gather"), 12, 3, 1, torch.float32, "cpu", in_place=True)
+    site = ops.Site(n=3, rank=1, count=12)
+    bufs = ops.allocate(ops.get("all_gather"), site, torch.float32, "cpu", in_place=True)
     assert bufs.send.data_ptr() == bufs.recv.data_ptr() + 4 * 4 and bufs.send.numel() == 4
-    bufs = ops.allocate(ops.get("reduce_scatter"), 12, 3, 2, torch.float32, "cpu", in_place=True)
+    bufs = ops.allocate(
+        ops.get("reduce_scatter"), ops.Site(n=3, rank=2, count=12), torch.float32, "cpu", True
+    )
     assert bufs.recv.data_ptr() == bufs.send.data_ptr() + 8 * 4 and bufs.recv.numel() == 4
+    bufs = ops.allocate(ops.get("broadcast"), site, torch.float32, "cpu", in_place=True)
+    assert bufs.recv is bufs.send and bufs.recv.numel() == 12
     with pytest.raises(ValueError, match="no in-place form"):
-        ops.allocate(ops.get("sendrecv"), 8, 2, 0, torch.float32, "cpu", in_place=True)
+        ops.allocate(ops.get("sendrecv"), ops.Site(n=2, rank=0, count=8), torch.float32, "cpu", in_place=True)
 
 
 # ---- check data ------------------------------------------------------------------------------
@@ -80,8 +85,8 @@ def test_in_place_buffers_alias_as_nccl_tests_lays_them_out():
 @pytest.mark.parametrize("n", [2, 3, 4, 7, 64])
 def test_check_data_is_exact_in_every_reduction_order(dtype, op, n):
     pattern = check.pattern_for(dtype, op, n, seed=11)
-    index = torch.arange(4099)
-    values = torch.stack([pattern.values(r, index) for r in range(n)])  # int64, ranks x elements
+    index = np.arange(4099)
+    values = torch.stack([torch.from_numpy(pattern.values(r, index)) for r in range(n)])  # ranks x elements
     limit = check.EXACT_LIMIT[dtype]
     if op in ("sum", "avg"):
         assert values.abs().sum(0).max() <= limit  # bounds every partial sum, whatever the order
@@ -90,52 +95,84 @@ def test_check_data_is_exact_in_every_reduction_order(dtype, op, n):
     if op == "avg":
         assert values.sum(0).remainder(n).eq(0).all()
     # fresh data per seed
-    assert not torch.equal(check.pattern_for(dtype, op, n, seed=12).values(0, index), values[0])
+    assert not torch.equal(
+        torch.from_numpy(check.pattern_for(dtype, op, n, seed=12).values(0, index)), values[0]
+    )
 
 
-def _simulated_outputs(coll, pattern, op, n, count, root):
-    """Each rank's receive buffer as a correct implementation leaves it (from the definition)."""
-    send_count, recv_count = coll.buffer_counts(count, n)
-    sends = [pattern.values(r, torch.arange(send_count)) for r in range(n)]
-    chunk = count // n if coll.split else count
-    outs = []
-    for rank in range(n):
-        if coll.name in ("all_reduce", "reduce", "reduce_scatter"):
-            stacked = torch.stack(sends)
-            if coll.name == "reduce_scatter":
-                stacked = stacked[:, rank * chunk : (rank + 1) * chunk]
-            red = {"sum": stacked.sum(0), "max": stacked.max(0).values, "min": stacked.min(0).values}
-            red["avg"] = torch.div(stacked.sum(0), n, rounding_mode="floor")
-            outs.append(red[op])
-        elif coll.name == "broadcast":
-            outs.append(sends[root])
-        elif coll.name == "all_gather":
-            outs.append(torch.cat(sends))
-        elif coll.name == "all_to_all":
-            outs.append(torch.cat([sends[r][rank * chunk : (rank + 1) * chunk] for r in range(n)]))
-        elif coll.name == "sendrecv":
-            outs.append(sends[(rank - 1) % n])
-        assert outs[-1].numel() == recv_count
-    return outs
+def test_check_data_varies_with_position_rank_and_seed():
+    pattern = check.pattern_for(torch.float32, "max", 4, seed=3)
+    i = np.arange(1 << 16)
+    v = pattern.values(1, i)
+    assert np.bincount(v + pattern.k).min() > 0  # every value of -k..k comes up
+    assert np.array_equal(pattern.values(np.full(i.shape, 1), i), v)  # rank as an array, per element
+    assert np.mean(pattern.values(2, i) != v) > 0.99
+    assert np.mean(pattern.values(1, i + (1 << 32)) != v) > 0.99  # positions beyond 2^32 are not aliases
 
 
-@pytest.mark.parametrize("name", list(ops.COLLECTIVES))
+@pytest.mark.parametrize("count", [1, 7, 65521, 65522, 200003])
+def test_timing_data_repeats_one_hashed_block(count):
+    pattern = check.pattern_for(torch.bfloat16, "sum", 3, seed=5)
+    t = torch.full((count,), float("nan"), dtype=torch.bfloat16)
+    check.fill_for_timing(t, pattern, 2)
+    period = check.TIMING_PERIOD
+    want = torch.from_numpy(pattern.values(2, np.arange(count) % period)).to(torch.bfloat16)
+    assert torch.equal(t, want)
+
+
+def _reduced(sends, op, n):
+    stacked = torch.stack(sends)
+    if op == "max":
+        return stacked.max(0).values
+    if op == "min":
+        return stacked.min(0).values
+    total = stacked.sum(0)
+    return torch.div(total, n, rounding_mode="floor") if op == "avg" else total
+
+
+def _slice(t, rank, chunk):
+    return t[rank * chunk : (rank + 1) * chunk]
+
+
+# Each rank's receive buffer as a correct implementation leaves it, written from the definitions
+# independently of the table's `expected` (sends: every rank's send buffer; c: the slice length).
+SIMULATED = {
+    "all_reduce": lambda sends, op, n, rank, root, c: _reduced(sends, op, n),
+    "reduce": lambda sends, op, n, rank, root, c: _reduced(sends, op, n),
+    "reduce_scatter": lambda sends, op, n, rank, root, c: _slice(_reduced(sends, op, n), rank, c),
+    "broadcast": lambda sends, op, n, rank, root, c: sends[root],
+    "all_gather": lambda sends, op, n, rank, root, c: torch.cat(sends),
+    "all_to_all": lambda sends, op, n, rank, root, c: torch.cat([_slice(s, rank, c) for s in sends]),
+    "sendrecv": lambda sends, op, n, rank, root, c: sends[(rank - 1) % n],
+}
+
+
+def test_every_collective_has_an_independent_oracle():
+    assert set(SIMULATED) == set(ops.COLLECTIVES)
+
+
+@pytest.mark.parametrize(
+    "name,op",
+    [(name, op) for name, c in ops.COLLECTIVES.items() for op in (ops.REDUCE_OPS if c.reduces else [None])],
+)
 @pytest.mark.parametrize("n", [2, 3])
-def test_count_wrong_is_zero_for_correct_results_and_counts_corruption(name, n):
+def test_count_wrong_is_zero_for_correct_results_and_counts_corruption(name, op, n):
     coll = ops.get(name)
-    op = "sum" if coll.reduces else None
     count = coll.count_for(4 * 1025 * n, 4, n)
     pattern = check.pattern_for(torch.float32, op, n, seed=3)
-    outs = _simulated_outputs(coll, pattern, op, n, count, root=1)
-    for rank, out in enumerate(outs):
+    send_count, recv_count = coll.buffer_counts(count, n)
+    sends = [torch.from_numpy(pattern.values(r, np.arange(send_count))) for r in range(n)]
+    for rank in range(n):
+        out = SIMULATED[name](sends, op, n, rank, 1, count // n if coll.split else count)
+        assert out.numel() == recv_count
         recv = out.to(torch.float32)
-        kwargs = dict(op=op, n=n, rank=rank, root=1, count=count)
-        assert check.count_wrong(coll, recv, pattern, **kwargs) == 0
-        if coll.name == "reduce" and rank != 1:
+        site = ops.Site(n=n, rank=rank, op=op, root=1, count=count)
+        assert check.count_wrong(coll, recv, pattern, site) == 0
+        if not coll.checked_on(site):
             continue  # undefined off the root
         recv[5] += 1
         recv[-1] = float("nan")  # a slot the collective never wrote (the sentinel)
-        assert check.count_wrong(coll, recv, pattern, **kwargs) == 2
+        assert check.count_wrong(coll, recv, pattern, site) == 2
 
 
 def test_int_sentinel_never_matches():
@@ -161,7 +198,62 @@ def test_summary_arithmetic_follows_nccl_tests():
     assert summary.summarize_samples(case, 0, True, gathered, average=2).time_s == pytest.approx(2e-3)
     assert summary.summarize_samples(case, 0, True, gathered, average=3).time_s == pytest.approx(3e-3)
     line = summary.format_line(row, None, checked=True)
-    assert line.split()[:6] == ["4194304", "1048576", "fp32", "sum", "-1", "torch"] and "n/a" in line
+    assert line.split()[:5] == ["4194304", "1048576", "fp32", "sum", "-1"] and line.split()[9:14] == [
+        "n/a"
+    ] * 4 + ["torch"]
+
+
+def nccl_tests_fields(line: str) -> dict:
+    """A row read as scripts read nccl-tests' all_reduce_perf output: by position, extras ignored."""
+    size, count, dtype, redop, root, *rest = line.split()
+    placements = {}
+    for name, (time_us, algbw, busbw, wrong) in (("out", rest[0:4]), ("in", rest[4:8])):
+        placements[name] = (float(time_us), float(algbw), float(busbw), wrong)
+    return {
+        "size": int(size),
+        "count": int(count),
+        "type": dtype,
+        "redop": redop,
+        "root": int(root),
+        **placements,
+    }
+
+
+def test_the_table_keeps_nccl_tests_column_order_and_puts_ours_after():
+    header = [line.lstrip("#").split() for line in summary.HEADER.splitlines()]
+    nccl_tests = [
+        "size",
+        "count",
+        "type",
+        "redop",
+        "root",
+        "time",
+        "algbw",
+        "busbw",
+        "#wrong",
+        "time",
+        "algbw",
+        "busbw",
+        "#wrong",
+    ]
+    assert header[1][:13] == nccl_tests and header[1][13:] == ["impl", "p50", "p95", "max", "slow"]
+    assert header[0][:2] == ["out-of-place", "in-place"]
+    coll = ops.get("all_reduce")
+    case = Case(coll, torch.float32, "max", 4100, 1025, "shm")
+    out_row = summary.summarize_samples(case, 0, False, [([2e-6, 4e-6], 0), ([3e-6, 3e-6], 0)], average=1)
+    in_row = summary.summarize_samples(case, 0, True, [([1e-6, 1e-6], 0), ([1e-6, 1e-6], 3)], average=1)
+    fields = nccl_tests_fields(summary.format_line(out_row, in_row, checked=True))
+    assert (fields["size"], fields["count"], fields["type"], fields["redop"], fields["root"]) == (
+        4100,
+        1025,
+        "fp32",
+        "max",
+        -1,
+    )
+    gbps = 4100 / 3e-6 / 1e9  # printed with two decimals
+    assert fields["out"] == (3.0, pytest.approx(gbps, abs=0.005), pytest.approx(gbps, abs=0.005), "0")
+    assert fields["in"][0] == pytest.approx(1.0) and fields["in"][3] == "3"
+    assert summary.format_line(out_row, in_row, checked=True).split()[13] == "shm"
 
 
 # ---- launchers --------------------------------------------------------------------------------
@@ -170,22 +262,22 @@ def test_summary_arithmetic_follows_nccl_tests():
 def test_discover_torchrun_slurm_and_mpi():
     torchrun = {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "4",
                 "MASTER_ADDR": "n0", "MASTER_PORT": "29400"}  # fmt: skip
-    assert launch.discover(torchrun) == launch.RankEnv(3, 8, 1, 4, "n0", 29400, "torchrun")
+    assert rankenv.discover(torchrun) == rankenv.RankEnv(3, 8, 1, 4, "n0", 29400, "torchrun")
     slurm = {"SLURM_PROCID": "5", "SLURM_STEP_NUM_TASKS": "16", "SLURM_LOCALID": "1",
              "SLURM_STEP_NODELIST": "gpu[07-08,11],cpu1", "SLURM_JOB_ID": "123456",
              "SLURM_STEP_TASKS_PER_NODE": "8(x2)"}  # fmt: skip
-    assert launch.discover(slurm) == launch.RankEnv(5, 16, 1, 8, "gpu07", 20000 + 123456 % 20000, "slurm")
+    assert rankenv.discover(slurm) == rankenv.RankEnv(5, 16, 1, 8, "gpu07", 20000 + 123456 % 20000, "slurm")
     ompi = {"OMPI_COMM_WORLD_RANK": "2", "OMPI_COMM_WORLD_SIZE": "4", "OMPI_COMM_WORLD_LOCAL_RANK": "0",
             "OMPI_COMM_WORLD_LOCAL_SIZE": "2", "MASTER_ADDR": "h0"}  # fmt: skip
-    assert launch.discover(ompi) == launch.RankEnv(2, 4, 0, 2, "h0", 29500, "mpi")
+    assert rankenv.discover(ompi) == rankenv.RankEnv(2, 4, 0, 2, "h0", 29500, "mpi")
     mpich = {"PMI_RANK": "1", "PMI_SIZE": "2", "MASTER_ADDR": "h0", "MASTER_PORT": "1234"}
-    assert launch.discover(mpich).rank == 1 and launch.discover(mpich).master_port == 1234
+    assert rankenv.discover(mpich).rank == 1 and rankenv.discover(mpich).master_port == 1234
     with pytest.raises(ValueError, match="set MASTER_ADDR"):
-        launch.discover({"PMI_RANK": "1", "PMI_SIZE": "2"})
+        rankenv.discover({"PMI_RANK": "1", "PMI_SIZE": "2"})
     with pytest.raises(ValueError, match="RANK='x' is not an integer"):
-        launch.discover({"RANK": "x", "WORLD_SIZE": "2"})
-    assert launch.discover({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) is None  # a one-task job
-    assert launch.discover({}) is None
+        rankenv.discover({"RANK": "x", "WORLD_SIZE": "2"})
+    assert rankenv.discover({"SLURM_PROCID": "0", "SLURM_NTASKS": "1"}) is None  # a one-task job
+    assert rankenv.discover({}) is None
 
 
 @pytest.mark.parametrize(
@@ -198,7 +290,7 @@ def test_discover_torchrun_slurm_and_mpi():
     ],
 )
 def test_first_slurm_host(nodelist, host):
-    assert launch.first_slurm_host(nodelist) == host
+    assert rankenv.first_slurm_host(nodelist) == host
 
 
 # ---- the command line: bad input gives one line and exit 2 -----------------------------------

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
+from zhisuan.bench.cli import main as zhisuan_main
 from zhisuan.bench.collectives import netmodel
-from zhisuan.bench.collectives.__main__ import main as collective_main
 from zhisuan.bench.core.environment import environment
 from zhisuan.bench.core.results import Result
 
@@ -79,14 +79,14 @@ def test_crossovers_separate_the_fastest_algorithms(p):
             assert min(times, key=times.get) == best
 
 
-def _write_sweep(path, backend="shm", ranks=2, extra_rows=()):
+def _write_sweep(path, backend="shm", ranks=2, extra_rows=(), op="sum", alpha=ALPHA):
     rows = []
     for size in [2**k for k in range(3, 25, 2)]:
-        t = _ring(size, ranks)
+        t = _ring(size, ranks, alpha=alpha)
         rows.append(
             Result(kind="collective", op="all_reduce", backend=backend,
                    shape={"bytes": size, "count": size // 4, "ranks": ranks}, dtype="fp32", device="cpu",
-                   device_name="test", samples_s=[t], median_s=t, extra={"in_place": True})
+                   device_name="test", samples_s=[t], median_s=t, extra={"in_place": True, "op": op})
         )  # fmt: skip
     rows += list(extra_rows)
     path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in rows))
@@ -95,8 +95,8 @@ def _write_sweep(path, backend="shm", ranks=2, extra_rows=()):
 def test_cli_prints_fit_table_and_crossovers(tmp_path, capsys):
     path = tmp_path / "sweep.jsonl"
     _write_sweep(path)
-    argv = ["--model", str(path), "--node-size", "8", "--nic-gbps", "400", "--gpus", "8,16384"]
-    assert collective_main([*argv, "--model-sizes", "64K,1G"]) == 0
+    argv = ["collective-model", str(path), "--node-size", "8", "--nic-gbps", "400", "--gpus", "8,16384"]
+    assert zhisuan_main([*argv, "--sizes", "64K,1G"]) == 0
     out = capsys.readouterr().out
     assert "alpha 3.000 us" in out and "20.00 GB/s" in out  # the fit, in readable units
     assert "median error 0.0%" in out  # noise-free data: the held-out points are exact
@@ -116,25 +116,32 @@ def test_cli_prints_fit_table_and_crossovers(tmp_path, capsys):
     [
         (["--node-size", "0"], "--node-size must be positive"),
         (["--gpus", "8,x"], "--gpus: invalid literal"),
-        (["--model-sizes", "64Q"], "--model-sizes: size '64Q'"),
-        (["--model-backend", "gloo"], "no checked all_reduce results of backend gloo"),
+        (["--sizes", "64Q"], "--sizes: size '64Q'"),
+        (["--backend", "gloo"], "no checked all_reduce results of backend gloo"),
     ],
 )
 def test_cli_refuses_bad_model_arguments(tmp_path, capsys, argv, message):
     path = tmp_path / "sweep.jsonl"
     _write_sweep(path)
-    assert collective_main(["--model", str(path), *argv]) == 2
+    assert zhisuan_main(["collective-model", str(path), *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
 
 
-def test_cli_refuses_missing_and_mixed_files(tmp_path, capsys):
-    assert collective_main(["--model", str(tmp_path / "none.jsonl")]) == 2
+def test_cli_refuses_a_missing_file_and_models_each_sweep_of_a_mixed_one(tmp_path, capsys):
+    assert zhisuan_main(["collective-model", str(tmp_path / "none.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
     path = tmp_path / "mixed.jsonl"
-    other = Result(kind="collective", op="all_reduce", backend="gloo", shape={"bytes": 8, "ranks": 2},
-                   dtype="fp32", device="cpu", device_name="t", median_s=1e-4, extra={"in_place": True},
-                   env=environment())  # fmt: skip
-    _write_sweep(path, extra_rows=[other])
-    assert collective_main(["--model", str(path)]) == 2
-    assert "several sweeps (gloo on 2 ranks, fp32; shm on 2 ranks, fp32)" in capsys.readouterr().err
+    one_size = Result(kind="collective", op="all_reduce", backend="gloo", shape={"bytes": 8, "ranks": 2},
+                      dtype="fp32", device="cpu", device_name="t", median_s=1e-4, extra={"in_place": True, "op": "sum"},
+                      env=environment())  # fmt: skip
+    _write_sweep(path, extra_rows=[one_size])
+    _write_sweep(tmp_path / "max.jsonl", op="max", alpha=10e-6)  # the same sizes, another op: its own sweep
+    path.write_text(path.read_text() + (tmp_path / "max.jsonl").read_text())
+    assert zhisuan_main(["collective-model", str(path), "--gpus", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "# gloo, 2 ranks, fp32 sum: skipped (1 size(s) on 2 rank(s)" in out
+    assert out.count("# alpha-beta model fitted to") == 2 and "shm, 2 ranks, fp32 max" in out
+    assert "alpha 3.000 us" in out and "alpha 10.000 us" in out  # sum and max were not mixed into one sweep
+    assert zhisuan_main(["collective-model", str(path), "--backend", "gloo"]) == 2
+    assert "no sweep of at least 2 sizes" in capsys.readouterr().err

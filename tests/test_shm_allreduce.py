@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from zhisuan import kernels
-from zhisuan.bench.collectives import driver, launch, ops
+from zhisuan.bench.collectives import driver, launch, ops, watchdog
 from zhisuan.bench.collectives.driver import Case, Plan
 from zhisuan.kernels._ext import cpu_ext_missing
 from zhisuan.kernels.allreduce import shm
@@ -161,7 +161,7 @@ def _shm_worker(ctx):
             for count in (1, 7, 1025, *big):
                 for in_place in (False, True) if count < 2000 else (True,):
                     case = Case(coll, dtype, op, count * dtype.itemsize, count, "shm")
-                    _, wrong = driver.measure(case, in_place, plan, ctx, launch.Progress())
+                    _, wrong = driver.measure(case, in_place, plan, ctx, watchdog.Progress())
                     if wrong:
                         failures.append(f"{dtype} {op} {count} in_place={in_place}: {wrong} wrong")
     assert not failures, "\n".join(failures)

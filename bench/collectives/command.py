@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 
 from zhisuan.bench.cli import positive_float, positive_int
-from zhisuan.bench.collectives import launch, ops
+from zhisuan.bench.collectives import launch, ops, rankenv, rankrun
 from zhisuan.bench.collectives.check import EXACT_LIMIT
 from zhisuan.bench.collectives.driver import Plan
 from zhisuan.bench.collectives.sizes import parse_size, size_sweep
@@ -25,8 +25,9 @@ processes. A rank that dies or hangs ends the run within --timeout, naming the r
 Exit codes: 0 ok; 1 wrong data or average busbw below --min-busbw; 2 bad arguments; 3 a rank
 died, hung or failed.
 
-Also: --model SWEEP.jsonl fits the alpha-beta model to a measured all_reduce sweep and predicts
-ring, tree and hierarchical all-reduce at 8 to 16384 GPUs (no ranks are started)."""
+The table keeps nccl-tests' columns in nccl-tests' order (scripts that read them by position work)
+and adds ours after them: impl, then p50/p95/max over ranks and iterations and the slowest rank.
+`zhisuan collective-model SWEEP.jsonl` fits the alpha-beta model to a measured all_reduce sweep."""
 
 
 def _size(text: str) -> int:
@@ -125,7 +126,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--impl",
         default="torch",
         help="all_reduce through zhisuan.kernels.all_reduce with these backends, comma-separated and run "
-        "side by side per size: torch (default), shm, ...",
+        "side by side per size: torch (default), shm, mpi (ranks started by mpirun), ...",
     )
     what.add_argument(
         "--backend", help="torch.distributed backend (default: nccl on cuda, hccl on npu, gloo on cpu)"
@@ -152,9 +153,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     out.add_argument(
         "--min-busbw", type=_gbps, help="fail (exit 1) when the average busbw (GB/s) is below this"
     )
-    from zhisuan.bench.collectives import netmodel
-
-    netmodel.add_arguments(p.add_argument_group("alpha-beta model (--model)"))
     p.set_defaults(func=run)
     return p
 
@@ -203,18 +201,24 @@ def build_plan(args) -> Plan:
     for name in impls:
         if name == "torch":
             continue
-        if collectives != ["all_reduce"]:
-            raise ValueError(
-                f"--impl {name} applies to all_reduce only (asked for: {', '.join(collectives)})"
-            )
-        backend_info = get_backend("all_reduce", name)
-        if device not in backend_info.devices:
-            raise ValueError(
-                f"--impl {name} runs on {', '.join(sorted(backend_info.devices))}, not on {device}"
-            )
-        for dtype in dtypes:
-            if parse_dtype(dtype) not in backend_info.dtypes_on(device):
-                raise ValueError(f"--impl {name} does not support -d {dtype}")
+        for coll in map(ops.get, collectives):
+            if coll.kernel_op is None:
+                with_impls = [c.name for c in ops.COLLECTIVES.values() if c.kernel_op]
+                raise ValueError(
+                    f"--impl {name} applies to {', '.join(with_impls)} only (asked for: {', '.join(collectives)})"
+                )
+            backend_info = get_backend(coll.kernel_op, name)
+            if device not in backend_info.devices:
+                raise ValueError(
+                    f"--impl {name} runs on {', '.join(sorted(backend_info.devices))}, not on {device}"
+                )
+            for dtype in dtypes:
+                if parse_dtype(dtype) not in backend_info.dtypes_on(device):
+                    raise ValueError(f"--impl {name} does not support -d {dtype}")
+    if args.nproc and "mpi" in impls:
+        from zhisuan.kernels.allreduce.mpi import NEEDS_MPIRUN
+
+        raise ValueError(f"--impl mpi with --nproc: {NEEDS_MPIRUN} (without --nproc)")
     if args.nproc:
         from zhisuan.bench.collectives.driver import validate_world
 
@@ -245,12 +249,8 @@ def build_plan(args) -> Plan:
 
 
 def run(args) -> int:
-    if args.model:
-        from zhisuan.bench.collectives import netmodel
-
-        return netmodel.run(args)
     plan = build_plan(args)
-    env = launch.discover()
+    env = rankenv.discover()
     if args.nproc:
         if env is not None:
             raise ValueError(
@@ -258,4 +258,4 @@ def run(args) -> int:
                 f"started by {env.launcher}: drop --nproc"
             )
         return launch.spawn(args.nproc, plan, args.timeout)
-    return launch.run_rank(plan, env or launch.SINGLE)
+    return rankrun.run_rank(plan, env or rankenv.SINGLE)

@@ -2,7 +2,7 @@
 
 For each collective, dtype, reduction op and size (and implementation, for all_reduce), and for
 each placement (out-of-place, then in place where the collective has one), every rank:
-  1. fills its send buffer with the check pattern and meets the others at a barrier;
+  1. fills its send buffer with data for timing (check.fill_for_timing) and meets the others at a barrier;
   2. runs `warmup` untimed iterations, then `iters` timed ones, each timed on its own (host clock
      on CPU, with a device synchronisation after each call on other devices; CUDA events on GPU,
      with a host synchronisation after each under -z 1; under -G N the `iters` calls are captured
@@ -12,7 +12,7 @@ each placement (out-of-place, then in place where the collective has one), every
      disturbed), which summarises, prints and writes the result.
 Rank 0 decides the exit code and shares it, so every rank exits alike.
 
-Progress (for the watchdog, bench/collectives/launch.py): `progress.step(label)` at each case and
+Progress (for the watchdog, bench/collectives/watchdog.py): `progress.step(label)` at each case and
 placement, and `progress.enter()` / `progress.leave()` around every collective call, outside the
 timed window, so a call that never returns is seen as such.
 """
@@ -45,7 +45,9 @@ class Plan:
     blocking: bool = False
     cudagraph: int = 0
     root: int = 0
-    impls: list[str] = field(default_factory=lambda: ["torch"])  # all_reduce implementations, interleaved
+    impls: list[str] = field(
+        default_factory=lambda: ["torch"]
+    )  # of collectives with a kernel_op, interleaved
     average: int = 1  # how ranks' times combine: 0 rank 0, 1 mean, 2 min, 3 max (nccl-tests' -a)
     device: str = "cpu"
     backend: str = "gloo"
@@ -134,11 +136,24 @@ class Case:
     impl: str
 
 
+def site_of(case: Case, plan: Plan, ctx: RankContext) -> ops.Site:
+    return ops.Site(
+        n=ctx.world,
+        rank=ctx.rank,
+        op=case.op,
+        root=plan.root,
+        count=case.count,
+        group=ctx.group,
+        impl=case.impl,
+    )
+
+
 def measure(case: Case, in_place: bool, plan: Plan, ctx: RankContext, progress) -> tuple[list[float], int]:
     """This rank's samples and wrong-element count for one case and placement."""
-    coll, dtype, op, count = case.collective, case.dtype, case.op, case.count
-    bufs = ops.allocate(coll, count, ctx.world, ctx.rank, dtype, ctx.device, in_place)
-    call = ops.make_call(coll, bufs, op=op, root=plan.root, group=ctx.group, impl=case.impl)
+    coll, dtype, op = case.collective, case.dtype, case.op
+    site = site_of(case, plan, ctx)
+    bufs = ops.allocate(coll, site, dtype, ctx.device, in_place)
+    call = coll.call(bufs, site)
 
     def untimed_call():
         progress.enter()
@@ -146,7 +161,7 @@ def measure(case: Case, in_place: bool, plan: Plan, ctx: RankContext, progress) 
         _synchronize(ctx.device)
         progress.leave()
 
-    check.fill(bufs.send, check.pattern_for(dtype, op, ctx.world, plan.seed), ctx.rank)
+    check.fill_for_timing(bufs.send, check.pattern_for(dtype, op, ctx.world, plan.seed), ctx.rank)
     dist.barrier(group=ctx.control)
     for _ in range(plan.warmup):
         untimed_call()
@@ -154,13 +169,11 @@ def measure(case: Case, in_place: bool, plan: Plan, ctx: RankContext, progress) 
     wrong = 0
     for attempt in range(plan.check):
         pattern = check.pattern_for(dtype, op, ctx.world, plan.seed + 1 + attempt)
-        if not (in_place and coll.name == "reduce_scatter"):  # there the output is inside the input
-            check.fill_sentinel(bufs.recv)
+        # The sentinel first, then the send data: where the buffers overlap (in place) the data wins.
+        check.fill_sentinel(bufs.recv)
         check.fill(bufs.send, pattern, ctx.rank)
         untimed_call()
-        wrong += check.count_wrong(
-            coll, bufs.recv, pattern, op=op, n=ctx.world, rank=ctx.rank, root=plan.root, count=count
-        )
+        wrong += check.count_wrong(coll, bufs.recv, pattern, site)
     return samples, wrong
 
 
@@ -178,7 +191,7 @@ def cases(plan: Plan, n: int):
     """The cases in run order: the implementations of one size back to back, for a fair comparison."""
     for name in plan.collectives:
         coll = ops.get(name)
-        impls = plan.impls if coll.name == "all_reduce" else ["torch"]
+        impls = plan.impls if coll.kernel_op else ["torch"]
         for name_of_dtype in plan.dtypes:
             dtype = parse_dtype(name_of_dtype)
             itemsize = torch.tensor([], dtype=dtype).element_size()

@@ -20,11 +20,11 @@ from zhisuan.bench.collectives.ops import Collective
 from zhisuan.bench.collectives.sizes import format_size
 from zhisuan.bench.core import chips, stats
 from zhisuan.bench.core.environment import environment
+from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK
 from zhisuan.bench.core.result_files import ResultWriter
 from zhisuan.bench.core.results import Result
 from zhisuan.kernels.registry import dtype_name
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CRASH = 0, 1, 2, 3
 _COMBINE = {1: np.mean, 2: np.min, 3: np.max}
 AVERAGE_NAMES = {0: "rank 0", 1: "mean over ranks", 2: "min over ranks", 3: "max over ranks"}
 
@@ -108,16 +108,18 @@ def _placement(row: Row | None, checked: bool) -> str:
     return f"{_us(row.time_s)} {row.algbw / 1e9:7.2f} {row.busbw / 1e9:7.2f} {wrong:>6}"
 
 
+# nccl-tests' columns, in its order (scripts read them by position), then ours: the implementation
+# and the spread over ranks and iterations.
 HEADER = (
-    f"#{'':>68}{'out-of-place':>18}{'':>14}{'in-place':>18}{'':>14}{'spread':>20}\n"
-    f"#{'size':>11} {'count':>12} {'type':>6} {'redop':>6} {'root':>5} {'impl':>6} "
+    f"#{'':>45}{'out-of-place':>20}{'':>12}{'in-place':>20}{'':>12}{'':>9}{'spread':>20}\n"
+    f"#{'size':>11} {'count':>12} {'type':>6} {'redop':>6} {'root':>5} "
     f"{'time':>8} {'algbw':>7} {'busbw':>7} {'#wrong':>6} "
     f"{'time':>8} {'algbw':>7} {'busbw':>7} {'#wrong':>6} "
-    f"{'p50':>8} {'p95':>8} {'max':>8} {'slow':>5}\n"
-    f"#{'(B)':>11} {'(elements)':>12} {'':>6} {'':>6} {'':>5} {'':>6} "
+    f"{'impl':>8} {'p50':>8} {'p95':>8} {'max':>8} {'slow':>5}\n"
+    f"#{'(B)':>11} {'(elements)':>12} {'':>6} {'':>6} {'':>5} "
     f"{'(us)':>8} {'(GB/s)':>7} {'(GB/s)':>7} {'':>6} "
     f"{'(us)':>8} {'(GB/s)':>7} {'(GB/s)':>7} {'':>6} "
-    f"{'(us)':>8} {'(us)':>8} {'(us)':>8} {'rank':>5}"
+    f"{'':>8} {'(us)':>8} {'(us)':>8} {'(us)':>8} {'rank':>5}"
 )
 
 
@@ -125,9 +127,8 @@ def format_line(out_row: Row, in_row: Row | None, checked: bool) -> str:
     spread = in_row or out_row
     return (
         f"{out_row.size:12d} {out_row.count:12d} {out_row.dtype:>6} {out_row.op or 'none':>6} {out_row.root:5d} "
-        f"{out_row.impl:>6} "
         f"{_placement(out_row, checked)} {_placement(in_row, checked)} "
-        f"{_us(spread.p50_s)} {_us(spread.p95_s)} {_us(spread.max_s)} {spread.slowest_rank:5d}"
+        f"{out_row.impl:>8} {_us(spread.p50_s)} {_us(spread.p95_s)} {_us(spread.max_s)} {spread.slowest_rank:5d}"
     )
 
 

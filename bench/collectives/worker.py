@@ -10,15 +10,20 @@ import json
 import os
 import sys
 
-from zhisuan.bench.collectives import launch
-from zhisuan.bench.collectives.driver import Plan
+from zhisuan.bench.collectives import watchdog
 
 
 def main() -> int:
+    # The heartbeat starts before torch is imported: on a loaded host that import alone can outlast
+    # the watchdog's timeout, and a rank that is importing is not a rank that hangs.
+    progress = watchdog.PipeProgress(int(os.environ[watchdog.PROGRESS_FD_ENV]))
+    from zhisuan.bench.collectives import launch, rankenv, rankrun
+    from zhisuan.bench.collectives.driver import Plan
+
     plan = Plan(**json.loads(os.environ[launch.PLAN_ENV]))
-    progress = launch.PipeProgress(int(os.environ[launch.PROGRESS_FD_ENV]))
-    env = launch.discover()
-    return launch.run_rank(plan, env, progress)
+    code = rankrun.run_rank(plan, rankenv.discover(), progress)
+    progress.finish()
+    return code
 
 
 if __name__ == "__main__":

@@ -238,8 +238,8 @@ def render(matmul, attention, overhead_us, allreduce, allreduce_note, seconds) -
         "## all-reduce, 2 processes: shm (ours) vs gloo (target: ≥ 20× at ≤ 64 KB, ≥ 2× at 32 MB)",
         "",
         "`zhisuan collective all_reduce --nproc 2 --impl shm|torch -b 8 -e 32M -f 2 -c 1 -n 20 -w 5`, the two"
-        " impls alternating, one run each per round. In place: the kernel itself (zhisuan.kernels.all_reduce reduces in"
-        " place). Out of place: a copy of the send buffer into the receive buffer first, for both (timed).",
+        " impls alternating, one run each per round. In place: the kernel itself. Out of place: shm writes the"
+        " result straight into the receive buffer; gloo copies the send buffer into it first (timed).",
         "",
     ]
     if allreduce_note:

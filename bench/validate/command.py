@@ -51,12 +51,12 @@ def run(args) -> int:
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device (torch.cuda.is_available() is False)")
     try:
-        from zhisuan.bench.collectives import launch
+        from zhisuan.bench.collectives import rankenv
     except ImportError as exc:
         raise UsageError(
             f"validate needs zhisuan.bench.collectives for its ranks, which fails to import: {exc}"
         ) from None
-    env = launch.discover()
+    env = rankenv.discover()
     if env is not None and args.nproc:
         raise UsageError(
             f"--nproc spawns local ranks; this process is already rank {env.rank} of {env.world} ({env.launcher})"
@@ -80,4 +80,4 @@ def run(args) -> int:
         from zhisuan.bench.validate.spawn import run_local
 
         return run_local(options, nproc)
-    return run_rank(options, env or launch.SINGLE)
+    return run_rank(options, env or rankenv.SINGLE)

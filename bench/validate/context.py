@@ -67,13 +67,13 @@ class CheckContext:
     # A collective call in cluster mode: every rank calls it at the same points.
     should_stop: Callable[..., bool] = lambda local=False: local
     progress: object = (
-        None  # zhisuan.bench.collectives.launch.Progress: steps and collective calls, for the watchdog
+        None  # zhisuan.bench.collectives.watchdog.Progress: steps and collective calls, for the watchdog
     )
     host: str = field(default_factory=socket.gethostname)
 
     def __post_init__(self):
         if self.progress is None:
-            from zhisuan.bench.collectives.launch import Progress
+            from zhisuan.bench.collectives.watchdog import Progress
 
             self.progress = Progress()
         self.telemetry = reader_for(self.device)

@@ -261,14 +261,14 @@ def run_rank(options: Options, env, progress=None) -> int:
     progress: the watchdog's channel of a spawned rank; None under an external launcher (the
     process group's store then keeps each rank's step, so a hang names the ranks behind).
     """
-    from zhisuan.bench.collectives import launch
+    from zhisuan.bench.collectives import rankrun, watchdog
 
     backend = "nccl" if options.device == "cuda" else "gloo"
     threads.apply(threads.per_rank(env.local_world))  # the host's cores shared among its ranks
-    rank_ctx = launch.init_ranks(env, collectives_plan(options, backend))
+    rank_ctx = rankrun.init_ranks(env, collectives_plan(options, backend))
     try:
         if progress is None:
-            progress = launch.StoreProgress(env.rank, env.world) if env.world > 1 else launch.Progress()
+            progress = watchdog.StoreProgress(env.rank, env.world) if env.world > 1 else watchdog.Progress()
         code = Session(options, rank_ctx, env.local_world, progress).run()
         # Leave together: no rank tears its sockets down while a peer may still be reading from it.
         dist.barrier(group=rank_ctx.control)

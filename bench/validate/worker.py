@@ -11,22 +11,28 @@ import json
 import os
 import sys
 
-EXIT_CRASH = 3
+from zhisuan.bench.core.errors import EXIT_CRASH
 
 
 def main() -> int:
-    from zhisuan.bench.collectives import launch
+    from zhisuan.bench.collectives import watchdog
+
+    # The heartbeat starts before torch is imported (zhisuan.bench.collectives.worker says why).
+    progress = watchdog.PipeProgress(int(os.environ[watchdog.PROGRESS_FD_ENV]))
+    from zhisuan.bench.collectives import rankenv, rankrun
     from zhisuan.bench.validate.session import Options, run_rank
     from zhisuan.bench.validate.spawn import OPTIONS_ENV
 
     options = Options(**json.loads(os.environ[OPTIONS_ENV]))
-    progress = launch.PipeProgress(int(os.environ[launch.PROGRESS_FD_ENV]))
-    env = launch.discover()
+    env = rankenv.discover()
     try:
-        return run_rank(options, env, progress)
+        with rankrun.exit_on_termination():
+            code = run_rank(options, env, progress)
     except Exception as exc:
         print(f"zhisuan validate: rank {env.rank}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_CRASH
+    progress.finish()
+    return code
 
 
 if __name__ == "__main__":

@@ -37,6 +37,13 @@ class PerGroup:
         entry = self._entries.pop((id(self._resolve(group)), extra), None)
         return None if entry is None else entry[1]
 
+    def discard(self, group, value, extra: object = None) -> None:
+        """Forget (group, extra) if it still holds value (not one made since)."""
+        key = (id(self._resolve(group)), extra)
+        entry = self._entries.get(key)
+        if entry is not None and entry[1] is value:
+            del self._entries[key]
+
     def values(self) -> list[object]:
         return [value for _, value in self._entries.values()]
 

@@ -9,11 +9,17 @@ The segment is set up once per process group, on the first call (a collective: e
 group must make it), over the group itself: rank 0 creates a uniquely named segment and the name
 reaches the others with the group's all_gather_object; rank 0 removes the name from /dev/shm as
 soon as every rank has mapped it. Algorithms and barriers: csrc/cpu/shm_allreduce.h.
+
+Names start with SEGMENT_PREFIX, or with the prefix in the environment variable SEGMENT_PREFIX_ENV:
+a parent that spawns the ranks (zhisuan collective --nproc) gives its run a prefix of its own and
+removes whatever carries it once its ranks are gone (remove_segments), so a rank killed after
+creating a segment and before the others mapped it leaves nothing in /dev/shm either.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import secrets
 import socket
@@ -36,6 +42,9 @@ SLOT_BYTES = 1 << 20
 # larger ones reduce-scatter and all-gather (each rank reduces 1/world of it: two barriers).
 ONE_SHOT_MAX_BYTES = 32 << 10
 DEFAULT_TIMEOUT_S = 300.0
+SEGMENT_PREFIX = "zhisuan-allreduce"
+SEGMENT_PREFIX_ENV = "ZHISUAN_SHM_PREFIX"
+SEGMENT_DIR = "/dev/shm"  # where Linux keeps POSIX shared memory names
 
 _timeout_s = DEFAULT_TIMEOUT_S
 _communicators = PerGroup()
@@ -77,7 +86,8 @@ def _rendezvous(group) -> object:
     rank, world = dist.get_rank(group), dist.get_world_size(group)
     comm, name = None, None
     if rank == 0:
-        name = f"/zhisuan-allreduce-{os.getpid()}-{secrets.token_hex(4)}"
+        prefix = os.environ.get(SEGMENT_PREFIX_ENV, SEGMENT_PREFIX)
+        name = f"/{prefix}-{os.getpid()}-{secrets.token_hex(4)}"
         comm = ext.ShmAllReduce(name, 0, world, True, SLOT_BYTES, ONE_SHOT_MAX_BYTES, _timeout_s)
     try:
         infos: list = [None] * world
@@ -101,6 +111,23 @@ def _rendezvous(group) -> object:
     return comm
 
 
+def run_prefix() -> str:
+    """A segment prefix for one run of spawned ranks (pass it to them in SEGMENT_PREFIX_ENV)."""
+    return f"{SEGMENT_PREFIX}-run{os.getpid()}x{secrets.token_hex(3)}"
+
+
+def remove_segments(prefix: str) -> list[str]:
+    """Remove the names of segments that start with prefix (once no rank will open them); returns them."""
+    try:
+        names = [n for n in os.listdir(SEGMENT_DIR) if n.startswith(prefix + "-")]
+    except OSError:  # no /dev/shm (not Linux): names live elsewhere and the C++ side removes them
+        return []
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):  # removed meanwhile by the rank that made it
+            os.unlink(os.path.join(SEGMENT_DIR, name))
+    return names
+
+
 def communicator(group=None):
     """The shared-memory communicator of `group` (default: the default group), made on first use."""
     return _communicators.get(group, _rendezvous)
@@ -119,22 +146,37 @@ def _close_all() -> None:
         comm.close()
 
 
+def prepare_shm(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None):
+    """One all-reduce of t (into out, or in place) as a zero-argument call; the pointers stay valid
+    while the call lives (it holds the tensors)."""
+    comm = communicator(group)
+    dst = t if out is None else out
+    args = (t.data_ptr(), dst.data_ptr(), t.numel(), _DTYPE_CODES[t.dtype], _OP_CODES[op])
+    run = comm.all_reduce
+
+    def call():
+        try:
+            run(*args)
+        except RuntimeError:
+            # A timeout or an argument mismatch leaves the segment out of step: drop it, so the next
+            # call (on every rank) sets up a fresh one.
+            _communicators.discard(group, comm)
+            comm.close()
+            raise
+
+    call.buffers = (t, dst)
+    return call
+
+
 @register(
     "all_reduce",
     "shm",
     devices=("cpu",),
     dtypes=DTYPES,
     probe=_probe,
+    prepare=prepare_shm,
     description="POSIX shared-memory all-reduce among the processes of one host (C++)",
 )
-def all_reduce_shm(t: torch.Tensor, *, op: str, group=None) -> None:
-    """All-reduce t in place through a shared-memory segment of the group's ranks."""
-    comm = communicator(group)
-    ptr = t.data_ptr()
-    try:
-        comm.all_reduce(ptr, ptr, t.numel(), _DTYPE_CODES[t.dtype], _OP_CODES[op])
-    except RuntimeError:
-        # A timeout or an argument mismatch leaves the segment out of step: drop it, so the next
-        # call (on every rank) sets up a fresh one.
-        release(group)
-        raise
+def all_reduce_shm(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | None = None) -> None:
+    """All-reduce t through a shared-memory segment of the group's ranks: in place, or into out."""
+    prepare_shm(t, op=op, group=group, out=out)()

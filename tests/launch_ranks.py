@@ -1,0 +1,65 @@
+"""What the tests of spawned ranks share: finding a parent's ranks among the processes (rank_pids),
+and ranks of their own for tests/test_collectives_launch.py, run by
+zhisuan.bench.collectives.launch.spawn_ranks as `python -m launch_ranks` (tests/ on PYTHONPATH) with
+MODE_ENV set to one of:
+
+  sleep         heartbeats, then sleeps: a rank that is merely alive
+  shm-unmapped  rank 0 creates a shared-memory segment (zhisuan.kernels.allreduce.shm) and waits for
+                the others to map it; the others take its name, say whether it is in /dev/shm, and
+                never map it: the hang between creating and opening a segment
+"""
+
+import os
+import time
+
+from zhisuan.bench.collectives import watchdog
+
+MODE_ENV = "ZHISUAN_TEST_RANK_MODE"
+
+
+def rank_pids(parent: int) -> dict[int, int]:
+    """{rank: pid} of the ranks a parent process spawned (they carry torchrun's RANK variable)."""
+    pids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                environ = fh.read().split(b"\0")
+        except OSError:
+            continue
+        ranks = [var[len(b"RANK=") :] for var in environ if var.startswith(b"RANK=")]
+        if ppid == parent and ranks:
+            pids[int(ranks[0])] = int(entry)
+    return pids
+
+
+def main(mode: str) -> None:
+    progress = watchdog.PipeProgress(int(os.environ[watchdog.PROGRESS_FD_ENV]))
+    if mode == "sleep":
+        time.sleep(600)
+        return
+    import torch.distributed as dist
+
+    from zhisuan.kernels.allreduce import shm
+
+    dist.init_process_group("gloo")  # torchrun's variables, from spawn_ranks
+    rank, world = dist.get_rank(), dist.get_world_size()
+    progress.enter()  # the watchdog sees every rank inside one call that never ends
+    if rank == 0:
+        shm.communicator()
+    else:
+        infos = [None] * world
+        dist.all_gather_object(infos, (shm.host_id(), None))  # rank 0's half of its rendezvous
+        name = infos[0][1]
+        print(
+            f"rank {rank}: segment {name} in {shm.SEGMENT_DIR}: {os.path.exists(shm.SEGMENT_DIR + name)}",
+            flush=True,
+        )
+        time.sleep(600)
+
+
+if __name__ == "__main__":
+    main(os.environ[MODE_ENV])
