@@ -11,7 +11,7 @@ import torch
 
 from zhisuan import kernels
 from zhisuan.bench.collectives import driver, launch, ops, watchdog
-from zhisuan.bench.collectives.driver import Case, Plan
+from zhisuan.bench.collectives.driver import Case, SweepPlan
 from zhisuan.kernels._ext import cpu_ext_missing
 from zhisuan.kernels.allreduce import shm
 
@@ -148,7 +148,7 @@ def _shm_worker(ctx):
     import torch.distributed as dist
 
     n, rank = ctx.world, ctx.rank
-    plan = Plan(collectives=[], dtypes=[], ops=[], sizes=[], iters=0, warmup=0, check=1, seed=99)
+    plan = SweepPlan(collectives=[], dtypes=[], ops=[], sizes=[], iters=0, warmup=0, check=1, seed=99)
     coll = ops.get("all_reduce")
     # Odd counts for every dtype, op and placement; in place (the kernel's own form), a count that
     # takes several chunks (two-shot ones, then a 5-element one-shot tail) and 1M+3 for every dtype

@@ -1,4 +1,4 @@
-"""What each level measures, and how big: one Plan per (level, device kind).
+"""What each level measures, and how big: one LevelPlan per (level, device kind).
 
 The sizes are the real ones: matmul products large enough to reach the chip's maximum achievable
 rate, STREAM arrays several times the last-level cache / L2, an attention shape that real models
@@ -22,7 +22,7 @@ STREAM_MIN_ARRAY_BYTES = {"cpu": 64 << 20, "cuda": 1 << 30}
 
 
 @dataclass(frozen=True)
-class Plan:
+class LevelPlan:
     level: str
     matmul_sizes: tuple[int, ...]  # square M = N = K
     fp8_sizes: tuple[int, ...]  # GPU fp8 (tensor-core fp8 needs large products to pay off)
@@ -42,7 +42,7 @@ class Plan:
 
 
 _PLANS = {
-    ("quick", "cpu"): Plan(
+    ("quick", "cpu"): LevelPlan(
         level="quick",
         matmul_sizes=(1024, 1536),
         fp8_sizes=(),
@@ -57,7 +57,7 @@ _PLANS = {
         integrity_repeats=20,
         burn_in_size=1024,
     ),
-    ("standard", "cpu"): Plan(
+    ("standard", "cpu"): LevelPlan(
         level="standard",
         matmul_sizes=(512, 1024, 2048, 3072),
         fp8_sizes=(),
@@ -72,7 +72,7 @@ _PLANS = {
         integrity_repeats=100,
         burn_in_size=1536,
     ),
-    ("quick", "cuda"): Plan(
+    ("quick", "cuda"): LevelPlan(
         level="quick",
         matmul_sizes=(4096, 8192),
         fp8_sizes=(8192,),
@@ -87,7 +87,7 @@ _PLANS = {
         integrity_repeats=20,
         burn_in_size=8192,
     ),
-    ("standard", "cuda"): Plan(
+    ("standard", "cuda"): LevelPlan(
         level="standard",
         matmul_sizes=(2048, 4096, 8192, 16384),
         fp8_sizes=(4096, 8192, 16384),
@@ -122,7 +122,7 @@ _TEST = {
 }
 
 
-def plan_for(level: str, device_kind: str, burn_in_s: float | None = None) -> Plan:
+def plan_for(level: str, device_kind: str, burn_in_s: float | None = None) -> LevelPlan:
     """The plan of a level on a device kind ('cpu' or 'cuda'); burn-in = standard + sustained load."""
     if level not in LEVELS:
         raise ValueError(f"--level must be one of {', '.join(LEVELS)}, got {level!r}")
@@ -140,7 +140,7 @@ def plan_for(level: str, device_kind: str, burn_in_s: float | None = None) -> Pl
     return plan
 
 
-def stream_array_bytes(plan: Plan, device_kind: str, cache_bytes: int) -> int:
+def stream_array_bytes(plan: LevelPlan, device_kind: str, cache_bytes: int) -> int:
     """Bytes per STREAM array: at least 4x the largest cache, and never below a floor per kind."""
     if plan.stream_array_bytes is not None:
         return plan.stream_array_bytes
