@@ -161,7 +161,8 @@ def run_run(args) -> int:
             run_id=run_id,
             interleave=args.interleave,
         )
-    console.print(results_table(results, title=f"zhisuan run {run_id} on {results[0].device_name}"))
+    title = f"zhisuan run {run_id} on {results[0].device_name}"
+    console.print(results_table(results, title=title, width=console.width if console.is_terminal else None))
     console.print(f"results: {path}")
     if args.csv:
         write_csv(results, args.csv)
