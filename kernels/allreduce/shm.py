@@ -23,11 +23,9 @@ import torch.distributed as dist
 
 from zhisuan.kernels._ext import cpu_ext, cpu_ext_missing
 from zhisuan.kernels.allreduce.groups import PerGroup
-from zhisuan.kernels.registry import register
+from zhisuan.kernels.registry import dtype_name, register
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int32)
-_DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.int32: 3}
-_OP_CODES = {"sum": 0, "max": 1, "min": 2, "avg": 3}
 
 # Per rank and buffer set; the segment holds 2 * world slots. Messages larger than a slot go
 # through it in chunks. 1 MiB keeps a chunk in L2 between its copy-in and its reduction.
@@ -130,9 +128,12 @@ def _close_all() -> None:
 def all_reduce_shm(t: torch.Tensor, *, op: str, group=None) -> None:
     """All-reduce t in place through a shared-memory segment of the group's ranks."""
     comm = communicator(group)
+    ext = cpu_ext()
+    # The extension's DType and ReduceOp members carry zhisuan's dtype and op names.
+    kind, reduction = getattr(ext.DType, dtype_name(t.dtype)), getattr(ext.ReduceOp, op)
     ptr = t.data_ptr()
     try:
-        comm.all_reduce(ptr, ptr, t.numel(), _DTYPE_CODES[t.dtype], _OP_CODES[op])
+        comm.all_reduce(ptr, ptr, t.numel(), kind, reduction)
     except RuntimeError:
         # A timeout or an argument mismatch leaves the segment out of step: drop it, so the next
         # call (on every rank) sets up a fresh one.
