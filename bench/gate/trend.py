@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.gate import decision
 from zhisuan.bench.gate.settings import GateSettings
@@ -26,7 +27,10 @@ class Point:
 
 
 def _timed(r: Result) -> bool:
-    return r.status == "ok" and not r.interpreted and len(r.samples_s) >= 2
+    return (
+        r.timed and not r.interpreted and r.median_s is not None and len(r.samples_s) >= 2
+        and min(r.samples_s) > 0
+    )  # fmt: skip
 
 
 def judge(results: list[Result], settings: GateSettings, baseline: Result | None = None) -> list[Point]:
@@ -54,7 +58,7 @@ def plot(points: list[Point], path: str | Path, title: str, baseline: Result | N
 
     timed = [p for p in points if _timed(p.result)]
     if not timed:
-        raise ValueError(f"{title}: no run with a timing to plot")
+        raise UsageError(f"{title}: no run with a timing to plot")
     scale, unit = _unit(float(np.median([p.result.median_s for p in timed])))
     fig = Figure(figsize=(9, 4.5))
     FigureCanvasAgg(fig)
