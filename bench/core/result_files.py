@@ -161,7 +161,7 @@ def read_json_lines(path: Path) -> list[Result]:
     behind: it is skipped with a warning. A bad line anywhere else is an error.
     """
     results = []
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is no error
     lines = text.split("\n")
     for number, line in enumerate(lines, start=1):
         if not line.strip():

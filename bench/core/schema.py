@@ -44,10 +44,6 @@ def _text(value) -> str | None:
     return None
 
 
-def _optional_text(value) -> str | None:
-    return None if value is None else _text(value)
-
-
 def _number(value) -> str | None:
     if _is_number(value):
         return None
@@ -56,8 +52,9 @@ def _number(value) -> str | None:
     return f"expected a finite number, got {_type(value)}"
 
 
-def _optional_number(value) -> str | None:
-    return None if value is None else _number(value)
+def optional(check: Callable[[object], str | None]) -> Callable[[object], str | None]:
+    """check, with null allowed too."""
+    return lambda value: None if value is None else check(value)
 
 
 def _optional_nonnegative(value) -> str | None:
@@ -72,16 +69,8 @@ def _integer(value) -> str | None:
     return f"expected an integer, got {_type(value)}"
 
 
-def _optional_integer(value) -> str | None:
-    return None if value is None else _integer(value)
-
-
 def _boolean(value) -> str | None:
     return None if isinstance(value, bool) else f"expected true or false, got {_type(value)}"
-
-
-def _optional_boolean(value) -> str | None:
-    return None if value is None else _boolean(value)
 
 
 def _samples(value) -> str | None:
@@ -108,43 +97,14 @@ def _mapping(value) -> str | None:
     return None if isinstance(value, dict) else f"expected a mapping, got {_type(value)}"
 
 
-def _optional_mapping(value) -> str | None:
-    return None if value is None else _mapping(value)
-
-
 def _list(value) -> str | None:
     return None if isinstance(value, list) else f"expected a list, got {_type(value)}"
-
-
-def _optional_list(value) -> str | None:
-    return None if value is None else _list(value)
-
-
-def _rows(**fields: Callable[[object], str | None]) -> Callable[[object], str | None]:
-    """A check of an optional list of mappings whose named keys have the given types."""
-
-    def check(value) -> str | None:
-        if value is None:
-            return None
-        if not isinstance(value, list):
-            return f"expected a list, got {_type(value)}"
-        for i, row in enumerate(value):
-            if not isinstance(row, dict):
-                return f"item {i}: expected a mapping, got {_type(row)}"
-            for name, field_check in fields.items():
-                if name in row and (problem := field_check(row[name])):
-                    return f"item {i}, {name!r}: {problem}"
-        return None
-
-    return check
 
 
 def _fields(**fields: Callable[[object], str | None]) -> Callable[[object], str | None]:
     """A check of an optional mapping whose named keys have the given types."""
 
     def check(value) -> str | None:
-        if value is None:
-            return None
         if not isinstance(value, dict):
             return f"expected a mapping, got {_type(value)}"
         for name, field_check in fields.items():
@@ -152,23 +112,38 @@ def _fields(**fields: Callable[[object], str | None]) -> Callable[[object], str 
                 return f"{name!r}: {problem}"
         return None
 
-    return check
+    return optional(check)
+
+
+def _rows(**fields: Callable[[object], str | None]) -> Callable[[object], str | None]:
+    """A check of an optional list of mappings whose named keys have the given types."""
+    row_check = _fields(**fields)
+
+    def check(value) -> str | None:
+        if not isinstance(value, list):
+            return f"expected a list, got {_type(value)}"
+        for i, row in enumerate(value):
+            if problem := (row_check(row) if row is not None else "expected a mapping, got null"):
+                return f"item {i}: {problem}"
+        return None
+
+    return optional(check)
 
 
 def _texts(value) -> str | None:
-    if value is None:
-        return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         return f"expected a list of texts, got {_type(value)}"
     return None
 
 
 def _counts(value) -> str | None:
-    if value is None:
-        return None
     if not isinstance(value, dict) or not all(_integer(n) is None for n in value.values()):
         return "expected a mapping of verdict to a count"
     return None
+
+
+_optional_text, _optional_number, _optional_integer = optional(_text), optional(_number), optional(_integer)
+_optional_boolean, _optional_mapping, _optional_list = optional(_boolean), optional(_mapping), optional(_list)
 
 
 def _status(value) -> str | None:
@@ -200,10 +175,10 @@ EXTRA_FIELDS = {
     "verdict": _optional_text, "check": _optional_text, "unit": _optional_text, "reason": _optional_text,
     "value": lambda v: None if v is None or _is_number(v) or isinstance(v, str | bool) else f"got {_type(v)}",
     "threshold": _fields(compare=_optional_text),
-    "counts": _counts,
+    "counts": optional(_counts),
     "cluster": _fields(dtype=_optional_text, ranks=_optional_integer, measured_ranks=_optional_integer,
                        achieved_pflops=_optional_number, nameplate_pflops=_optional_number,
-                       pct_of_nameplate=_optional_number, nameplate_status=_texts, nameplate_reason=_optional_text),
+                       pct_of_nameplate=_optional_number, nameplate_status=optional(_texts), nameplate_reason=_optional_text),
     "telemetry": _fields(unreadable=_optional_mapping),
     "stragglers": _rows(check=_optional_text, rank=_optional_integer, value=_optional_number,
                         median=_optional_number, unit=_optional_text, deficit_pct=_optional_number),
@@ -245,6 +220,10 @@ def check_record(data: object) -> None:
     if not isinstance(data, dict):
         raise SchemaError("(record)", f"expected a JSON object, got {_type(data)}", whole_record=True)
     schema = data.get("schema")
+    if "schema" not in data:
+        raise SchemaError(
+            "schema", "not a zhisuan result record (it has no 'schema' field)", whole_record=True
+        )
     if schema != SCHEMA_VERSION:
         raise SchemaError(
             "schema",

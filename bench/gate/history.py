@@ -203,6 +203,8 @@ class History:
 
     def find_run(self, run: str) -> str:
         """The run id that is `run` or starts with it; an error if none or several match."""
+        if not run:
+            raise UsageError(f"history {self.path}: give a run id (or a unique prefix of one)")
         ids = [r.run_id for r in self.runs()]
         if run in ids:
             return run

@@ -6,6 +6,7 @@ baseline when one is given, else the previous successful run (so a step shows wh
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -88,9 +89,14 @@ def plot(points: list[Point], path: str | Path, title: str, baseline: Result | N
     ax.legend(loc="best", fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=100, format="png")  # PNG whatever the name; matplotlib hides write errors,
+    path = Path(path)  # so the bytes are written here, where a full disk is an error
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png.getvalue())
+    except OSError as exc:
+        raise UsageError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
     return path
 
 

@@ -335,6 +335,8 @@ def run(
 
     ops = [ops] if isinstance(ops, str) else list(ops)
     dtypes = [dtype] if isinstance(dtype, str) else dtype
+    backends = [backends] if isinstance(backends, str) else backends
+    shapes = [shapes] if isinstance(shapes, str) else shapes
     plan = plan_run(ops, shapes_for(ops, device, suite, shapes), dtypes, device, backends)
     timing_plan = timing.TimingPlan(iters=iters, time_budget_s=time_budget_s)
     if json_path is None:
