@@ -192,3 +192,19 @@ def test_an_output_that_cannot_be_compared_is_a_failed_check_and_its_file_reads_
     ] * 3 + ["ok"]
     back = {r.backend: r for r in bench.read_results(path)}  # strict JSON: NaN written as null
     assert back["test-nan"].check["max_abs_err"] is None and back["torch"].status == "ok"
+
+
+def test_fingerprints_change_with_any_byte_shape_or_stride():
+    from zhisuan.bench.harness.fingerprint import _weighted_sum, fingerprint
+
+    a = torch.rand(97, 33, dtype=torch.bfloat16)
+    before = fingerprint((a,))
+    for change in (lambda t: t.view(-1)[1000].add_(1), lambda t: t.t_()):
+        b = a.clone()
+        change(b)
+        assert fingerprint((b,)) != before
+    assert fingerprint((a.clone(),)) == before and fingerprint((a, "not a tensor")) == before
+    raw = torch.rand(1025).view(torch.uint8)  # the GPU path's sum, run here on the CPU
+    changed = raw.clone()
+    changed[4099] ^= 1
+    assert _weighted_sum(raw) != _weighted_sum(changed) and _weighted_sum(raw) == _weighted_sum(raw.clone())
