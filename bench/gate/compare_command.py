@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from zhisuan.bench.cli import positive_int
 from zhisuan.bench.gate import comparison, decision, formats, sources
 from zhisuan.bench.gate.settings import load_settings, parse_threshold
 
@@ -53,7 +54,7 @@ def add_gate_options(p) -> None:
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML (each benchmark a test case)")
     p.add_argument(
         "--resamples",
-        type=int,
+        type=positive_int,
         default=decision.DEFAULT_RESAMPLES,
         help="bootstrap resamples (default 9999)",
     )
@@ -75,7 +76,21 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def check_outputs(args, inputs: list[str]) -> None:
+    """Refuse, before any work, output files that are inputs, the same file twice, or unwritable."""
+    from zhisuan.bench.core.result_files import prepare_output, refuse_overwrite
+
+    given = [path for path in inputs if path and not path.startswith(sources.HISTORY_PREFIX)]
+    db = getattr(args, "db", None)
+    refuse_overwrite({"--markdown": args.markdown, "--junit": args.junit},
+                     given + [p for p in (args.thresholds, db) if p])  # fmt: skip
+    for option, path in (("--markdown", args.markdown), ("--junit", args.junit)):
+        if path:
+            prepare_output(path, option)
+
+
 def run(args) -> int:
+    check_outputs(args, [args.baseline, args.current])
     current = sources.load(args.current, db=args.db)
     baseline = sources.load(
         args.baseline,
@@ -90,8 +105,6 @@ def report_and_exit(baseline, current, args) -> int:
     """Run the gate, print the table and the verdict, write the requested files; the exit code."""
     from zhisuan.bench.core.console import console
 
-    if args.resamples < 1:
-        raise ValueError(f"--resamples must be positive, got {args.resamples}")
     settings = load_settings(args.thresholds, args.threshold, args.alpha)
     report = comparison.run_gate(
         baseline,

@@ -3,10 +3,12 @@
 Exit codes, one meaning each:
   0  no regression;
   1  at least one benchmark regressed;
-  2  cannot compare: a current result failed (crashed or failed its correctness check), a
-     baseline result has no timing, benchmarks of the baseline are missing from the current run,
+  2  cannot compare: a current result failed (crashed, failed its correctness check, wrote into
+     its inputs, or reached a rate the chip cannot give: "suspect"), a baseline result has no timing, benchmarks of the baseline are missing from the current run,
      the environments differ in what matters, or nothing was left to compare.
-A failed run is never reported as a regression, nor as a pass: 2 wins over 1.
+A failed run is never reported as a regression, nor as a pass: 2 wins over 1. A result timed
+without a check ("unchecked": bench.measure or the pytest fixture without a reference) is
+compared, its time being what the gate judges, and its verdict says it was unchecked.
 """
 
 from __future__ import annotations
@@ -36,12 +38,19 @@ class Pair:
 
     @property
     def note(self) -> str:
+        unchecked = (
+            "unchecked: output not verified"
+            if "unchecked" in (self.baseline.status, self.current.status)
+            else ""
+        )
         if self.verdict != decision.NOISY:
-            return ""
+            return unchecked
         n = f"{len(self.baseline.samples_s)}/{len(self.current.samples_s)}"
         if self.samples_needed == float("inf"):
-            return f"too close to the threshold to decide with {n} samples, or far more"
-        return f"~{int(self.samples_needed)} samples per run would likely decide (now {n})"
+            noisy = f"too close to the threshold to decide with {n} samples, or far more"
+        else:
+            noisy = f"~{int(self.samples_needed)} samples per run would likely decide (now {n})"
+        return "; ".join(part for part in (noisy, unchecked) if part)
 
 
 @dataclass
@@ -97,7 +106,7 @@ class GateReport:
 
 
 def describe(r: Result) -> str:
-    return " ".join(part for part in (r.op, r.backend, shape_label(r.shape), r.dtype) if part)
+    return " ".join(part for part in (r.op, r.backend, shape_label(r.shape), r.dtype, r.variant) if part)
 
 
 def _latest_by_key(results: list[Result], ignore_device: bool) -> tuple[dict, int]:
@@ -116,6 +125,8 @@ def _why_not_timed(r: Result, side: str) -> str | None:
         return f"{side} has {len(r.samples_s)} timing sample(s); at least 2 are needed" + (
             hint if r.kind == "pytest-benchmark" else ""
         )
+    if min(r.samples_s) <= 0:
+        return f"{side} has a timing sample of zero: the timer could not resolve the call"
     return None
 
 
@@ -138,20 +149,20 @@ def run_gate(
     report.duplicates_dropped = dropped_b + dropped_c
 
     for r in cur.values():
-        if r.status != "ok":
+        if not r.timed:
             report.failures.append(
                 f"current run failed: {describe(r)} on {r.device_name}: {r.status}: {r.error or 'no reason given'}"
             )
-    report.new = [r for k, r in cur.items() if k not in base and r.status == "ok"]
+    report.new = [r for k, r in cur.items() if k not in base and r.timed]
     report.missing = [r for k, r in base.items() if k not in cur]
     matched = [(base[k], cur[k]) for k in cur if k in base]
     report.env = compare_environments([b for b, _ in matched] or list(base.values()),
                                       [c for _, c in matched] or list(cur.values()))  # fmt: skip
 
     for b, c in matched:
-        if c.status != "ok":
+        if not c.timed:
             continue  # already a failure
-        if b.status != "ok":
+        if not b.timed:
             report.failures.append(
                 f"baseline has no timing for {describe(b)}: it {b.status} ({b.error or 'no reason given'}); "
                 "record a new baseline"

@@ -6,6 +6,10 @@ same time; each waits its turn instead of failing or corrupting the file. (SQLit
 a local or properly locking file system; WAL does not work over NFS.)
 
 Path: --db, else $ZHISUAN_HISTORY_DB, else ~/.zhisuan/history.db.
+
+Nothing invalid enters: every record passes the schema check (core/schema.py) before it is
+stored, and again when it is read back (a database written by another tool or edited by hand names
+the stored result that is wrong instead of failing deep inside a command).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from zhisuan.bench.core.results import Result, new_run_id, shape_label
+from zhisuan.bench.core.errors import UsageError
+from zhisuan.bench.core.results import Result, ResultFileError, new_run_id, shape_label
+from zhisuan.bench.core.schema import SchemaError, check_record
 
 ENV_VAR = "ZHISUAN_HISTORY_DB"
 DEFAULT_PATH = "~/.zhisuan/history.db"
@@ -61,8 +67,10 @@ def default_path() -> Path:
 
 
 def label(result: Result) -> str:
-    """'matmul/cpp/M=256,N=256,K=256/fp32': how `history show` and `plot` name a benchmark."""
-    return f"{result.op}/{result.backend}/{shape_label(result.shape)}/{result.dtype}"
+    """'matmul/cpp/M=256,N=256,K=256/fp32': how `history show` and `plot` name a benchmark (with
+    the variant where there is one: 'all_reduce/gloo/bytes=1024,count=256,ranks=2/fp32/in-place, op=sum')."""
+    text = f"{result.op}/{result.backend}/{shape_label(result.shape)}/{result.dtype}"
+    return f"{text}/{result.variant}" if result.variant else text
 
 
 @dataclass(frozen=True)
@@ -91,24 +99,24 @@ class History:
             # takes the write lock up front and waits for it, rather than failing half-way through.
             self.db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise ValueError(f"history database {self.path}: cannot open ({exc})") from None
+            raise UsageError(f"history database {self.path}: cannot open ({exc})") from None
         try:
             self.db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
             self.journal_mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             self._create_schema()
         except sqlite3.DatabaseError as exc:
             self.db.close()
-            raise ValueError(f"history database {self.path}: not a usable SQLite database ({exc})") from None
+            raise UsageError(f"history database {self.path}: not a usable SQLite database ({exc})") from None
 
     def _create_schema(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > DB_VERSION:
-            raise ValueError(
+            raise UsageError(
                 f"history database {self.path} has version {version}; this zhisuan reads up to {DB_VERSION}"
             )
         if version == DB_VERSION:
             return
-        with _Transaction(self.db):
+        with _Transaction(self.db, self.path):
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self.db.execute(statement)
@@ -133,13 +141,19 @@ class History:
         """
         fresh_id = new_run_id()
         runs: dict[str, list[Result]] = {}
-        for r in results:
+        for number, r in enumerate(results, start=1):
+            try:
+                check_record(r.to_dict())
+            except SchemaError as exc:
+                raise ResultFileError(
+                    f"result {number} ({r.op!r:.60} {r.backend!r:.60}): {exc}; nothing was added"
+                ) from None
             runs.setdefault(r.run_id or fresh_id, []).append(r)
         report = []
         for run_id, members in runs.items():
             devices = sorted({r.device_name for r in members})
-            shas = {r.env.get("git_sha") for r in members} - {None}
-            with _Transaction(self.db):
+            shas = {str(r.env.get("git_sha")) for r in members if r.env.get("git_sha") is not None}
+            with _Transaction(self.db, self.path):
                 self.db.execute(
                     "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
                     (run_id, min(r.timestamp for r in members), time.time(), json.dumps(devices),
@@ -161,9 +175,9 @@ class History:
     def set_baseline(self, name: str, run: str | None = None) -> str:
         """Pin run (an id or a unique prefix; default: the latest run) as baseline `name`."""
         if not name or "/" in name or name in RESERVED_NAMES:
-            raise ValueError(f"baseline name {name!r} is not allowed (no '/', not one of {RESERVED_NAMES})")
+            raise UsageError(f"baseline name {name!r} is not allowed (no '/', not one of {RESERVED_NAMES})")
         run_id = self.find_run(run) if run else self.latest_run().run_id
-        with _Transaction(self.db):
+        with _Transaction(self.db, self.path):
             self.db.execute("INSERT OR REPLACE INTO baselines VALUES (?, ?, ?)", (name, run_id, time.time()))
         return run_id
 
@@ -175,7 +189,7 @@ class History:
             "SELECT runs.run_id, runs.timestamp, device_names, git_sha, source, COUNT(results.id) "
             "FROM runs LEFT JOIN results USING (run_id) GROUP BY runs.run_id ORDER BY runs.timestamp, runs.run_id"
         ).fetchall()
-        runs = [RunInfo(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5]) for r in rows]
+        runs = [RunInfo(r[0], r[1], _json_list(r[2]), r[3], r[4], r[5]) for r in rows]
         if device_names:
             runs = [r for r in runs if set(r.device_names) & device_names]
         return [r for r in runs if not exclude or r.run_id not in exclude]
@@ -184,26 +198,37 @@ class History:
         runs = self.runs(device_names, exclude)
         if not runs:
             where = f" on {', '.join(sorted(device_names))}" if device_names else ""
-            raise ValueError(f"history {self.path} holds no runs{where}")
+            raise UsageError(f"history {self.path} holds no runs{where}")
         return runs[-1]
 
     def find_run(self, run: str) -> str:
         """The run id that is `run` or starts with it; an error if none or several match."""
+        if not run:
+            raise UsageError(f"history {self.path}: give a run id (or a unique prefix of one)")
         ids = [r.run_id for r in self.runs()]
         if run in ids:
             return run
         matches = [i for i in ids if i.startswith(run)]
         if len(matches) != 1:
             problem = "no run" if not matches else f"{len(matches)} runs ({', '.join(matches[:5])})"
-            raise ValueError(f"history {self.path}: {problem} match run id {run!r}")
+            raise UsageError(f"history {self.path}: {problem} match run id {run!r}")
         return matches[0]
 
     def baselines(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT name, run_id FROM baselines ORDER BY name").fetchall())
 
     def run_results(self, run_id: str) -> list[Result]:
-        rows = self.db.execute("SELECT record FROM results WHERE run_id = ? ORDER BY id", (run_id,))
-        return [Result.from_dict(json.loads(row[0])) for row in rows]
+        rows = self.db.execute("SELECT id, record FROM results WHERE run_id = ? ORDER BY id", (run_id,))
+        return [self._stored(row_id, record) for row_id, record in rows]
+
+    def _stored(self, row_id: int, record: str) -> Result:
+        """A stored record as a Result, checked like any file's (the database may be hand-edited)."""
+        try:
+            return Result.from_dict(json.loads(record))
+        except (ValueError, TypeError, RecursionError) as exc:  # JSON errors, ResultFileError
+            raise ResultFileError(
+                f"history {self.path}: stored result {row_id} is not a valid record: {exc}"
+            ) from None
 
     def median_of_last(self, n: int, device_names: set[str] | None = None,
                        exclude: set[str] | None = None) -> list[Result]:  # fmt: skip
@@ -214,10 +239,10 @@ class History:
         are left out; a benchmark that only failed in those runs has no baseline.
         """
         if n < 1:
-            raise ValueError(f"the number of runs must be at least 1, got {n}")
+            raise UsageError(f"the number of runs must be at least 1, got {n}")
         runs = self.runs(device_names, exclude)[-n:]
         if not runs:
-            raise ValueError(f"history {self.path} holds no runs to take a median of")
+            raise UsageError(f"history {self.path} holds no runs to take a median of")
         by_key: dict[str, list[Result]] = {}
         for run in runs:
             for r in self.run_results(run.run_id):
@@ -239,14 +264,14 @@ class History:
         if reference.startswith("median/"):
             text = reference[len("median/") :]
             if not text.isdigit():
-                raise ValueError(
+                raise UsageError(
                     f"history reference {reference!r}: expected median/N with N a number of runs"
                 )
             return self.median_of_last(int(text), device_names, exclude)
         baselines = self.baselines()
         if reference not in baselines:
             known = ", ".join(baselines) or "none pinned yet (zhisuan history baseline set NAME)"
-            raise ValueError(
+            raise UsageError(
                 f"history reference {reference!r}: no such baseline (baselines: {known}; "
                 "or use last, run/RUN_ID, median/N)"
             )
@@ -261,29 +286,51 @@ class History:
         """Every result of the one benchmark matching pattern (and device), oldest first."""
         matches = self.labels(pattern, device)
         if not matches:
-            raise ValueError(f"history {self.path}: no benchmark matches {pattern!r} on device {device!r}")
+            raise UsageError(f"history {self.path}: no benchmark matches {pattern!r} on device {device!r}")
         if len(matches) > 1:
             listed = "; ".join(f"{lab} on {dev}" for lab, dev in matches[:8])
             more = f" and {len(matches) - 8} more" if len(matches) > 8 else ""
-            raise ValueError(
+            raise UsageError(
                 f"{pattern!r} matches {len(matches)} benchmarks ({listed}{more}); narrow the pattern or --device"
             )
         lab, dev = matches[0]
         rows = self.db.execute(
-            "SELECT record FROM results WHERE label = ? AND device_name = ? ORDER BY timestamp, id",
+            "SELECT id, record FROM results WHERE label = ? AND device_name = ? ORDER BY timestamp, id",
             (lab, dev),
         )
-        return [Result.from_dict(json.loads(row[0])) for row in rows]
+        return [self._stored(row_id, record) for row_id, record in rows]
+
+
+def _json_list(text: str) -> list:
+    try:
+        value = json.loads(text)
+    except (ValueError, TypeError):
+        return []
+    return value if isinstance(value, list) else []
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on an exception. A write the database refuses (a
+    read-only file, a full disk) is a UsageError naming the file; nothing of the transaction stays."""
 
-    def __init__(self, db: sqlite3.Connection):
-        self.db = db
+    def __init__(self, db: sqlite3.Connection, path: Path):
+        self.db, self.path = db, path
 
     def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise UsageError(f"history database {self.path}: cannot write ({exc})") from None
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is not None:
+            self.db.execute("ROLLBACK")
+        else:
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.OperationalError as failed:
+                self.db.execute("ROLLBACK")
+                raise UsageError(f"history database {self.path}: cannot write ({failed})") from None
+        if isinstance(exc, sqlite3.OperationalError):  # read-only file, full disk, locked too long
+            raise UsageError(f"history database {self.path}: cannot write ({exc})") from None
+        return False

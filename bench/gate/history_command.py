@@ -18,6 +18,7 @@ import argparse
 from datetime import datetime
 
 from zhisuan.bench.cli import positive_int
+from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.core.result_files import read_results
 from zhisuan.bench.gate import compare_command, sources
 from zhisuan.bench.gate.history import History, label
@@ -91,21 +92,21 @@ def _when(timestamp: float) -> str:
 
 
 def run_add(args) -> int:
-    from zhisuan.bench.core.console import console
+    from zhisuan.bench.core.console import console, safe
 
     results = read_results(args.paths)
     with History(args.db) as history:
         for added in history.add(results, source=args.source):
             extra = f", {added.already_present} already present" if added.already_present else ""
-            console.print(f"run {added.run_id}: {added.added} result(s) added{extra}")
-        console.print(f"history: {history.path}")
+            console.print(f"run {safe(added.run_id)}: {added.added} result(s) added{extra}")
+        console.print(f"history: {safe(history.path)}")
     return 0
 
 
 def run_runs(args) -> int:
     from rich.table import Table
 
-    from zhisuan.bench.core.console import console
+    from zhisuan.bench.core.console import console, safe
 
     with History(args.db) as history:
         runs, baselines = history.runs(), history.baselines()
@@ -116,30 +117,31 @@ def run_runs(args) -> int:
     for column in ("run", "measured", "device", "git", "results", "baselines", "source"):
         table.add_column(column)
     for r in runs:
-        table.add_row(r.run_id, _when(r.timestamp), ", ".join(r.device_names), r.git_sha or "-",
-                      str(r.n_results), ", ".join(pinned.get(r.run_id, [])), r.source or "")  # fmt: skip
+        table.add_row(safe(r.run_id), _when(r.timestamp), safe(", ".join(map(str, r.device_names))),
+                      safe(r.git_sha or "-"), str(r.n_results), safe(", ".join(pinned.get(r.run_id, []))),
+                      safe(r.source or ""))  # fmt: skip
     console.print(table)
     return 0
 
 
 def run_baseline_set(args) -> int:
-    from zhisuan.bench.core.console import console
+    from zhisuan.bench.core.console import console, safe
 
     with History(args.db) as history:
         run_id = history.set_baseline(args.name, args.run)
-    console.print(f"baseline {args.name!r} -> run {run_id}")
+    console.print(f"baseline {safe(repr(args.name))} -> run {safe(run_id)}")
     return 0
 
 
 def run_baseline_list(args) -> int:
-    from zhisuan.bench.core.console import console
+    from zhisuan.bench.core.console import console, safe
 
     with History(args.db) as history:
         baselines = history.baselines()
     if not baselines:
         console.print("no baselines pinned (zhisuan history baseline set NAME [RUN])")
     for name, run_id in baselines.items():
-        console.print(f"{name}: {run_id}")
+        console.print(f"{safe(name)}: {safe(run_id)}")
     return 0
 
 
@@ -157,7 +159,7 @@ def _trend(args):
             }
             baseline = pinned.get(label(results[0]))
             if baseline is None:
-                raise ValueError(f"baseline {args.baseline!r} has no result for {label(results[0])}")
+                raise UsageError(f"baseline {args.baseline!r} has no result for {label(results[0])}")
     title = f"{label(results[0])} on {results[0].device_name}"
     return trend.judge(results, GateSettings(), baseline), baseline, title
 
@@ -166,7 +168,7 @@ def run_show(args) -> int:
     from rich.table import Table
 
     from zhisuan.bench.core import units
-    from zhisuan.bench.core.console import console
+    from zhisuan.bench.core.console import console, safe
     from zhisuan.bench.core.stats import summarize
 
     if args.pattern is None:
@@ -175,20 +177,20 @@ def run_show(args) -> int:
         if not labels:
             console.print("history is empty (zhisuan history add RESULTS)")
         for lab, dev in labels:
-            console.print(f"{lab}  [dim]on {dev}[/dim]")
+            console.print(f"{safe(lab)}  [dim]on {safe(dev)}[/dim]")
         return 0
     points, baseline, title = _trend(args)
     against = f"baseline {args.baseline}" if baseline is not None else "previous run"
-    table = Table(title=f"{title} (each run vs {against})", header_style="bold")
+    table = Table(title=f"{safe(title)} (each run vs {safe(against)})", header_style="bold")
     for column in ("run", "measured", "git", "samples", "median", "IQR", "change", "verdict"):
         table.add_column(column)
     for p in points:
         r = p.result
         change = f"{(p.ratio - 1) * 100:+.1f}%" if p.ratio is not None else ""
-        verdict = p.verdict or ("" if r.status == "ok" else f"[red]{r.status}[/red]")
+        verdict = p.verdict or ("" if r.status == "ok" else f"[red]{safe(r.status)}[/red]")
         if p.verdict == "regressed":
             verdict = "[bold red]regressed[/bold red]"
-        table.add_row(r.run_id, _when(r.timestamp), str(r.env.get("git_sha") or "-"), str(len(r.samples_s)),
+        table.add_row(safe(r.run_id), _when(r.timestamp), safe(r.env.get("git_sha") or "-"), str(len(r.samples_s)),
                       units.duration(r.median_s), units.duration(summarize(r.samples_s).iqr_s if r.samples_s else None),
                       change, verdict)  # fmt: skip
     console.print(table)
@@ -196,17 +198,22 @@ def run_show(args) -> int:
 
 
 def run_plot(args) -> int:
-    from zhisuan.bench.core.console import console
+    from zhisuan.bench.core.console import console, safe
+    from zhisuan.bench.core.result_files import prepare_output, refuse_overwrite
     from zhisuan.bench.gate import trend
+    from zhisuan.bench.gate.history import default_path
 
+    refuse_overwrite({"--out": args.out}, [args.db or default_path()])
+    prepare_output(args.out, "--out")
     points, baseline, title = _trend(args)
     path = trend.plot(points, args.out, title, baseline, args.baseline)
     regressions = sum(p.verdict == "regressed" for p in points)
-    console.print(f"trend plot: {path} ({len(points)} runs, {regressions} regression(s) marked)")
+    console.print(f"trend plot: {safe(path)} ({len(points)} runs, {regressions} regression(s) marked)")
     return 0
 
 
 def run_compare(args) -> int:
+    compare_command.check_outputs(args, [args.current])
     current = sources.load(args.current, db=args.db)
     with History(args.db) as history:
         devices = {r.device_name for r in current}

@@ -17,11 +17,13 @@ Shape patterns match the label `Result.shape` prints as: 'M=1024,N=1024,K=1024'.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.core.results import Result, shape_label
 from zhisuan.bench.gate.decision import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
@@ -69,11 +71,13 @@ def parse_threshold(text: str) -> float:
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise ValueError(f"threshold {text!r} is not a number (write 5% or 0.05)") from None
+        raise UsageError(f"threshold {text!r} is not a number (write 5% or 0.05)") from None
+    if not math.isfinite(value):
+        raise UsageError(f"threshold {text!r} is not a finite number (write 5% or 0.05)")
     if not text.endswith("%") and value >= 1:
-        raise ValueError(f"threshold {text!r} is ambiguous: write {value:g}% or {value / 100:g}")
+        raise UsageError(f"threshold {text!r} is ambiguous: write {value:g}% or {value / 100:g}")
     if value < 0:
-        raise ValueError(f"threshold {text!r} must not be negative")
+        raise UsageError(f"threshold {text!r} must not be negative")
     return value
 
 
@@ -81,13 +85,13 @@ def _check_setting(name: str, value, where: str) -> float:
     if name == "threshold":
         if isinstance(value, str):
             return parse_threshold(value)
-        if not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise ValueError(
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise UsageError(
                 f"{where}: threshold must be a fraction in [0, 1) or a string like '5%', got {value!r}"
             )
         return float(value)
-    if not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise ValueError(f"{where}: alpha must be between 0 and 1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise UsageError(f"{where}: alpha must be between 0 and 1, got {value!r}")
     return float(value)
 
 
@@ -101,27 +105,35 @@ def load_settings(
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ValueError(f"thresholds file {path}: no such file") from None
+        raise UsageError(f"thresholds file {path}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"thresholds file {path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"thresholds file {path}: not a text file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"thresholds file {path}: not valid TOML ({exc})") from None
+        raise UsageError(f"thresholds file {path}: not valid TOML ({exc})") from None
     unknown = set(data) - {"defaults", "rule"}
     if unknown:
-        raise ValueError(f"thresholds file {path}: unknown section(s) {', '.join(sorted(unknown))}")
-    defaults = data.get("defaults", {})
+        raise UsageError(f"thresholds file {path}: unknown section(s) {', '.join(sorted(unknown))}")
+    defaults, entries = data.get("defaults", {}), data.get("rule", [])
+    if not isinstance(defaults, dict):
+        raise UsageError(f"thresholds file {path}: [defaults] must be a table")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise UsageError(f"thresholds file {path}: rules must be [[rule]] tables")
     for name in set(defaults) - set(SETTING_FIELDS):
-        raise ValueError(f"thresholds file {path}: [defaults] has unknown key {name!r}")
+        raise UsageError(f"thresholds file {path}: [defaults] has unknown key {name!r}")
     if "threshold" in defaults:
         threshold = _check_setting("threshold", defaults["threshold"], f"{path} [defaults]")
     if "alpha" in defaults:
         alpha = _check_setting("alpha", defaults["alpha"], f"{path} [defaults]")
     rules = []
-    for number, entry in enumerate(data.get("rule", []), start=1):
+    for number, entry in enumerate(entries, start=1):
         where = f"{path} rule {number}"
         unknown = set(entry) - set(MATCH_FIELDS) - set(SETTING_FIELDS)
         if unknown:
-            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+            raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         if not set(entry) & set(SETTING_FIELDS):
-            raise ValueError(f"{where}: sets neither threshold nor alpha")
+            raise UsageError(f"{where}: sets neither threshold nor alpha")
         patterns = {k: str(entry[k]) for k in MATCH_FIELDS if k in entry}
         settings = {k: _check_setting(k, entry[k], where) for k in SETTING_FIELDS if k in entry}
         rules.append(Rule(patterns, **settings))

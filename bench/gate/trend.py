@@ -6,12 +6,14 @@ baseline when one is given, else the previous successful run (so a step shows wh
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
+from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.gate import decision
 from zhisuan.bench.gate.settings import GateSettings
@@ -26,7 +28,10 @@ class Point:
 
 
 def _timed(r: Result) -> bool:
-    return r.status == "ok" and not r.interpreted and len(r.samples_s) >= 2
+    return (
+        r.timed and not r.interpreted and r.median_s is not None and len(r.samples_s) >= 2
+        and min(r.samples_s) > 0
+    )  # fmt: skip
 
 
 def judge(results: list[Result], settings: GateSettings, baseline: Result | None = None) -> list[Point]:
@@ -54,7 +59,7 @@ def plot(points: list[Point], path: str | Path, title: str, baseline: Result | N
 
     timed = [p for p in points if _timed(p.result)]
     if not timed:
-        raise ValueError(f"{title}: no run with a timing to plot")
+        raise UsageError(f"{title}: no run with a timing to plot")
     scale, unit = _unit(float(np.median([p.result.median_s for p in timed])))
     fig = Figure(figsize=(9, 4.5))
     FigureCanvasAgg(fig)
@@ -84,9 +89,14 @@ def plot(points: list[Point], path: str | Path, title: str, baseline: Result | N
     ax.legend(loc="best", fontsize=8)
     fig.autofmt_xdate()
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=100, format="png")  # PNG whatever the name; matplotlib hides write errors,
+    path = Path(path)  # so the bytes are written here, where a full disk is an error
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png.getvalue())
+    except OSError as exc:
+        raise UsageError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
     return path
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zhisuan.bench.cli import parse_csv, positive_float, positive_int
+from zhisuan.bench.cli import device_arg, parse_csv, positive_float, positive_int, seed_arg
 from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 
@@ -93,7 +93,12 @@ def add_run_parser(subparsers) -> None:
     p.add_argument(
         "--dtype", type=parse_csv, help="comma-separated dtypes (default: fp32 on CPU, bf16 on GPU)"
     )
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present, else cpu)")
+    p.add_argument(
+        "--device",
+        type=device_arg,
+        default=None,
+        help="cpu, cuda, cuda:1 (default: cuda if present, else cpu)",
+    )
     count = p.add_mutually_exclusive_group()
     count.add_argument("--iters", type=positive_int, help="exactly this many timed samples per benchmark")
     count.add_argument("--time-budget", type=positive_float, help="seconds of timed samples per benchmark")
@@ -106,7 +111,7 @@ def add_run_parser(subparsers) -> None:
     )
     p.add_argument("--json", help="JSON Lines output (default: zhisuan-results/<run id>.jsonl)")
     p.add_argument("--csv", help="also export the results as CSV")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the random inputs")
     p.set_defaults(func=run_run)
 
 
@@ -116,7 +121,7 @@ def run_run(args) -> int:
 
     from zhisuan.bench.core import timing
     from zhisuan.bench.core.console import console, err_console
-    from zhisuan.bench.core.result_files import ResultWriter, write_csv
+    from zhisuan.bench.core.result_files import ResultWriter, prepare_output, refuse_overwrite, write_csv
     from zhisuan.bench.core.results import new_run_id, short_shape
     from zhisuan.bench.harness import runner
     from zhisuan.bench.harness.table import results_table
@@ -138,6 +143,10 @@ def run_run(args) -> int:
         return EXIT_USAGE
     run_id = new_run_id()
     path = Path(args.json or f"zhisuan-results/{run_id}.jsonl")
+    refuse_overwrite({"--json": path, "--csv": args.csv}, [])
+    for option, target in (("--json", path), ("--csv", args.csv)):
+        if target:
+            prepare_output(target, option)  # before any work: a directory, a read-only place
     results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with ResultWriter(path) as writer, Progress(*columns, console=err_console, transient=True) as bar:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 
 from zhisuan.bench.core import units
+from zhisuan.bench.core.console import safe
 from zhisuan.bench.core.results import Result, short_shape
 
 
@@ -16,10 +17,11 @@ def pct(value: float | None, status: str | None = None) -> str:
 
 
 def check_cell(r: Result) -> str:
-    if not r.check:
+    err, tol = r.check.get("max_abs_err"), r.check.get("tolerance")
+    if not units.is_number(err) or not units.is_number(tol):
         return units.DASH
-    mark = "ok" if r.check.get("passed") else "FAIL"
-    return f"{r.check['max_abs_err']:.2g} / {r.check['tolerance']:.2g} {mark}"
+    mark = "ok" if r.check.get("passed") and (r.check.get("last_call") or {}).get("passed", True) else "FAIL"
+    return f"{err:.2g} / {tol:.2g} {mark}"
 
 
 # Below this many columns the ten-column table would cut its words ("matm… │ back…"): the compact
@@ -72,12 +74,12 @@ def result_cells(r: Result) -> dict[str, str]:
         achieved, status = "interpreted", "ok (interpreted: no rate)"
     else:
         achieved = units.rate(r.flops_per_s, "FLOP/s") if r.flops else units.rate(r.bytes_per_s, "B/s")
-        status = r.status if r.status == "ok" else f"[red]{r.status}[/red]: {r.error}"
+        status = status_text(r)
     return {
-        "op": r.op,
-        "backend": r.backend,
-        "shape": short_shape(r.op, r.shape),
-        "dtype": r.dtype,
+        "op": safe(r.op),
+        "backend": safe(r.backend),
+        "shape": safe(short_shape(r.op, r.shape)),
+        "dtype": safe(r.dtype),
         "median": units.duration(r.median_s),
         "achieved": achieved,
         "% peak": pct(r.pct_peak, r.peak_status),
@@ -85,3 +87,11 @@ def result_cells(r: Result) -> dict[str, str]:
         "error / tol": check_cell(r),
         "status": status,
     }
+
+
+def status_text(r: Result) -> str:
+    """'ok'; 'unchecked' in yellow (timed, nobody checked the output); anything else in red, with why."""
+    if r.status == "ok":
+        return "ok"
+    colour = "yellow" if r.status == "unchecked" else "red"
+    return f"[{colour}]{safe(r.status)}[/{colour}]" + (f": {safe(r.error)}" if r.error else "")

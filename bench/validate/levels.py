@@ -12,6 +12,8 @@ import os
 import re
 from dataclasses import dataclass, replace
 
+from zhisuan.bench.core.errors import UsageError
+
 LEVELS = ("quick", "standard", "burn-in")
 TEST_SIZES_ENV = "ZHISUAN_VALIDATE_TEST_SIZES"
 DEFAULT_BURN_IN_S = 600.0
@@ -125,9 +127,9 @@ _TEST = {
 def plan_for(level: str, device_kind: str, burn_in_s: float | None = None) -> LevelPlan:
     """The plan of a level on a device kind ('cpu' or 'cuda'); burn-in = standard + sustained load."""
     if level not in LEVELS:
-        raise ValueError(f"--level must be one of {', '.join(LEVELS)}, got {level!r}")
+        raise UsageError(f"--level must be one of {', '.join(LEVELS)}, got {level!r}")
     if device_kind not in ("cpu", "cuda"):
-        raise ValueError(f"validate runs on cpu or cuda devices, not {device_kind!r}")
+        raise UsageError(f"validate runs on cpu or cuda devices, not {device_kind!r}")
     base = _PLANS[("quick" if level == "quick" else "standard", device_kind)]
     plan = replace(base, level=level)
     if level == "burn-in":
@@ -135,7 +137,7 @@ def plan_for(level: str, device_kind: str, burn_in_s: float | None = None) -> Le
     override = os.environ.get(TEST_SIZES_ENV)
     if override:
         if override != "tiny":
-            raise ValueError(f"{TEST_SIZES_ENV}={override!r}: the only test size is 'tiny'")
+            raise UsageError(f"{TEST_SIZES_ENV}={override!r}: the only test size is 'tiny'")
         plan = replace(plan, **_TEST)
     return plan
 
@@ -155,10 +157,10 @@ def parse_duration(text: str) -> float:
     """'10m' -> 600.0; '90' and '90s' -> 90.0; '1.5h' -> 5400.0."""
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(
+        raise UsageError(
             f"--duration {text!r}: write a number with an optional unit s, m or h (e.g. 30s, 10m, 2h)"
         )
     seconds = float(match.group(1)) * _UNIT_S[match.group(2).lower() if match.group(2) else None]
     if seconds <= 0:
-        raise ValueError(f"--duration {text!r} must be positive")
+        raise UsageError(f"--duration {text!r} must be positive")
     return seconds
