@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zhisuan.bench.cli import device_arg, parse_csv, positive_float, positive_int, seed_arg
+from zhisuan.bench.cli import default_device, device_arg, parse_csv, positive_float, positive_int, seed_arg
 from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 
@@ -38,6 +38,8 @@ def run_info(args) -> int:
         if device.spec is None:
             console.print(f"  no peak figures: {device.why_no_peak}")
         else:
+            if device.spec.name_source:
+                console.print(f"  matched as {device.spec.name} (device name: {device.spec.name_source})")
             for dtype, fig in device.spec.tflops.items():
                 console.print(f"  peak {dtype}: {fig.value:.4g} TFLOP/s [{fig.status}] {fig.source}")
             if device.spec.mem_tbps:
@@ -91,13 +93,14 @@ def add_run_parser(subparsers) -> None:
     p.add_argument("--tokens", type=positive_int, help="M of the LLM suites' projections (tokens in flight)")
     p.add_argument("--causal", choices=("no", "yes", "both"), default="both", help="attention masks to run")
     p.add_argument(
-        "--dtype", type=parse_csv, help="comma-separated dtypes (default: fp32 on CPU, bf16 on GPU)"
+        "--dtype", type=parse_csv, help="comma-separated dtypes (default: fp32 on CPU, bf16 on accelerators)"
     )
     p.add_argument(
         "--device",
         type=device_arg,
         default=None,
-        help="cpu, cuda, cuda:1 (default: cuda if present, else cpu)",
+        help="cpu, cuda, cuda:1, npu:0, xpu, ... any device torch or a vendor plug-in knows "
+        "(default: the accelerator if present, else cpu)",
     )
     count = p.add_mutually_exclusive_group()
     count.add_argument("--iters", type=positive_int, help="exactly this many timed samples per benchmark")
@@ -116,7 +119,6 @@ def add_run_parser(subparsers) -> None:
 
 
 def run_run(args) -> int:
-    import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from zhisuan.bench.core import timing
@@ -127,7 +129,7 @@ def run_run(args) -> int:
     from zhisuan.bench.harness.table import results_table
     from zhisuan.bench.workloads.suites import suite_names
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = args.device or default_device()
     if args.suite is not None and args.suite not in suite_names():
         raise UsageError(f"unknown suite {args.suite!r}; suites: {', '.join(suite_names())}")
     causal = {"no": (False,), "yes": (True,), "both": (False, True)}[args.causal]
