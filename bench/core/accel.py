@@ -9,7 +9,8 @@ torch_mlu). torch's ROCm builds (AMD GPUs, Hygon DCUs) reuse the 'cuda' type, so
   - the default device: torch.accelerator.current_accelerator(), when one is usable;
   - synchronize, the current stream, selecting a device: torch.accelerator.*;
   - timing on the device's stream: torch.Event(device=..., enable_timing=True);
-  - memory: the device module's mem_get_info; names and properties: get_device_properties;
+  - memory: torch.accelerator.get_memory_info; names and properties: the device module's
+    get_device_properties / get_device_name;
   - the collective backend: torch.distributed.get_default_backend_for_device (a plug-in registers
     its own, e.g. hccl for npu).
 CPU work is synchronous and is timed with the host clock: torch.Event does not record on the CPU
@@ -182,10 +183,10 @@ def devices(device_type: str) -> list[str]:
 
 
 def index_of(device: torch.device) -> int:
-    """The device's index: its own, or the type's current device."""
+    """The device's index: its own, or the accelerator's current device."""
     if device.index is not None:
         return device.index
-    return int(device_module(device.type).current_device())
+    return int(torch.accelerator.current_device_index())
 
 
 def synchronize(device: str | torch.device) -> None:
@@ -211,11 +212,11 @@ def set_device(device: torch.device) -> None:
 
 
 def memory_info(device: torch.device) -> tuple[int, int] | None:
-    """(free, total) bytes of device's memory, or None where its module cannot say."""
-    mem_get_info = getattr(device_module(device.type), "mem_get_info", None)
-    if mem_get_info is None:
+    """(free, total) bytes of device's memory, or None where its plug-in cannot say."""
+    try:
+        free, total = torch.accelerator.get_memory_info(index_of(device))
+    except (RuntimeError, NotImplementedError):  # a plug-in without a caching-allocator hook
         return None
-    free, total = mem_get_info(index_of(device))
     return int(free), int(total)
 
 

@@ -15,8 +15,8 @@ def available_bytes(device: str) -> tuple[int | None, str]:
     if accel.is_accelerator(dev.type):
         info = accel.memory_info(dev)
         if info is None:
-            return None, f"unknown (torch.{dev.type} has no mem_get_info)"
-        return info[0], f"free on {device} (torch.{dev.type}.mem_get_info)"
+            return None, f"unknown (torch.accelerator.get_memory_info cannot read {dev.type} memory)"
+        return info[0], f"free on {device} (torch.accelerator.get_memory_info)"
     host = _meminfo_available()
     limit = _cgroup_headroom()
     if limit is not None and (host is None or limit < host):
