@@ -37,7 +37,9 @@ def test_detection_matches_the_exact_soc_name_and_never_a_neighbour(seen):
     assert known["properties"]["cube_cores"] == 20 and known["properties"]["memory_bytes"] == 64 << 30
     # A real 910C SoC name with no entry: no figure borrowed from the 9391 die or a 910B.
     assert unknown["spec"] is None and unknown["bf16"] is None
-    assert "'Ascend910_9392'" in unknown["why_no_peak"] and "not in the peak database" in unknown["why_no_peak"]
+    assert (
+        "'Ascend910_9392'" in unknown["why_no_peak"] and "not in the peak database" in unknown["why_no_peak"]
+    )
 
 
 def test_timing_uses_the_device_events_on_the_device_stream(seen):

@@ -82,24 +82,24 @@ def load_plugin(device_type: str) -> None:
         except (RuntimeError, ValueError):
             known = ", ".join(f"{t} ({p.module})" for t, p in PLUGINS.items())
             raise UsageError(
-                f"{device_type}: torch has no {device_type!r} device (plug-ins zhisuan knows: {known})"
+                f"device {device_type!r}: torch has no such device type (plug-ins zhisuan knows: {known})"
             ) from None
-        raise UsageError(
-            f"{device_type}: torch has no device module for {device_type!r}: not a device to run on"
-        )
+        raise UsageError(f"device {device_type!r}: torch has no device module for it: not a device to run on")
     try:
         importlib.import_module(plugin.module)
     except ImportError:
         raise UsageError(
-            f"{device_type}: torch has no {device_type!r} device; install {plugin.module} ({plugin.vendor})"
+            f"device {device_type!r}: torch has no such device type; install {plugin.module} ({plugin.vendor})"
         ) from None
     except Exception as exc:  # a plug-in whose driver or toolkit is missing fails in its own ways
         raise UsageError(
-            f"{device_type}: {plugin.module} ({plugin.vendor}) is installed but does not import: "
+            f"device {device_type!r}: {plugin.module} ({plugin.vendor}) is installed but does not import: "
             f"{type(exc).__name__}: {exc}"
         ) from None
     if not _type_known(device_type):
-        raise UsageError(f"{device_type}: {plugin.module} imported but registered no {device_type!r} device")
+        raise UsageError(
+            f"device {device_type!r}: {plugin.module} imported but registered no {device_type!r} device"
+        )
 
 
 def resolve(text: str) -> torch.device:

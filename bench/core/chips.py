@@ -57,6 +57,7 @@ class ChipSpec:
     mem_tbps: Figure | None
     memory_gb: float | None = None  # device memory; where given, a device must report about this much
     name_source: str = ""  # where the device name comes from, and whether it is a guess
+    source: str = ""  # the entry's source: also says why a figure is absent
 
 
 @dataclass
@@ -103,6 +104,7 @@ def load_chips() -> tuple[ChipSpec, ...]:
                 mem_tbps=None if mem is None else _figure(mem, "TB/s", status, source),
                 memory_gb=entry.get("memory_gb"),
                 name_source=entry.get("name_source", ""),
+                source=source,
             )
         )
     return tuple(chips)
@@ -121,7 +123,9 @@ def memory_agrees(memory_bytes: int, memory_gb: float | None) -> bool:
 def match_chip(
     device_name: str, sm_count: int | None = None, memory_bytes: int | None = None
 ) -> ChipSpec | None:
-    """The entry whose device names include device_name exactly (and whose SM count and memory agree)."""
+    """The one entry whose device names include device_name exactly (and whose SM count and memory
+    agree); None when no entry fits, or several do (one name, two memory sizes, memory unknown)."""
+    fits = []
     for chip in load_chips():
         if device_name.strip() not in chip.device_names:
             continue
@@ -129,8 +133,8 @@ def match_chip(
             continue
         if memory_bytes is not None and not memory_agrees(memory_bytes, chip.memory_gb):
             continue
-        return chip
-    return None
+        fits.append(chip)
+    return fits[0] if len(fits) == 1 else None
 
 
 # ---- CPU ---------------------------------------------------------------------------------------

@@ -20,6 +20,11 @@ def add_parser(subparsers) -> None:
 def add_info_parser(subparsers) -> None:
     p = subparsers.add_parser("info", help="detected devices, their peak figures and sources, backends")
     p.add_argument("--no-probe", action="store_true", help="skip the CPU FMA probe (a fraction of a second)")
+    p.add_argument(
+        "--device",
+        type=device_arg,
+        help="only this device: cpu, cuda:1, npu:0, xpu, ... (default: every device found)",
+    )
     p.set_defaults(func=run_info)
 
 
@@ -31,7 +36,7 @@ def run_info(args) -> int:
     from zhisuan.bench.core.console import console
     from zhisuan.kernels.registry import OPS
 
-    for name in chips.available_devices():
+    for name in [args.device] if args.device else chips.available_devices():
         device = chips.detect(name)
         props = ", ".join(f"{k}={v}" for k, v in device.properties.items() if k != "isa_reasoning")
         console.print(f"[bold]{name}[/bold]: {device.name} ({props})")
@@ -40,6 +45,8 @@ def run_info(args) -> int:
         else:
             if device.spec.name_source:
                 console.print(f"  matched as {device.spec.name} (device name: {device.spec.name_source})")
+            if not device.spec.tflops:
+                console.print(f"  no TFLOP/s figures: {device.spec.source}")
             for dtype, fig in device.spec.tflops.items():
                 console.print(f"  peak {dtype}: {fig.value:.4g} TFLOP/s [{fig.status}] {fig.source}")
             if device.spec.mem_tbps:
@@ -58,7 +65,8 @@ def run_info(args) -> int:
     for column in ("op", "backend", "dtypes by device", "status"):
         table.add_column(column)
     for op in OPS:
-        for name, status in kernels.backends(op).items():
+        device_type = args.device.partition(":")[0] if args.device else None
+        for name, status in kernels.backends(op, device_type).items():
             mark = "[green]available[/green]" if status.available else f"[yellow]{status.reason}[/yellow]"
             label = f"{name} (baseline)" if status.baseline else name
             dtypes = "\n".join(

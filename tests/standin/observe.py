@@ -72,7 +72,9 @@ seen["collective_plan"] = {"device": plan.device, "backend": plan.backend}
 # what runs where: torch's own backends only, the others with their reasons
 from zhisuan.bench.harness.runner import plan_run  # noqa: E402
 
-run_plan = plan_run(["matmul", "attention"], {"matmul": [{"M": 7, "N": 97, "K": 1}], "attention": []}, None, "npu:0")
+run_plan = plan_run(
+    ["matmul", "attention"], {"matmul": [{"M": 7, "N": 97, "K": 1}], "attention": []}, None, "npu:0"
+)
 seen["run_backends"] = sorted({f"{case.op}/{b.name}" for case in run_plan.cases for b in case.backends})
 seen["run_dtypes"] = sorted({str(case.dtype) for case in run_plan.cases})
 seen["run_skipped"] = dict(run_plan.skipped)
