@@ -26,6 +26,7 @@ from types import ModuleType
 import torch
 
 from zhisuan.bench.core.errors import UsageError
+from zhisuan.kernels.devices import rocm_build  # True on ROCm builds, where AMD and Hygon GPUs are 'cuda'
 
 CPU = "cpu"
 
@@ -47,11 +48,6 @@ PLUGINS = {
     "mlu": Plugin("torch_mlu", "Cambricon", "cncl"),
     "hpu": Plugin("habana_frameworks.torch", "Intel Gaudi", "hccl"),
 }
-
-
-def rocm_build() -> bool:
-    """True on torch's ROCm (HIP) builds, where AMD and Hygon GPUs are 'cuda' devices."""
-    return getattr(torch.version, "hip", None) is not None
 
 
 def is_accelerator(device_type: str) -> bool:
