@@ -170,3 +170,51 @@ def test_the_literal_finder_finds_what_it_looks_for(tmp_path):
         '"""cuda in a docstring"""\nx = "cuda"  # cuda\ny = f"{x}:cuda"\ntorch.cuda.synchronize()\n'
     )
     assert cuda_mentions(sample) == [2, 4]
+
+
+# ---- ROCm builds: CUDA-only backends say so, Triton is probed ----------------------------------
+
+
+@pytest.fixture
+def rocm_build(monkeypatch):
+    """This torch as a ROCm build with a GPU: torch.version.hip set, torch.cuda available."""
+    monkeypatch.setattr(torch.version, "hip", "6.2.41133", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    from zhisuan.kernels import devices
+
+    monkeypatch.setattr(devices, "cuda_missing", lambda: None)  # its answer is cached per process
+
+
+def test_cuda_only_backends_name_the_rocm_build(rocm_build):
+    from zhisuan.kernels import devices
+    from zhisuan.kernels.matmul.cuda import cuda_cpp_missing
+    from zhisuan.kernels.matmul.cupy import cupy_missing_on
+
+    assert accel.rocm_build()
+    for reason in (cupy_missing_on("cuda"), cuda_cpp_missing("cuda"), devices.nvidia_missing("NVML")):
+        assert "needs NVIDIA CUDA; this torch is a ROCm (HIP 6.2.41133) build" in reason
+
+
+@pytest.mark.parametrize("backend,expected", [("hip", None), ("cuda", "targets 'cuda', not 'hip'")])
+def test_triton_on_rocm_is_probed_not_assumed(rocm_build, monkeypatch, backend, expected):
+    import types
+
+    import triton.runtime
+
+    from zhisuan.kernels import devices
+
+    if devices.triton_stdlib_interpreted():
+        pytest.skip("triton was imported for the interpreter in this process")
+    target = types.SimpleNamespace(backend=backend)
+    fake = types.SimpleNamespace(active=types.SimpleNamespace(get_current_target=lambda: target))
+    monkeypatch.setattr(triton.runtime, "driver", fake)
+    reason = devices.triton_hip_missing.__wrapped__()  # the probe itself, not its cached answer
+    assert reason is None if expected is None else expected in reason
+
+
+def test_triton_on_rocm_answers_with_the_hip_probe(rocm_build, monkeypatch):
+    from zhisuan.kernels import devices
+
+    monkeypatch.setattr(devices, "triton_missing", lambda: None)  # triton importable, no CUDA check
+    monkeypatch.setattr(devices, "triton_hip_missing", lambda: "the HIP probe's answer")
+    assert devices.triton_missing_on("cuda") == "the HIP probe's answer"
