@@ -6,7 +6,7 @@ import argparse
 import secrets
 from pathlib import Path
 
-from zhisuan.bench.cli import positive_float, positive_int
+from zhisuan.bench.cli import default_device, device_type_arg, positive_float, positive_int
 from zhisuan.bench.collectives import launch, ops, rankenv, rankrun
 from zhisuan.bench.collectives.check import EXACT_LIMIT
 from zhisuan.bench.collectives.driver import SweepPlan
@@ -129,9 +129,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "side by side per size: torch (default), shm, mpi (ranks started by mpirun), ...",
     )
     what.add_argument(
-        "--backend", help="torch.distributed backend (default: nccl on cuda, hccl on npu, gloo on cpu)"
+        "--backend",
+        help="torch.distributed backend (default: torch's for the device type: nccl on cuda, hccl on npu, "
+        "xccl on xpu, gloo on cpu)",
     )
-    what.add_argument("--device", choices=("cpu", "cuda", "npu"), help="default: cuda when present, else cpu")
+    what.add_argument(
+        "--device",
+        type=device_type_arg,
+        help="device type: cpu, cuda, npu, xpu, ... (default: the accelerator when present, else cpu)",
+    )
     what.add_argument("--seed", type=int, help="seed of the check data (default: random)")
     ranks = p.add_argument_group("ranks")
     ranks.add_argument("--nproc", type=positive_int, help="spawn this many local ranks (127.0.0.1)")
@@ -164,17 +170,9 @@ def _names(text: str, everything: tuple[str, ...], what: str) -> list[str]:
     return list(everything) if parts == ["all"] else parts
 
 
-def _default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-DEFAULT_BACKENDS = {"cuda": "nccl", "npu": "hccl", "cpu": "gloo"}
-
-
 def build_plan(args) -> SweepPlan:
     """The validated plan (ValueError naming the argument for anything wrong)."""
+    from zhisuan.bench.core.accel import dist_backend
     from zhisuan.bench.core.results import new_run_id
     from zhisuan.kernels.registry import get as get_backend
 
@@ -193,10 +191,10 @@ def build_plan(args) -> SweepPlan:
         if op not in ops.REDUCE_OPS:
             raise ValueError(f"-o {op}: unknown reduction (supported: {', '.join(ops.REDUCE_OPS)})")
     sizes = size_sweep(args.minbytes, args.maxbytes, args.stepfactor, args.stepbytes)
-    device = args.device or _default_device()
-    backend = args.backend or DEFAULT_BACKENDS[device]
+    device = args.device or default_device()
+    backend = args.backend or dist_backend(device)
     if args.cudagraph and device != "cuda":
-        raise ValueError("-G/--cudagraph needs --device cuda")
+        raise ValueError("-G/--cudagraph needs --device cuda (CUDA graphs)")
     impls = _names(args.impl, ("torch",), "--impl")
     for name in impls:
         if name == "torch":
@@ -208,7 +206,7 @@ def build_plan(args) -> SweepPlan:
                     f"--impl {name} applies to {', '.join(with_impls)} only (asked for: {', '.join(collectives)})"
                 )
             backend_info = get_backend(coll.kernel_op, name)
-            if device not in backend_info.devices:
+            if not backend_info.runs_on(device):
                 raise ValueError(
                     f"--impl {name} runs on {', '.join(sorted(backend_info.devices))}, not on {device}"
                 )
