@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sys
 from datetime import timedelta
 
@@ -76,12 +77,13 @@ def _run_rank(plan, env: RankEnv, progress) -> int:
 
     from zhisuan.bench.collectives import driver
     from zhisuan.bench.core import threads
-    from zhisuan.bench.core.errors import EXIT_CRASH, EXIT_USAGE
+    from zhisuan.bench.core.errors import EXIT_CRASH, EXIT_USAGE, UsageError
 
     threads.apply(threads.per_rank(env.local_world))  # the host's cores shared among its ranks
+    own = None  # the progress channel this function made (and ends), not the caller's
     try:
         driver.validate_world(plan, env.world)
-    except ValueError as exc:
+    except UsageError as exc:
         if env.rank == 0:
             print(f"zhisuan: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -93,15 +95,24 @@ def _run_rank(plan, env: RankEnv, progress) -> int:
         dist.broadcast_object_list(shared, src=dist.get_global_rank(ctx.control, 0), group=ctx.control)
         plan = shared[0]
         if progress is None:
-            progress = StoreProgress(env.rank, env.world) if env.world > 1 else Progress()
+            progress = own = StoreProgress(env.rank, env.world, plan.run_id) if env.world > 1 else Progress()
         code = driver.run(plan, ctx, progress)
         # Leave together: no rank tears its sockets down while a peer may still be reading from it.
         dist.barrier(group=ctx.control)
         return code
     except Exception as exc:
         hint = progress.peers_behind() if progress is not None else ""
-        print(f"zhisuan collective: rank {env.rank}: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
+        print(f"zhisuan collective: {rank_name(env)}: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
         return EXIT_CRASH
     finally:
+        if own is not None:
+            own.finish()
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def rank_name(env: RankEnv) -> str:
+    """'rank 3' of a run on one host; 'rank 3 on node-b' where the ranks span hosts."""
+    return (
+        f"rank {env.rank}" if env.local_world == env.world else f"rank {env.rank} on {socket.gethostname()}"
+    )
