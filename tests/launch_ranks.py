@@ -7,9 +7,12 @@ MODE_ENV set to one of:
   shm-unmapped  rank 0 creates a shared-memory segment (zhisuan.kernels.allreduce.shm) and waits for
                 the others to map it; the others take its name, say whether it is in /dev/shm, and
                 never map it: the hang between creating and opening a segment
+  usage-error   the real rank (zhisuan.bench.collectives.rankrun.run_rank) whose plan raises a user's
+                error (UsageError) on rank 0 only, while rank 1 waits for rank 0 in a barrier
 """
 
 import os
+import sys
 import time
 
 from zhisuan.bench.collectives import watchdog
@@ -41,6 +44,8 @@ def main(mode: str) -> None:
     if mode == "sleep":
         time.sleep(600)
         return
+    if mode == "usage-error":
+        sys.exit(_rank_with_a_usage_error(progress))
     import torch.distributed as dist
 
     from zhisuan.kernels.allreduce import shm
@@ -59,6 +64,23 @@ def main(mode: str) -> None:
             flush=True,
         )
         time.sleep(600)
+
+
+def _rank_with_a_usage_error(progress) -> int:
+    import torch.distributed as dist
+
+    from zhisuan.bench.collectives import driver, rankenv, rankrun
+    from zhisuan.bench.core.errors import UsageError
+
+    def refuse_on_rank_0(plan, ctx, progress):
+        if ctx.rank == 0:
+            raise UsageError("rank 0 cannot use its input")
+        dist.barrier(group=ctx.control)  # rank 0 never comes: this rank fails, or is ended
+        return 0
+
+    driver.run = refuse_on_rank_0
+    plan = driver.SweepPlan(collectives=["all_reduce"], dtypes=["fp32"], ops=["sum"], sizes=[8], timeout_s=60)
+    return rankrun.run_rank(plan, rankenv.discover(), progress)
 
 
 if __name__ == "__main__":

@@ -305,6 +305,10 @@ def test_first_slurm_host(nodelist, host):
         (["-T", "soon"], "expected a positive number of seconds"),
         (["--min-busbw", "fast"], "expected a bandwidth in GB/s >= 0, got 'fast'"),
         (["-w", "-1"], "expected an integer >= 0, got '-1'"),
+        (["--device", "bogus"], "device 'bogus' is not a device name"),
+        (["--device", "tpu"], "argument --device: device 'tpu'"),
+        (["--device", "cuda:7" if torch.cuda.is_available() else "cuda"], "CUDA device"),
+        (["--nproc", "0"], "expected a positive integer"),
     ],
 )
 def test_argparse_errors(argv, message, capsys):
@@ -328,6 +332,8 @@ def test_argparse_errors(argv, message, capsys):
         (["-b", "1M", "-e", "8"], "smaller than minbytes"),
         (["-G", "2", "--device", "cpu"], "--cudagraph needs --device cuda"),
         (["bcast", "--nproc", "2"], "unknown collective 'bcast'"),
+        (["-d", "", "--nproc", "2"], "no datatype given"),
+        (["-b", "8", "-e", "64", "-f", "2", "-b", "0"], "a step factor needs minbytes > 0"),
     ],
 )
 def test_bad_plans_exit_2_with_one_line(argv, message, capsys, tmp_path):
@@ -335,3 +341,24 @@ def test_bad_plans_exit_2_with_one_line(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize("what", ["directory", "not-results", "unwritable-folder"])
+def test_the_results_file_is_refused_before_any_rank_starts(what, tmp_path, monkeypatch, capsys):
+    from zhisuan.bench.collectives import launch
+
+    def spawn(*args, **kwargs):
+        raise AssertionError("ranks were spawned for a results file that cannot be written")
+
+    monkeypatch.setattr(launch, "spawn", spawn)
+    path, message = {
+        "directory": (tmp_path, "is a directory"),
+        "not-results": (tmp_path / "notes.txt", "is not a zhisuan results file"),
+        "unwritable-folder": (tmp_path / "file" / "r.jsonl", "cannot create the folder"),
+    }[what]
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    (tmp_path / "file").write_text("a file where a folder should be\n")
+    assert collective_main(["--nproc", "2", "--json", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zhisuan: error: ") and err.count("\n") == 1 and message in err, err
+    assert (tmp_path / "notes.txt").read_text() == "my notes\n"

@@ -218,26 +218,13 @@ def run(plan: SweepPlan, ctx: RankContext, progress) -> int:
         except UsageError as exc:
             problem = exc
     for case in cases(plan, ctx.world):
-        if _stop_requested(problem, ctx):
-            break
         if case.count == 0:
-            if report:
+            if report and problem is None:
                 report.skipped(case)
             continue
-        rows = []
-        for in_place in (False, True) if case.collective.in_place else (False,):
-            placement = "in-place" if in_place else "out-of-place"
-            progress.step(
-                f"{case.collective.name} {case.size} B {dtype_name(case.dtype)} {case.op or ''} {placement} "
-                f"({case.impl})"
-            )
-            samples, wrong = measure(case, in_place, plan, ctx, progress)
-            gathered = [None] * ctx.world if ctx.rank == 0 else None
-            dist.gather_object(
-                (samples, wrong), gathered, dst=dist.get_global_rank(ctx.control, 0), group=ctx.control
-            )
-            if report:
-                rows.append(report.summarize(case, in_place, gathered))
+        rows = _measure_case(case, plan, ctx, progress, report, stop=problem is not None)
+        if rows is None:
+            break
         if report:
             try:
                 report.emit(rows)
@@ -250,9 +237,32 @@ def run(plan: SweepPlan, ctx: RankContext, progress) -> int:
     return verdict[0]
 
 
-def _stop_requested(problem: Exception | None, ctx: RankContext) -> bool:
+def _measure_case(case: Case, plan: SweepPlan, ctx: RankContext, progress, report, stop: bool):
+    """The case's rows, one per placement (summarised on rank 0, [] elsewhere); None when rank 0 said
+    stop. Each rank tells its progress before it waits on the others, so a watchdog names the case."""
+    rows = []
+    placements = (False, True) if case.collective.in_place else (False,)
+    for in_place in placements:
+        placement = "in-place" if in_place else "out-of-place"
+        progress.step(
+            f"{case.collective.name} {case.size} B {dtype_name(case.dtype)} {case.op or ''} {placement} "
+            f"({case.impl})"
+        )
+        if in_place == placements[0] and _stop_requested(stop, ctx):
+            return None
+        samples, wrong = measure(case, in_place, plan, ctx, progress)
+        gathered = [None] * ctx.world if ctx.rank == 0 else None
+        dist.gather_object(
+            (samples, wrong), gathered, dst=dist.get_global_rank(ctx.control, 0), group=ctx.control
+        )
+        if report:
+            rows.append(report.summarize(case, in_place, gathered))
+    return rows
+
+
+def _stop_requested(stop: bool, ctx: RankContext) -> bool:
     """Whether rank 0 met a user's error: every rank learns it at once (one small all_reduce per case)."""
-    flag = torch.tensor([0 if problem is None else 1], dtype=torch.int32)
+    flag = torch.tensor([int(stop)], dtype=torch.int32)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=ctx.control)
     return bool(flag.item())
 

@@ -67,7 +67,8 @@ def init_ranks(env: RankEnv, plan):
 
 
 def run_rank(plan, env: RankEnv, progress=None) -> int:
-    """Run the plan as this rank; errors become one line on stderr and exit code 3 (2: bad input)."""
+    """Run the plan as this rank; errors become one line on stderr and exit code 3, a user's error
+    (UsageError) exit code 2, which the watchdog (or the caller) passes on as the run's."""
     with exit_on_termination():
         return _run_rank(plan, env, progress)
 
@@ -75,6 +76,7 @@ def run_rank(plan, env: RankEnv, progress=None) -> int:
 def _run_rank(plan, env: RankEnv, progress) -> int:
     import torch.distributed as dist
 
+    from zhisuan.bench.cli import safe_line
     from zhisuan.bench.collectives import driver
     from zhisuan.bench.core import threads
     from zhisuan.bench.core.errors import EXIT_CRASH, EXIT_USAGE, UsageError
@@ -85,7 +87,7 @@ def _run_rank(plan, env: RankEnv, progress) -> int:
         driver.validate_world(plan, env.world)
     except UsageError as exc:
         if env.rank == 0:
-            print(f"zhisuan: error: {exc}", file=sys.stderr)
+            print(f"zhisuan: error: {safe_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     try:
         ctx = init_ranks(env, plan)
@@ -100,6 +102,9 @@ def _run_rank(plan, env: RankEnv, progress) -> int:
         # Leave together: no rank tears its sockets down while a peer may still be reading from it.
         dist.barrier(group=ctx.control)
         return code
+    except UsageError as exc:  # the user's, on this rank (rank 0's results file, above all): one line
+        print(f"zhisuan: error: {safe_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:
         hint = progress.peers_behind() if progress is not None else ""
         print(f"zhisuan collective: {rank_name(env)}: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)

@@ -4,6 +4,7 @@ Every spawned rank writes to a pipe of the parent a line per step it starts and,
 heartbeat each second that says whether (and for how long) the rank is inside a collective call.
 The parent ends the run, kills what is left and names the rank, when
   - a rank exits abnormally (killed by a signal, or an error exit): that rank, signals first;
+  - a rank exits with a user's error (EXIT_USAGE; it printed the one line): the run ends with it;
   - a rank's heartbeat stops for the timeout (stopped, or stuck while holding the interpreter);
   - a rank has been inside one collective call for the timeout: the rank that went silent or that
     is not in the call is the one holding the others up; if every rank is in it, the call hangs.
@@ -26,7 +27,7 @@ import threading
 import time
 from datetime import timedelta
 
-from zhisuan.bench.core.errors import EXIT_CRASH
+from zhisuan.bench.core.errors import EXIT_CRASH, EXIT_USAGE
 
 PROGRESS_FD_ENV = "ZHISUAN_COLLECTIVE_PROGRESS_FD"
 HEARTBEAT_S = 1.0
@@ -257,6 +258,8 @@ class Watchdog:
             while True:
                 self._read(0.2)
                 codes = [p.poll() for p in self.procs]
+                if EXIT_USAGE in codes and not all(c == EXIT_USAGE for c in codes):
+                    return self._usage_error()
                 if any(c is not None and c not in (0, 1, 2) for c in codes):
                     return self._fail_after_exit()
                 if all(c is not None for c in codes):
@@ -309,6 +312,8 @@ class Watchdog:
             self._read(0.1)
         now = time.monotonic()
         codes = [p.poll() for p in self.procs]
+        if EXIT_USAGE in codes:  # the cause: a rank's user error; the others failed waiting for it
+            return self._usage_error()
         killed = [r for r, c in enumerate(codes) if c is not None and c < 0]
         silent = [r for r, c in enumerate(codes) if c is None and now - self.beat[r] > 2 * HEARTBEAT_S + 1]
         failed = [r for r, c in enumerate(codes) if c is not None and c > 0]
@@ -325,6 +330,12 @@ class Watchdog:
             for r in failed
         ]
         return self._fail(lines)
+
+    def _usage_error(self) -> int:
+        """A rank left with a user's error (it printed it): the others, which can only fail or wait
+        for it now, are ended, and the run ends as that error, not as a crash."""
+        kill_all(self.procs)
+        return EXIT_USAGE
 
     def _fail(self, lines: list[str]) -> int:
         kill_all(self.procs)
