@@ -61,7 +61,7 @@ def why_unavailable() -> str | None:
 
 
 def _start_holder(name: str, hosts: Path) -> subprocess.Popen:
-    script = f'mount --bind {hosts} /etc/hosts && hostname {name} && ip link set lo up && echo ready && exec sleep infinity'
+    script = f"mount --bind {hosts} /etc/hosts && hostname {name} && ip link set lo up && echo ready && exec sleep infinity"
     holder = subprocess.Popen(
         ["unshare", "--net", "--uts", "--mount", "--", "sh", "-c", script],
         stdout=subprocess.PIPE,

@@ -362,3 +362,28 @@ def test_the_results_file_is_refused_before_any_rank_starts(what, tmp_path, monk
     err = capsys.readouterr().err
     assert err.startswith("zhisuan: error: ") and err.count("\n") == 1 and message in err, err
     assert (tmp_path / "notes.txt").read_text() == "my notes\n"
+
+
+def test_store_progress_names_the_ranks_gone_and_behind_with_their_hosts():
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from zhisuan.bench.collectives import launch
+    from zhisuan.bench.collectives.watchdog import StoreProgress
+
+    store = dist.TCPStore("127.0.0.1", launch.free_port(), 1, True, timeout=timedelta(seconds=30))
+    hosts = ["node-a", "node-a", "node-b", "node-b"]
+    ranks = [StoreProgress(r, 4, "run1", host=hosts[r], store=store) for r in range(4)]
+    for r, steps in enumerate([3, 2, 3, 3]):
+        for i in range(steps):
+            ranks[r].step(f"case {i + 1}")
+    for r in (2, 3):  # node-b goes down: its ranks' heartbeats stop, and they never say they left
+        ranks[r].stopped.set()
+    ranks[1].finish()  # rank 1 left (it failed and said so): not gone, though its heartbeat stopped too
+    told = ranks[0].peers_behind()
+    assert (
+        told
+        == "; all 2 ranks of node-b (2, 3) are gone (no heartbeat for 3 s); rank 1 on node-a is behind (step 2 case 2)"
+    )
+    ranks[0].finish()

@@ -13,13 +13,21 @@ from zhisuan.bench.collectives.rankenv import RankEnv
 from zhisuan.bench.collectives.watchdog import Progress, StoreProgress
 
 
+class RankTerminated(SystemExit):
+    """SIGTERM or SIGHUP reached this rank (its launcher, Slurm, a timeout): exit 128 + signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
 @contextlib.contextmanager
 def exit_on_termination():
-    """Inside: SIGTERM and SIGHUP end this rank as an error would (SystemExit 128 + signal), so
+    """Inside: SIGTERM and SIGHUP end this rank as an error would (RankTerminated, a SystemExit), so
     finally blocks and atexit run and a shared-memory segment this rank made is removed."""
 
     def leave(signum, frame):
-        raise SystemExit(128 + signum)
+        raise RankTerminated(signum)
 
     previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:

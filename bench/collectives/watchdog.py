@@ -122,12 +122,12 @@ class StoreProgress(Progress):
     GONE_AFTER_BEATS = 3
     BEATS_PER_S = 1000  # the store takes at most about this many heartbeats per second, all ranks together
 
-    def __init__(self, rank: int, world: int, run_id: str, host: str | None = None):
+    def __init__(self, rank: int, world: int, run_id: str, host: str | None = None, store=None):
         import torch.distributed as dist
 
         self.rank, self.world, self.steps = rank, world, 0
         self.prefix = f"zhisuan/{run_id}/"
-        self.store = dist.distributed_c10d._get_default_store()
+        self.store = store or dist.distributed_c10d._get_default_store()
         self.beat_s = max(HEARTBEAT_S, world / self.BEATS_PER_S)
         self.store.set(self._key("host", rank), host or socket.gethostname())
         self.store.add(self._key("beat", rank), 1)

@@ -272,12 +272,22 @@ def run_rank(options: Options, env, progress=None) -> int:
     progress: the watchdog's channel of a spawned rank; None under an external launcher (the
     process group's store then keeps each rank's step and heartbeat, so a failure names the ranks,
     and their hosts, that are gone or behind). SIGTERM and SIGHUP end the rank as an error would
-    (cleanup runs); a rank that fails prints one line and returns EXIT_CRASH.
+    (cleanup runs; rank 0 says where the results measured so far are); a rank that fails prints
+    one line and returns EXIT_CRASH.
     """
     from zhisuan.bench.collectives import rankrun
 
     with rankrun.exit_on_termination():
-        return _run_rank(options, env, progress)
+        try:
+            return _run_rank(options, env, progress)
+        except rankrun.RankTerminated as exc:
+            if env.rank == 0:
+                print(
+                    f"zhisuan validate: {signal.Signals(exc.signum).name} received; the results measured "
+                    f"so far are in {options.json_path}",
+                    file=sys.stderr,
+                )
+            raise
 
 
 def _run_rank(options: Options, env, progress) -> int:
