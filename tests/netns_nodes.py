@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ class Node:
     name: str  # its hostname
     address: str  # its address on the veth pair
     holder: subprocess.Popen  # the process whose namespaces are the node's
-    cgroup: Path | None = None  # a cgroup v1 cpu group its commands start in (cpu_quota)
+    cgroup: Path | None = None  # a CPU cgroup its commands start in (cpu_group, set_cpu_quota)
 
     def command(self, argv: list[str]) -> list[str]:
         """argv as run on this node: in its network, UTS and mount namespaces (and cgroup, if any)."""
@@ -107,30 +108,51 @@ def two_nodes(tmp_path: Path, names=("node-a", "node-b")):
                 remove_cgroup(node.cgroup)
 
 
-CGROUP_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1; cgroup v2 has cpu.max instead
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")  # cgroup v1; on cgroup v2 the group's cpu.max
+CGROUP_V2 = Path("/sys/fs/cgroup")
 
 
-def cpu_quota(node: Node, fraction: float, period_us: int = 100_000) -> str | None:
-    """Put node's later commands in a cgroup limited to `fraction` of one CPU; None, or why not."""
-    v2 = Path("/sys/fs/cgroup/cgroup.controllers")
-    base = CGROUP_CPU if (CGROUP_CPU / "cpu.cfs_quota_us").exists() else None
-    if base is None and not (v2.exists() and "cpu" in v2.read_text().split()):
+def cpu_group(node: Node) -> str | None:
+    """Give node a CPU cgroup, unlimited for now, that its later commands start in; None, or why not.
+
+    The quota comes later (set_cpu_quota), once the node's processes are past their start-up, so a
+    test throttles what it measures and not Python's imports."""
+    v1 = (CGROUP_CPU / "cpu.cfs_quota_us").exists()
+    controllers = CGROUP_V2 / "cgroup.controllers"
+    if not v1 and not (controllers.exists() and "cpu" in controllers.read_text().split()):
         return "no cgroup cpu controller (neither v1 /sys/fs/cgroup/cpu nor v2 with cpu) to throttle a node"
-    root = base or Path("/sys/fs/cgroup")
-    group = root / f"zhisuan-test-{node.name}-{os.getpid()}"
+    group = (CGROUP_CPU if v1 else CGROUP_V2) / f"zhisuan-test-{node.name}-{os.getpid()}"
     try:
         group.mkdir()
-        if base is not None:
-            (group / "cpu.cfs_period_us").write_text(str(period_us))
-            (group / "cpu.cfs_quota_us").write_text(str(int(fraction * period_us)))
-        else:
-            (group / "cpu.max").write_text(f"{int(fraction * period_us)} {period_us}")
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            group.rmdir()
-        return f"cannot make a cgroup with a CPU quota at {group}: {exc.strerror or exc}"
+        return f"cannot make a cgroup at {group}: {exc.strerror or exc}"
     node.cgroup = group
     return None
+
+
+def set_cpu_quota(node: Node, fraction: float, period_us: int = 10_000) -> None:
+    """Limit every process of node's cgroup, together, to `fraction` of one CPU from now on."""
+    quota = int(fraction * period_us)
+    if (node.cgroup / "cpu.cfs_quota_us").exists():
+        (node.cgroup / "cpu.cfs_period_us").write_text(str(period_us))
+        (node.cgroup / "cpu.cfs_quota_us").write_text(str(quota))
+    else:
+        (node.cgroup / "cpu.max").write_text(f"{quota} {period_us}")
+
+
+def power_off(node: Node) -> list[int]:
+    """SIGKILL every process in node's network namespace but its holder, as a node going down would
+    end them (its peers' sockets see the connections reset); the pids killed."""
+    own = os.readlink(f"/proc/{node.holder.pid}/ns/net")
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == node.holder.pid:
+            continue
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{entry}/ns/net") == own:
+                os.kill(int(entry), signal.SIGKILL)
+                killed.append(int(entry))
+    return killed
 
 
 def remove_cgroup(group: Path) -> None:

@@ -364,7 +364,7 @@ def test_the_results_file_is_refused_before_any_rank_starts(what, tmp_path, monk
     assert (tmp_path / "notes.txt").read_text() == "my notes\n"
 
 
-def test_store_progress_names_the_ranks_gone_and_behind_with_their_hosts():
+def test_store_progress_names_the_ranks_gone_by_host_else_the_ranks_behind():
     from datetime import timedelta
 
     import torch.distributed as dist
@@ -373,17 +373,28 @@ def test_store_progress_names_the_ranks_gone_and_behind_with_their_hosts():
     from zhisuan.bench.collectives.watchdog import StoreProgress
 
     store = dist.TCPStore("127.0.0.1", launch.free_port(), 1, True, timeout=timedelta(seconds=30))
-    hosts = ["node-a", "node-a", "node-b", "node-b"]
-    ranks = [StoreProgress(r, 4, "run1", host=hosts[r], store=store) for r in range(4)]
-    for r, steps in enumerate([3, 2, 3, 3]):
-        for i in range(steps):
-            ranks[r].step(f"case {i + 1}")
-    for r in (2, 3):  # node-b goes down: its ranks' heartbeats stop, and they never say they left
-        ranks[r].stopped.set()
-    ranks[1].finish()  # rank 1 left (it failed and said so): not gone, though its heartbeat stopped too
-    told = ranks[0].peers_behind()
-    assert (
-        told
-        == "; all 2 ranks of node-b (2, 3) are gone (no heartbeat for 3 s); rank 1 on node-a is behind (step 2 case 2)"
+
+    def ranks(run_id, hosts, steps):
+        made = [
+            StoreProgress(r, len(hosts), run_id, host=h, store=store, heartbeat_s=0.5)
+            for r, h in enumerate(hosts)
+        ]
+        for progress, count in zip(made, steps, strict=True):
+            for i in range(count):
+                progress.step(f"case {i + 1}")
+        return made
+
+    behind = ranks("run1", ["node-a", "node-b", "node-b"], [3, 2, 3])
+    assert behind[0].peers_behind() == "; rank 1 on node-b is behind (step 2 case 2)"
+    # node-c goes down (its ranks' heartbeats stop, and they never say they left); rank 1 left (it
+    # failed and said so): only the ranks gone are named, the others were waiting for them.
+    gone = ranks("run2", ["node-a", "node-a", "node-c", "node-c", "node-d"], [3, 2, 3, 3, 1])
+    for r in (2, 3, 4):
+        gone[r].stopped.set()
+    gone[1].finish()
+    assert gone[0].peers_behind() == (
+        "; all 2 ranks of node-c (2, 3) are gone (no heartbeat for 2 s); rank 4 on node-d is gone (no heartbeat "
+        "for 2 s)"
     )
-    ranks[0].finish()
+    for progress in behind + gone:
+        progress.finish()

@@ -122,13 +122,14 @@ class StoreProgress(Progress):
     GONE_AFTER_BEATS = 3
     BEATS_PER_S = 1000  # the store takes at most about this many heartbeats per second, all ranks together
 
-    def __init__(self, rank: int, world: int, run_id: str, host: str | None = None, store=None):
+    def __init__(self, rank: int, world: int, run_id: str, host: str | None = None, store=None,
+                 heartbeat_s: float = HEARTBEAT_S):  # fmt: skip
         import torch.distributed as dist
 
         self.rank, self.world, self.steps = rank, world, 0
         self.prefix = f"zhisuan/{run_id}/"
         self.store = store or dist.distributed_c10d._get_default_store()
-        self.beat_s = max(HEARTBEAT_S, world / self.BEATS_PER_S)
+        self.beat_s = max(heartbeat_s, world / self.BEATS_PER_S)
         self.store.set(self._key("host", rank), host or socket.gethostname())
         self.store.add(self._key("beat", rank), 1)
         self.stopped = threading.Event()
@@ -174,8 +175,9 @@ class StoreProgress(Progress):
         except Exception as exc:
             return f"; the ranks' progress is unreadable ({exc}): the process holding the store may be down"
         gone = [r for r in range(self.world) if after[r] == before[r] and not left[r] and r != self.rank]
-        counts = {r: int(steps[r].split(" ", 1)[0]) for r in range(self.world) if r not in gone}
-        behind = [r for r, c in counts.items() if c < max(counts.values())]
+        counts = {r: int(steps[r].split(" ", 1)[0]) for r in range(self.world)}
+        # With ranks gone, the ranks left were waiting for them: which of those is a step behind says nothing.
+        behind = [] if gone else [r for r, c in counts.items() if c < max(counts.values())]
         silent = f"no heartbeat for {self.GONE_AFTER_BEATS * self.beat_s:.0f} s"
         return "".join(
             [f"; {where} gone ({silent})" for where in ranks_by_host(gone, hosts)]
