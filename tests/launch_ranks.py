@@ -1,5 +1,5 @@
 """What the tests of spawned ranks share: finding a parent's ranks among the processes (rank_pids),
-and ranks of their own for tests/test_collectives_launch.py, run by
+waiting for a run to reach the burn-in of `zhisuan validate` (wait_for_burn_in), and ranks of their own for tests/test_collectives_launch.py, run by
 zhisuan.bench.collectives.launch.spawn_ranks as `python -m launch_ranks` (tests/ on PYTHONPATH) with
 MODE_ENV set to one of:
 
@@ -37,6 +37,23 @@ def rank_pids(parent: int) -> dict[int, int]:
         if ppid == parent and ranks:
             pids[int(ranks[0])] = int(entry)
     return pids
+
+
+BEFORE_BURN_IN = '"op": "integrity"'  # validate writes its integrity records just before the burn-in
+
+
+def wait_for_burn_in(path, procs, seconds: float = 240) -> None:
+    """Return once validate's results file at path shows the burn-in has begun; fail the test (with
+    the stderr of what ended) if a process of procs (Popen) ends first or `seconds` pass."""
+    import pytest
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
+        if path.exists() and BEFORE_BURN_IN in path.read_text():
+            return
+        time.sleep(0.2)
+    ended = [p.communicate()[1][-3000:] for p in procs if p.poll() is not None]
+    pytest.fail(f"the run did not reach the burn-in within {seconds:g} s: {ended}")
 
 
 def main(mode: str) -> None:

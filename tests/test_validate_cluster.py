@@ -12,9 +12,11 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
-from launch_ranks import rank_pids
+from launch_ranks import rank_pids, wait_for_burn_in
 
+import zhisuan.bench
 from zhisuan.bench.core import chips
 from zhisuan.bench.core.result_files import read_results
 from zhisuan.bench.validate.context import SLOW_RANK_ENV
@@ -29,12 +31,7 @@ def run_until_burn_in_then_interrupt(path, tmp_path) -> subprocess.CompletedProc
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     try:
-        deadline = time.monotonic() + 200
-        while time.monotonic() < deadline and proc.poll() is None:
-            if path.exists() and '"op": "integrity"' in path.read_text():  # written just before the burn-in
-                break
-            time.sleep(0.5)
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        wait_for_burn_in(path, [proc])
         time.sleep(6.0)  # past the first 5-second window
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=90)
@@ -102,12 +99,7 @@ def test_sigterm_to_torchrun_ends_the_ranks_and_keeps_what_they_measured(tmp_pat
            "--json", str(path), "--report-dir", str(tmp_path / "report")]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 200
-        while time.monotonic() < deadline and proc.poll() is None:
-            if path.exists() and '"op": "integrity"' in path.read_text():  # written just before the burn-in
-                break
-            time.sleep(0.5)
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        wait_for_burn_in(path, [proc])
         ranks = list(rank_pids(proc.pid).values())
         assert len(ranks) == 2
         proc.send_signal(signal.SIGTERM)
@@ -118,8 +110,8 @@ def test_sigterm_to_torchrun_ends_the_ranks_and_keeps_what_they_measured(tmp_pat
             proc.wait()
     assert proc.returncode != 0
     assert f"zhisuan validate: SIGTERM received; the results measured so far are in {path}" in err
-    frames = [line for line in err.splitlines() if line.strip().startswith('File "')]
-    assert all("torch" in line for line in frames), err  # torchrun's own traceback, never a rank's
+    ours = str(Path(zhisuan.bench.__file__).parent)  # torchrun's own traceback may be there, never a rank's
+    assert not [line for line in err.splitlines() if line.strip().startswith(f'File "{ours}')], err
     assert not [pid for pid in ranks if os.path.exists(f"/proc/{pid}")]
     records = read_results(path)
     ranks_of = defaultdict(set)

@@ -22,17 +22,15 @@ import sys
 import time
 
 import pytest
+from launch_ranks import wait_for_burn_in
 from netns_nodes import cpu_group, power_off, set_cpu_quota, two_nodes, why_unavailable
 
 from zhisuan.bench.core.result_files import read_results
 from zhisuan.bench.validate.levels import TEST_SIZES_ENV
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(why_unavailable() is not None, reason=f"{why_unavailable()}"),
-]
+UNAVAILABLE = why_unavailable()
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(UNAVAILABLE is not None, reason=f"{UNAVAILABLE}")]
 RDZV_PORT = 29400  # in node-a's own network namespace: no other process there to take it
-BEFORE_BURN_IN = '"op": "integrity"'  # the last check written before the burn-in starts
 
 
 def _torchrun(node, nodes, tmp_path, *validate_args) -> subprocess.Popen:
@@ -56,16 +54,6 @@ def _validate_on_both(nodes, tmp_path, *validate_args):
             proc.communicate()
 
 
-def _wait_for_burn_in(path, procs, seconds=240) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and all(p.poll() is None for p in procs):
-        if path.exists() and BEFORE_BURN_IN in path.read_text():
-            return
-        time.sleep(0.2)
-    ended = [p.communicate()[1][-3000:] for p in procs if p.poll() is not None]
-    pytest.fail(f"the run did not reach the burn-in: {ended}")
-
-
 def test_a_throttled_node_is_named_as_the_straggler(tmp_path):
     with two_nodes(tmp_path) as nodes:
         slow = nodes[1]
@@ -74,7 +62,7 @@ def test_a_throttled_node_is_named_as_the_straggler(tmp_path):
             pytest.skip(why)
         path = tmp_path / "v.jsonl"
         with _validate_on_both(nodes, tmp_path, "--duration", "4s", "--timeout", "120") as procs:
-            _wait_for_burn_in(path, procs)
+            wait_for_burn_in(path, procs)
             set_cpu_quota(slow, 0.2)  # node-b's 2 ranks together: a fifth of one CPU
             outputs = [p.communicate(timeout=180) for p in procs]
         assert [p.returncode for p in procs] in ([0, 0], [1, 1]), [err[-3000:] for _, err in outputs]
@@ -101,7 +89,7 @@ def test_a_node_that_goes_down_is_named_by_the_ranks_left(tmp_path):
         two_nodes(tmp_path) as nodes,
         _validate_on_both(nodes, tmp_path, "--duration", "10m", "--timeout", "120") as procs,
     ):
-        _wait_for_burn_in(path, procs)
+        wait_for_burn_in(path, procs)
         time.sleep(1.0)  # into the burn-in: every rank is in its window loop
         assert power_off(nodes[1])
         down = time.monotonic()
