@@ -22,8 +22,8 @@ from zhisuan.bench.gate import formats
 from zhisuan.bench.gate.comparison import run_gate
 from zhisuan.bench.gate.history import History
 from zhisuan.bench.report.assemble import build_document
-from zhisuan.bench.report.html import render_html
-from zhisuan.bench.report.markdown import render_markdown
+from zhisuan.bench.report.to_html import render_html
+from zhisuan.bench.report.to_markdown import render_markdown
 
 HOSTILE = "evil\n### ✅ PASS ![x](http://e/x.png) [a](javascript:alert(1)) <script>alert(1)</script> [red]\x1b[2J\x00"
 

@@ -5,6 +5,10 @@ several processes (nodes of a cluster writing to a shared file, parallel CI jobs
 same time; each waits its turn instead of failing or corrupting the file. (SQLite's locking needs
 a local or properly locking file system; WAL does not work over NFS.)
 
+Each run keeps the commit it measured (the results' `git_sha`) and the branch it belongs to, so
+runs can be found by commit (`runs_of_commit`) and a baseline taken as the last N runs of a branch
+(`last_runs`). Every insert goes through `add`.
+
 Path: --db, else $ZHISUAN_HISTORY_DB, else ~/.zhisuan/history.db.
 
 Nothing invalid enters: every record passes the schema check (core/schema.py) before it is
@@ -25,10 +29,12 @@ from pathlib import Path
 from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.core.results import Result, ResultFileError, new_run_id, shape_label
 from zhisuan.bench.core.schema import SchemaError, check_record
+from zhisuan.bench.gate import run_spread
+from zhisuan.bench.gate.commits import Checkout, branch_of_run, check_sha, same_commit
 
 ENV_VAR = "ZHISUAN_HISTORY_DB"
 DEFAULT_PATH = "~/.zhisuan/history.db"
-DB_VERSION = 1
+DB_VERSION = 2  # 2: runs.branch
 BUSY_TIMEOUT_S = 60.0
 RESERVED_NAMES = ("last",)
 
@@ -38,8 +44,9 @@ CREATE TABLE IF NOT EXISTS runs (
     timestamp REAL NOT NULL,        -- when the run measured (its earliest result)
     added_at REAL NOT NULL,
     device_names TEXT NOT NULL,     -- JSON list
-    git_sha TEXT,
-    source TEXT
+    git_sha TEXT,                   -- the commit (several, comma-separated, if the results disagree)
+    source TEXT,
+    branch TEXT
 );
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY,
@@ -81,6 +88,11 @@ class RunInfo:
     git_sha: str | None
     source: str | None
     n_results: int
+    branch: str | None = None
+
+    @property
+    def shas(self) -> list[str]:
+        return self.git_sha.split(",") if self.git_sha else []
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class AddedRun:
     run_id: str
     added: int
     already_present: int
+    branch: str | None = None  # the branch the run is stored under
 
 
 class History:
@@ -108,18 +121,25 @@ class History:
             self.db.close()
             raise UsageError(f"history database {self.path}: not a usable SQLite database ({exc})") from None
 
-    def _create_schema(self) -> None:
+    def _version(self) -> int:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > DB_VERSION:
             raise UsageError(
                 f"history database {self.path} has version {version}; this zhisuan reads up to {DB_VERSION}"
             )
-        if version == DB_VERSION:
+        return version
+
+    def _create_schema(self) -> None:
+        if self._version() == DB_VERSION:
             return
         with _Transaction(self.db, self.path):
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
+            version = self._version()  # again, under the write lock: another process may have done it
+            if version == 0:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+            elif version == 1:  # a file of an older zhisuan: its runs get no branch
+                self.db.execute("ALTER TABLE runs ADD COLUMN branch TEXT")
             self.db.execute(f"PRAGMA user_version = {DB_VERSION}")
 
     def close(self) -> None:
@@ -133,11 +153,13 @@ class History:
 
     # ---- writing ---------------------------------------------------------------------------------
 
-    def add(self, results: list[Result], source: str | None = None) -> list[AddedRun]:
+    def add(self, results: list[Result], source: str | None = None, branch: str | None = None,
+            checkout: Checkout | None = None) -> list[AddedRun]:  # fmt: skip
         """Store results, grouped by run_id (results without one get a fresh id together).
 
-        A result already stored (same run, same benchmark) is skipped, so adding a file twice is
-        harmless. Each run is one transaction.
+        The one way results enter the database. A result already stored (same run, same benchmark)
+        is skipped, so adding a file twice is harmless. Each run is one transaction. Its branch:
+        see branch_of_run (a run already stored keeps the branch it was stored with).
         """
         fresh_id = new_run_id()
         runs: dict[str, list[Result]] = {}
@@ -152,12 +174,14 @@ class History:
         report = []
         for run_id, members in runs.items():
             devices = sorted({r.device_name for r in members})
-            shas = {str(r.env.get("git_sha")) for r in members if r.env.get("git_sha") is not None}
+            shas = {str(r.env.get("git_sha")) for r in members if r.env.get("git_sha") not in (None, "")}
+            run_branch = branch_of_run(members, branch, checkout)
             with _Transaction(self.db, self.path):
                 self.db.execute(
-                    "INSERT OR IGNORE INTO runs VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO runs (run_id, timestamp, added_at, device_names, git_sha, source, "
+                    "branch) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (run_id, min(r.timestamp for r in members), time.time(), json.dumps(devices),
-                     ",".join(sorted(shas)) or None, source),
+                     ",".join(sorted(shas)) or None, source, run_branch),
                 )  # fmt: skip
                 added = 0
                 for r in members:
@@ -169,7 +193,8 @@ class History:
                          r.timestamp, json.dumps(record, default=str)),
                     )  # fmt: skip
                     added += cursor.rowcount
-            report.append(AddedRun(run_id, added, len(members) - added))
+                stored = self.db.execute("SELECT branch FROM runs WHERE run_id = ?", (run_id,)).fetchone()[0]
+            report.append(AddedRun(run_id, added, len(members) - added, stored))
         return report
 
     def set_baseline(self, name: str, run: str | None = None) -> str:
@@ -183,16 +208,67 @@ class History:
 
     # ---- reading ---------------------------------------------------------------------------------
 
-    def runs(self, device_names: set[str] | None = None, exclude: set[str] | None = None) -> list[RunInfo]:
-        """Runs, oldest first; only those on one of device_names, if given."""
+    def runs(self, device_names: set[str] | None = None, exclude: set[str] | None = None,
+             branch: str | None = None) -> list[RunInfo]:  # fmt: skip
+        """Runs, oldest first (by when they measured); only those on one of device_names, if given,
+        and of `branch`, if given."""
         rows = self.db.execute(
-            "SELECT runs.run_id, runs.timestamp, device_names, git_sha, source, COUNT(results.id) "
+            "SELECT runs.run_id, runs.timestamp, device_names, git_sha, source, COUNT(results.id), branch "
             "FROM runs LEFT JOIN results USING (run_id) GROUP BY runs.run_id ORDER BY runs.timestamp, runs.run_id"
         ).fetchall()
-        runs = [RunInfo(r[0], r[1], _json_list(r[2]), r[3], r[4], r[5]) for r in rows]
+        runs = [RunInfo(r[0], r[1], _json_list(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
         if device_names:
             runs = [r for r in runs if set(r.device_names) & device_names]
+        if branch is not None:
+            runs = [r for r in runs if r.branch == branch]
         return [r for r in runs if not exclude or r.run_id not in exclude]
+
+    def branches(self) -> list[str]:
+        rows = self.db.execute("SELECT DISTINCT branch FROM runs WHERE branch IS NOT NULL ORDER BY branch")
+        return [row[0] for row in rows]
+
+    def last_runs(self, n: int, branch: str | None = None, device_names: set[str] | None = None,
+                  exclude: set[str] | None = None) -> list[RunInfo]:  # fmt: skip
+        """The last n runs (of `branch`, on one of device_names, other than `exclude`), oldest first."""
+        if n < 1:
+            raise UsageError(f"the number of runs must be at least 1, got {n}")
+        runs = self.runs(device_names, exclude, branch)[-n:]
+        if not runs:
+            where = f" of branch {branch!r}" if branch is not None else ""
+            where += f" on {', '.join(sorted(device_names))}" if device_names else ""
+            known = (
+                f" (branches: {', '.join(self.branches()) or 'none recorded'})" if branch is not None else ""
+            )
+            raise UsageError(f"history {self.path} holds no runs{where} to take a baseline from{known}")
+        return runs
+
+    def runs_of_commit(self, sha: str, device_names: set[str] | None = None,
+                       exclude: set[str] | None = None) -> list[RunInfo]:  # fmt: skip
+        """Every run that measured commit `sha` (short or full), oldest first.
+
+        An error when no run has it, when it is ambiguous (a prefix of two different stored SHAs),
+        or when none of its runs is on device_names / outside `exclude`.
+        """
+        sha = check_sha(sha)
+        runs = [r for r in self.runs() if any(same_commit(s, sha) for s in r.shas)]
+        if not runs:
+            raise UsageError(f"history {self.path}: no run of commit {sha} (zhisuan history runs lists them)")
+        commits = sorted({s for r in runs for s in r.shas if same_commit(s, sha)})
+        if any(not same_commit(a, b) for a in commits for b in commits):
+            raise UsageError(
+                f"commit {sha} is ambiguous: it starts {', '.join(commits[:5])}; give more digits"
+            )
+        kept = [r for r in runs if (not device_names or set(r.device_names) & device_names)
+                and not (exclude and r.run_id in exclude)]  # fmt: skip
+        if not kept:
+            where = f" on {', '.join(sorted(device_names))}" if device_names else ""
+            raise UsageError(
+                f"commit {sha} has {len(runs)} run(s), none{where} other than the current results"
+            )
+        return kept
+
+    def results_of(self, runs: list[RunInfo]) -> list[Result]:
+        return [r for run in runs for r in self.run_results(run.run_id)]
 
     def latest_run(self, device_names: set[str] | None = None, exclude: set[str] | None = None) -> RunInfo:
         runs = self.runs(device_names, exclude)
@@ -238,21 +314,8 @@ class History:
         median run keeps one unusually fast or slow run from becoming the baseline. Failed results
         are left out; a benchmark that only failed in those runs has no baseline.
         """
-        if n < 1:
-            raise UsageError(f"the number of runs must be at least 1, got {n}")
-        runs = self.runs(device_names, exclude)[-n:]
-        if not runs:
-            raise UsageError(f"history {self.path} holds no runs to take a median of")
-        by_key: dict[str, list[Result]] = {}
-        for run in runs:
-            for r in self.run_results(run.run_id):
-                if r.status == "ok" and r.median_s is not None:
-                    by_key.setdefault(json.dumps(list(r.key())), []).append(r)
-        chosen = []
-        for members in by_key.values():
-            members.sort(key=lambda r: r.median_s)
-            chosen.append(members[(len(members) - 1) // 2])
-        return chosen
+        results = self.results_of(self.last_runs(n, None, device_names, exclude))
+        return run_spread.representatives(results, current=False)
 
     def resolve(self, reference: str, device_names: set[str] | None = None,
                 exclude: set[str] | None = None) -> list[Result]:  # fmt: skip
@@ -277,26 +340,41 @@ class History:
             )
         return self.run_results(baselines[reference])
 
-    def labels(self, pattern: str = "*", device: str = "*") -> list[tuple[str, str]]:
-        """(label, device name) of every stored benchmark matching the glob patterns."""
-        rows = self.db.execute("SELECT DISTINCT label, device_name FROM results ORDER BY label, device_name")
+    def labels(
+        self, pattern: str = "*", device: str = "*", branch: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(label, device name) of every stored benchmark matching the glob patterns (and measured on
+        `branch`, if given)."""
+        query = "SELECT DISTINCT label, device_name FROM results JOIN runs USING (run_id)"
+        where, params = _branch_filter(branch)
+        rows = self.db.execute(f"{query}{where} ORDER BY label, device_name", params)
         return [(lab, dev) for lab, dev in rows if fnmatchcase(lab, pattern) and fnmatchcase(dev, device)]
 
-    def trend(self, pattern: str, device: str = "*") -> list[Result]:
-        """Every result of the one benchmark matching pattern (and device), oldest first."""
-        matches = self.labels(pattern, device)
+    def trend(self, pattern: str, device: str = "*", branch: str | None = None) -> list[Result]:
+        """Every result of the one benchmark matching pattern (and device, and branch), oldest first."""
+        matches = self.labels(pattern, device, branch)
         if not matches:
-            raise UsageError(f"history {self.path}: no benchmark matches {pattern!r} on device {device!r}")
+            on_branch = f" in runs of branch {branch!r}" if branch is not None else ""
+            raise UsageError(
+                f"history {self.path}: no benchmark matches {pattern!r} on device {device!r}{on_branch}"
+            )
         if len(matches) > 1:
             listed = "; ".join(f"{lab} on {dev}" for lab, dev in matches[:8])
             more = f" and {len(matches) - 8} more" if len(matches) > 8 else ""
             raise UsageError(
                 f"{pattern!r} matches {len(matches)} benchmarks ({listed}{more}); narrow the pattern or --device"
             )
-        lab, dev = matches[0]
+        return self.series(*matches[0], branch)
+
+    def series(self, label: str, device: str, branch: str | None = None) -> list[Result]:
+        """Every result of one benchmark on one device (of `branch`, if given), in the order of
+        their runs (when each run measured), then as stored."""
+        where, params = _branch_filter(branch)
         rows = self.db.execute(
-            "SELECT id, record FROM results WHERE label = ? AND device_name = ? ORDER BY timestamp, id",
-            (lab, dev),
+            "SELECT results.id, record FROM results JOIN runs USING (run_id)"
+            f"{where or ' WHERE 1'} AND label = ? AND device_name = ? "
+            "ORDER BY runs.timestamp, runs.run_id, results.id",
+            (*params, label, device),
         )
         return [self._stored(row_id, record) for row_id, record in rows]
 
@@ -307,6 +385,10 @@ def _json_list(text: str) -> list:
     except (ValueError, TypeError):
         return []
     return value if isinstance(value, list) else []
+
+
+def _branch_filter(branch: str | None) -> tuple[str, tuple]:
+    return (" WHERE runs.branch = ?", (branch,)) if branch is not None else ("", ())
 
 
 class _Transaction:
