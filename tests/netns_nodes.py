@@ -4,7 +4,8 @@ Each node is a process holding its own network, UTS and mount namespaces: its ow
 network stack with one address on a veth pair that joins the two nodes (two hosts on one Ethernet
 segment), and its own /etc/hosts that names both, as a cluster's name service would. Commands run
 on a node through nsenter, so they share this machine's processes, files and /dev/shm but see the
-node's hostname and network only. Everything goes when the holders end (the veth pair with them).
+node's hostname and network only. On leaving, every process of a node is killed and the holders
+end (the veth pair goes with them).
 
 `why_unavailable()` says precisely what this machine lacks (root, the tools, or a namespace or veth
 the kernel or the container refuses) so a test can skip with that reason.
@@ -102,6 +103,7 @@ def two_nodes(tmp_path: Path, names=("node-a", "node-b")):
         yield nodes
     finally:
         for node in nodes:
+            power_off(node)  # what the node still runs (a launcher's ranks outlive a killed launcher)
             node.holder.kill()
             node.holder.wait()
             if node.cgroup is not None:
