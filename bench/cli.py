@@ -65,14 +65,34 @@ def seed_arg(text: str) -> int:
 
 
 def device_arg(text: str) -> str:
-    """A torch device string naming a device of this machine: cpu, cuda, cuda:N."""
+    """A torch device string naming a device of this machine: cpu, cuda, cuda:N, npu:N, xpu, ...
+    (any type torch knows or a vendor plug-in adds; 'hip' is 'cuda' on ROCm)."""
     from zhisuan.bench.core.chips import check_device
-    from zhisuan.bench.core.errors import UsageError
 
     try:
         return check_device(text)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def device_type_arg(text: str) -> str:
+    """A device type of this machine (cpu, cuda, npu, xpu, ...), for commands whose ranks each take
+    the device of their local rank."""
+    import torch
+
+    device = torch.device(device_arg(text))
+    if device.index is not None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a device type ({device.type}); each rank takes the device of its local rank"
+        )
+    return device.type
+
+
+def default_device() -> str:
+    """The accelerator torch has here (built in or from a plug-in), else cpu."""
+    from zhisuan.bench.core.accel import default_type
+
+    return default_type()
 
 
 # ---- entry point -------------------------------------------------------------------------------

@@ -7,6 +7,9 @@ backend that cannot run raises BackendUnavailable with that reason; nothing fall
     @register("matmul", "cpp", devices=("cpu",), dtypes=(torch.float32,), probe=cpp_probe)
     def matmul_cpp(a, b): ...
 
+devices names torch device types ("cpu", "cuda", ...) or ANY_DEVICE ("any": every type torch runs
+on, for backends that are torch's own ops); the probe gets the real type asked about.
+
 Backends from other packages (bring-your-own-kernel) register the same way, or through the
 entry-point group ``zhisuan.backends`` (each entry point names a module to import).
 """
@@ -23,6 +26,9 @@ import torch
 
 OPS = ("matmul", "attention", "all_reduce")
 ENTRY_POINT_GROUP = "zhisuan.backends"
+# In a backend's devices: every device type torch runs on (its own ops: torch.matmul, SDPA,
+# torch.distributed), CUDA, ROCm, Ascend NPUs, XPUs and the CPU alike.
+ANY_DEVICE = "any"
 
 # probe(device_type) -> None when the backend can run on that device type, else the reason.
 Probe = Callable[[str], "str | None"]
@@ -75,9 +81,13 @@ class Backend:
     def dtypes_on(self, device_type: str) -> frozenset[torch.dtype]:
         return self.device_dtypes.get(device_type, self.dtypes)
 
+    def runs_on(self, device_type: str) -> bool:
+        """device_type is one of this backend's devices (ANY_DEVICE: every type)."""
+        return device_type in self.devices or ANY_DEVICE in self.devices
+
     def why_not(self, device_type: str, dtype: torch.dtype | None = None) -> str | None:
         """None if this backend can run on device_type (and dtype), else the reason."""
-        if device_type not in self.devices:
+        if not self.runs_on(device_type):
             return f"{self.name} does not run on {device_type} (runs on: {', '.join(sorted(self.devices))})"
         if dtype is not None and dtype not in self.dtypes_on(device_type):
             names = ", ".join(sorted(dtype_name(d) for d in self.dtypes_on(device_type)))
@@ -160,7 +170,7 @@ def register(
     device_dtypes = {}
     if isinstance(dtypes, Mapping):
         unknown = set(dtypes) - devices
-        if unknown:
+        if unknown and ANY_DEVICE not in devices:
             raise ValueError(f"dtypes name devices that {name!r} does not list: {', '.join(sorted(unknown))}")
         device_dtypes = {device: frozenset(ds) for device, ds in dtypes.items()}
         dtypes = frozenset().union(*device_dtypes.values())

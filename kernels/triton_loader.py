@@ -20,6 +20,8 @@ from types import ModuleType
 
 import torch
 
+from zhisuan.kernels.devices import rocm_build
+
 
 @functools.cache
 def load_kernel_module(module_name: str, interpret: bool) -> ModuleType:
@@ -49,9 +51,12 @@ def kernels_for(module_name: str, device: torch.device) -> ModuleType:
 
 
 def target_for(device: torch.device) -> str:
-    """'interpreter', 'hopper' (sm_90+) or 'ampere' (sm_80-sm_89): which config list to tune over."""
+    """'interpreter', 'hopper' (sm_90+) or 'ampere' (sm_80-sm_89, and every ROCm GPU: its
+    capability numbers are gfx versions, and Hopper's TMA and wgmma do not exist there)."""
     if device.type == "cpu":
         return "interpreter"
+    if rocm_build():
+        return "ampere"
     major, _ = torch.cuda.get_device_capability(device)
     return "hopper" if major >= 9 else "ampere"
 

@@ -24,21 +24,64 @@ def test_exact_name_matching_never_substring():
     assert chips.match_chip("NVIDIA H100 80GB HBM3", sm_count=114) is None
 
 
-def test_unknown_gpu_gets_no_peak(monkeypatch):
-    class Props:
-        name, multi_processor_count, total_memory, major, minor, L2_cache_size = (
-            "Imaginary GPU 9000",
-            7,
-            1 << 30,
-            9,
-            0,
-            1 << 20,
-        )
-
-    monkeypatch.setattr(chips.torch.cuda, "get_device_properties", lambda i: Props())
-    device = chips.detect_cuda(0)
-    assert device.spec is None and device.peak("bf16") is None
+def test_unknown_accelerator_gets_no_peak(monkeypatch):
+    properties = {"sm_count": 7, "memory_bytes": 1 << 30, "l2_bytes": 1 << 20}
+    monkeypatch.setattr(chips.accel, "describe", lambda dev: ("Imaginary GPU 9000", dict(properties)))
+    monkeypatch.setattr(chips.accel, "index_of", lambda dev: 0)
+    device = chips.detect_accelerator(chips.torch.device("cuda", 0))
+    assert device.spec is None and device.peak("bf16") is None and device.cache_bytes == 1 << 20
+    assert "'Imaginary GPU 9000' (7 SMs/CUs)" in device.why_no_peak
     assert "not in the peak database" in device.why_no_peak
+
+
+CHINA_CHIPS = {  # the name torch (or the vendor's plug-in) reports -> entry
+    "Ascend910B1": "ascend-910b1",
+    "Ascend910B2": "ascend-910b2",
+    "Ascend910B3": "ascend-910b3",
+    "Ascend910B4": "ascend-910b4",
+    "Ascend910_9391": "ascend-910c-9391",
+    "K100_AI": "hygon-k100-ai",
+    "P800-OAM": "kunlunxin-p800",
+    "MLU590-M9": "cambricon-mlu590",
+    "MXC500": "metax-c500",
+    "MTT S4000": "moorethreads-s4000",
+    "BR104": "biren-br104",
+    "Iluvatar BI-V150": "iluvatar-bi-v150",
+    "NVIDIA H800": "h800-sxm",
+    "NVIDIA A800-SXM4-80GB": "a800-sxm-80gb",
+    "NVIDIA L20": "l20",
+}
+
+
+@pytest.mark.parametrize("name,entry", sorted(CHINA_CHIPS.items()))
+def test_chips_of_chinas_computing_centers(name, entry):
+    chip = chips.match_chip(name)
+    assert chip is not None and chip.id == entry
+    figures = [*chip.tflops.values(), *([chip.mem_tbps] if chip.mem_tbps else [])]
+    assert all(f.status in chips.STATUSES and f.source for f in figures)
+    assert figures or chip.source.startswith("no peak")  # an entry without figures says why
+    if not chip.device_names[0].startswith("NVIDIA"):
+        assert chip.name_source  # where the name comes from, or that it is a guess
+
+
+def test_no_neighbours_figure_for_an_unknown_name():
+    # 910C SoCs without a config read, the bare family name, npu-smi's short names: unknown.
+    for name in ("Ascend910_9392", "Ascend910B", "910B3", "Ascend910", "Ascend910C", "K100", "MLU590"):
+        assert chips.match_chip(name) is None, name
+    # A chip whose peak could not be pinned down has an entry without that figure, not a guess.
+    assert chips.match_chip("MXC500").tflops == {} and chips.match_chip("MXC500").mem_tbps.value == 1.8
+    assert chips.match_chip("Ascend910B4").mem_tbps is None  # sources give 0.8 and 1.6 TB/s
+    assert "fp8e4m3" not in chips.match_chip("NVIDIA L20").tflops
+
+
+def test_one_name_two_memory_sizes():
+    assert chips.match_chip("NVIDIA H20", memory_bytes=102_000_000_000).id == "h20-96gb"
+    assert chips.match_chip("NVIDIA H20", memory_bytes=150_000_000_000).mem_tbps.value == 4.8
+    assert chips.match_chip("NVIDIA H20") is None  # memory unknown: which of the two is not known
+    assert chips.match_chip("NVIDIA H20", memory_bytes=48_000_000_000) is None
+    # The Ascend figures are derived from cores x clock; a 32 GB 910B4 is told by its name alone.
+    b4 = chips.match_chip("Ascend910B4", memory_bytes=32 << 30)
+    assert b4.tflops["bf16"].status == "derived" and b4.tflops["bf16"].value == 245.8
 
 
 def test_cpu_detection_derives_a_peak():

@@ -82,7 +82,9 @@ def test_gpu_checks_look_at_the_gpu_not_the_cpu_load():
     loaded_cpu = {"others_cores": 3.0, "load_1m": 9.0, "fma_cpu_share": 0.2}
     assert hostload.busy_reasons(loaded_cpu, kind="cuda", cores=2) == []
     (reason,) = hostload.busy_reasons({"gpu_other_processes": 2}, kind="cuda", cores=2)
-    assert "2 other process(es) computing on the GPU" in reason
+    assert "2 other process(es) computing on the cuda device" in reason
+    (reason,) = hostload.busy_reasons({"gpu_other_processes": 1}, kind="npu", cores=2)
+    assert "1 other process(es) computing on the npu device" in reason
 
 
 def test_cpu_time_window():

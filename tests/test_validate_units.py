@@ -23,6 +23,7 @@ from zhisuan.bench.validate import (
     stream,
     stream_cpu,
     telemetry,
+    telemetry_nvml,
 )
 from zhisuan.bench.validate import thresholds as th
 from zhisuan.bench.validate.context import RECORD_KEYS, CheckContext
@@ -266,7 +267,7 @@ def test_cpu_telemetry_reads_or_says_why():
 def test_gpu_telemetry_without_a_gpu_is_unreadable_with_reasons():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    reading = telemetry.GpuTelemetry(0).read()
+    reading = telemetry_nvml.GpuTelemetry(0).read()
     assert all(reading[name] is None for name in telemetry.FIELDS)
     assert set(reading["unreadable"]) == set(telemetry.FIELDS) and all(reading["unreadable"].values())
 
@@ -275,8 +276,8 @@ def test_throttle_reason_names():
     nvml = types.SimpleNamespace(
         nvmlClocksThrottleReasonGpuIdle=1, nvmlClocksThrottleReasonHwThermalSlowdown=64
     )
-    assert telemetry.throttle_reasons(nvml, 0) == []
-    assert telemetry.throttle_reasons(nvml, 65) == ["idle", "hardware thermal slowdown"]
+    assert telemetry_nvml.throttle_reasons(nvml, 0) == []
+    assert telemetry_nvml.throttle_reasons(nvml, 65) == ["idle", "hardware thermal slowdown"]
 
 
 # ---- integrity and burn-in helpers ----------------------------------------------------------------

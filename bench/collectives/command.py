@@ -6,9 +6,7 @@ import argparse
 import secrets
 from pathlib import Path
 
-import torch
-
-from zhisuan.bench.cli import device_arg, positive_float, positive_int
+from zhisuan.bench.cli import default_device, device_type_arg, positive_float, positive_int
 from zhisuan.bench.collectives import launch, ops, rankenv, rankrun
 from zhisuan.bench.collectives.check import EXACT_LIMIT
 from zhisuan.bench.collectives.driver import SweepPlan
@@ -133,10 +131,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "side by side per size: torch (default), shm, mpi (ranks started by mpirun), ...",
     )
     what.add_argument(
-        "--backend", help="torch.distributed backend (default: nccl on cuda, hccl on npu, gloo on cpu)"
+        "--backend",
+        help="torch.distributed backend (default: torch's for the device type: nccl on cuda, hccl on npu, "
+        "xccl on xpu, gloo on cpu)",
     )
     what.add_argument(
-        "--device", type=device_arg, help="cpu, cuda or cuda:N (default: cuda when present, else cpu)"
+        "--device",
+        type=device_type_arg,
+        help="device type: cpu, cuda, npu, xpu, ... (default: the accelerator when present, else cpu)",
     )
     what.add_argument("--seed", type=int, help="seed of the check data (default: random)")
     ranks = p.add_argument_group("ranks")
@@ -170,13 +172,6 @@ def _names(text: str, everything: tuple[str, ...], what: str) -> list[str]:
     return list(everything) if parts == ["all"] else parts
 
 
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-DEFAULT_BACKENDS = {"cuda": "nccl", "npu": "hccl", "cpu": "gloo"}
-
-
 def _user_error(lookup, *args):
     """lookup(*args), its ValueError a UsageError: the names looked up are the user's arguments."""
     try:
@@ -187,6 +182,7 @@ def _user_error(lookup, *args):
 
 def build_plan(args) -> SweepPlan:
     """The validated plan (UsageError naming the argument for anything wrong)."""
+    from zhisuan.bench.core.accel import dist_backend
     from zhisuan.bench.core.results import new_run_id
 
     names = ops.COLLECTIVES if args.collectives == ["all"] else args.collectives
@@ -204,10 +200,10 @@ def build_plan(args) -> SweepPlan:
         if op not in ops.REDUCE_OPS:
             raise UsageError(f"-o {op}: unknown reduction (supported: {', '.join(ops.REDUCE_OPS)})")
     sizes = size_sweep(args.minbytes, args.maxbytes, args.stepfactor, args.stepbytes)
-    device = args.device or _default_device()
-    backend = args.backend or DEFAULT_BACKENDS[torch.device(device).type]
-    if args.cudagraph and torch.device(device).type != "cuda":
-        raise UsageError("-G/--cudagraph needs --device cuda")
+    device = args.device or default_device()
+    backend = args.backend or dist_backend(device)
+    if args.cudagraph and device != "cuda":
+        raise UsageError("-G/--cudagraph needs --device cuda (CUDA graphs)")
     impls = _names(args.impl, ("torch",), "--impl")
     for name in impls:
         if name == "torch":
@@ -219,12 +215,12 @@ def build_plan(args) -> SweepPlan:
                     f"--impl {name} applies to {', '.join(with_impls)} only (asked for: {', '.join(collectives)})"
                 )
             backend_info = _user_error(registry.get, coll.kernel_op, name)
-            if torch.device(device).type not in backend_info.devices:
+            if not backend_info.runs_on(device):
                 raise UsageError(
                     f"--impl {name} runs on {', '.join(sorted(backend_info.devices))}, not on {device}"
                 )
             for dtype in dtypes:
-                if registry.parse_dtype(dtype) not in backend_info.dtypes_on(torch.device(device).type):
+                if registry.parse_dtype(dtype) not in backend_info.dtypes_on(device):
                     raise UsageError(f"--impl {name} does not support -d {dtype}")
     if args.nproc and "mpi" in impls:
         from zhisuan.kernels.allreduce.mpi import NEEDS_MPIRUN

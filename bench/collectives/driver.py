@@ -4,8 +4,8 @@ For each collective, dtype, reduction op and size (and implementation, for all_r
 each placement (out-of-place, then in place where the collective has one), every rank:
   1. fills its send buffer with data for timing (check.fill_for_timing) and meets the others at a barrier;
   2. runs `warmup` untimed iterations, then `iters` timed ones, each timed on its own (host clock
-     on CPU, with a device synchronisation after each call on other devices; CUDA events on GPU,
-     with a host synchronisation after each under -z 1; under -G N the `iters` calls are captured
+     on CPU; the device's events (torch.Event) on the current stream on accelerators, with a host
+     synchronisation after each under -z 1; under -G N, on CUDA, the `iters` calls are captured
      once in a CUDA graph and each of N launches gives one sample, launch time / iters);
   3. refills the buffers with fresh check data `check` times, runs once, and counts wrong elements;
   4. sends its samples and count to rank 0 (over a gloo control group, so NCCL runs are not
@@ -29,6 +29,7 @@ import torch.distributed as dist
 
 from zhisuan.bench.collectives import check, ops
 from zhisuan.bench.collectives.summary import Report
+from zhisuan.bench.core import accel
 from zhisuan.bench.core.errors import EXIT_USAGE, UsageError
 from zhisuan.kernels.registry import dtype_name, parse_dtype
 
@@ -70,35 +71,28 @@ class RankContext:
     device: torch.device
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "npu":
-        torch.npu.synchronize(device)
-
-
 def time_iterations(call: Callable[[], None], plan: SweepPlan, device: torch.device, progress) -> list[float]:
     """Seconds per iteration, one sample per iteration (or per graph launch under -G)."""
-    if device.type == "cuda":
-        return _time_cuda(call, plan, device, progress)
+    if accel.is_accelerator(device.type):
+        return _time_events(call, plan, device, progress)
     samples = []
     clock = time.perf_counter
-    host = device.type == "cpu"
     for _ in range(plan.iters):
         progress.enter()
         start = clock()
         call()
-        if not host:
-            _synchronize(device)
         samples.append(clock() - start)
         progress.leave()
     return samples
 
 
-def _time_cuda(call: Callable[[], None], plan: SweepPlan, device: torch.device, progress) -> list[float]:
-    def timed_pair():
-        return torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+def _time_events(call: Callable[[], None], plan: SweepPlan, device: torch.device, progress) -> list[float]:
+    """Device events around each call on the current stream (any accelerator); CUDA graphs under -G."""
 
+    def timed_pair():
+        return accel.timing_event(device), accel.timing_event(device)
+
+    stream = accel.current_stream(device)
     progress.enter()
     try:
         if plan.cudagraph:
@@ -109,20 +103,20 @@ def _time_cuda(call: Callable[[], None], plan: SweepPlan, device: torch.device, 
             samples = []
             for _ in range(plan.cudagraph):
                 start, end = timed_pair()
-                start.record()
+                start.record(stream)
                 graph.replay()
-                end.record()
+                end.record(stream)
                 end.synchronize()
                 samples.append(start.elapsed_time(end) / 1e3 / plan.iters)
             return samples
         events = [timed_pair() for _ in range(plan.iters)]
         for start, end in events:
-            start.record()
+            start.record(stream)
             call()
-            end.record()
+            end.record(stream)
             if plan.blocking:
                 end.synchronize()
-        torch.cuda.synchronize(device)
+        accel.synchronize(device)
         return [start.elapsed_time(end) / 1e3 for start, end in events]
     finally:
         progress.leave()
@@ -162,7 +156,7 @@ def measure(
     def untimed_call():
         progress.enter()
         call()
-        _synchronize(ctx.device)
+        accel.synchronize(ctx.device)
         progress.leave()
 
     check.fill_for_timing(bufs.send, check.pattern_for(dtype, op, ctx.world, plan.seed), ctx.rank)

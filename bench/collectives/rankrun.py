@@ -43,19 +43,13 @@ def init_ranks(env: RankEnv, plan):
     import torch.distributed as dist
 
     from zhisuan.bench.collectives.driver import RankContext
+    from zhisuan.bench.core import accel
 
     timeout = timedelta(seconds=plan.timeout_s)
-    device = torch.device(plan.device)
-    if device.type == "cuda":
-        index = env.local_rank % torch.cuda.device_count()
-        torch.cuda.set_device(index)
-        device = torch.device("cuda", index)
-    elif device.type == "npu":
-        import torch_npu  # noqa: F401  (registers the npu device and the hccl backend)
-
-        index = env.local_rank % torch.npu.device_count()
-        torch.npu.set_device(index)
-        device = torch.device("npu", index)
+    device = torch.device(accel.check(plan.device))  # imports the type's plug-in (torch_npu, ...) if need be
+    if accel.is_accelerator(device.type):
+        device = torch.device(device.type, env.local_rank % accel.device_count(device.type))
+        accel.set_device(device)
     if env.launcher == "single":
         dist.init_process_group(plan.backend, store=dist.HashStore(), rank=0, world_size=1, timeout=timeout)
     else:

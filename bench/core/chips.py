@@ -1,8 +1,11 @@
 """Chip detection and the peak database.
 
-GPUs are matched against bench/data/chips.toml by their exact device name, and by SM count where
-the entry gives one: never by a substring, so an H100 PCIe never borrows an H100 SXM's figures. An
-unknown chip gets no peak and therefore no percent-of-peak, and `why_no_peak` says so.
+Accelerators (any torch device type: CUDA and ROCm GPUs, Ascend NPUs, XPUs, ...) are detected
+through torch's generic device API (zhisuan.bench.core.accel) and matched against
+bench/data/chips.toml by the exact name their torch plug-in reports, and by SM/CU count and memory
+size where the entry gives them: never by a substring, so an H100 PCIe never borrows an H100 SXM's
+figures and a 96 GB H20 never a 141 GB one's. An unknown chip gets no peak and therefore no
+percent-of-peak, and `why_no_peak` says so.
 
 CPUs get a theoretical peak derived from physical cores (SMT threads share a core's FMA units;
 counted from the sysfs CPU topology) × clock × FLOPs per cycle (from the vector ISA and the
@@ -20,7 +23,7 @@ from importlib.resources import files
 
 import torch
 
-from zhisuan.bench.core.errors import UsageError
+from zhisuan.bench.core import accel
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -52,19 +55,22 @@ class ChipSpec:
     sm_count: int | None
     tflops: dict[str, Figure]
     mem_tbps: Figure | None
+    memory_gb: float | None = None  # device memory; where given, a device must report about this much
+    name_source: str = ""  # where the device name comes from, and whether it is a guess
+    source: str = ""  # the entry's source: also says why a figure is absent
 
 
 @dataclass
 class Device:
     """A detected device: what it calls itself, its properties, and its peak figures if known."""
 
-    kind: str  # "cpu" or "cuda"
-    torch_device: str  # "cpu", "cuda:0"
+    kind: str  # the torch device type: "cpu", "cuda" (NVIDIA and ROCm), "npu", "xpu", ...
+    torch_device: str  # "cpu", "cuda:0", "npu:3"
     name: str
     properties: dict = field(default_factory=dict)
     spec: ChipSpec | None = None
     why_no_peak: str | None = None
-    cache_bytes: int = 32 << 20  # last-level cache (CPU) or L2 (GPU): sizes the cache flush
+    cache_bytes: int = 32 << 20  # last-level cache (CPU) or L2 (accelerator): sizes the cache flush
 
     def peak(self, dtype: str) -> Figure | None:
         """Peak TFLOP/s for a math dtype ('fp32', 'tf32', 'bf16', ...), or None if unknown."""
@@ -96,20 +102,39 @@ def load_chips() -> tuple[ChipSpec, ...]:
                 sm_count=entry.get("sm_count"),
                 tflops={k: _figure(v, "TFLOP/s", status, source) for k, v in entry["tflops"].items()},
                 mem_tbps=None if mem is None else _figure(mem, "TB/s", status, source),
+                memory_gb=entry.get("memory_gb"),
+                name_source=entry.get("name_source", ""),
+                source=source,
             )
         )
     return tuple(chips)
 
 
-def match_chip(device_name: str, sm_count: int | None = None) -> ChipSpec | None:
-    """The entry whose device names include device_name exactly (and whose SM count agrees)."""
+# A device's reported memory (what is left after the driver's reservations, in bytes) agrees with
+# an entry's marketed GB within this fraction.
+MEMORY_MATCH_FRACTION = 0.15
+
+
+def memory_agrees(memory_bytes: int, memory_gb: float | None) -> bool:
+    """The device's memory is about the entry's (or the entry gives none)."""
+    return memory_gb is None or abs(memory_bytes / 1e9 - memory_gb) <= MEMORY_MATCH_FRACTION * memory_gb
+
+
+def match_chip(
+    device_name: str, sm_count: int | None = None, memory_bytes: int | None = None
+) -> ChipSpec | None:
+    """The one entry whose device names include device_name exactly (and whose SM count and memory
+    agree); None when no entry fits, or several do (one name, two memory sizes, memory unknown)."""
+    fits = []
     for chip in load_chips():
         if device_name.strip() not in chip.device_names:
             continue
         if chip.sm_count is not None and sm_count is not None and chip.sm_count != sm_count:
             continue
-        return chip
-    return None
+        if memory_bytes is not None and not memory_agrees(memory_bytes, chip.memory_gb):
+            continue
+        fits.append(chip)
+    return fits[0] if len(fits) == 1 else None
 
 
 # ---- CPU ---------------------------------------------------------------------------------------
@@ -229,64 +254,49 @@ def detect_cpu() -> Device:
     return device
 
 
-# ---- GPU ---------------------------------------------------------------------------------------
+# ---- accelerators ------------------------------------------------------------------------------
+
+# The cache flush's size where a device does not report its L2: larger than any accelerator's
+# last-level cache listed in chips.toml (an Ascend 910B's L2 is 96-192 MB by its CANN config).
+UNKNOWN_CACHE_BYTES = 256 << 20
 
 
-def detect_cuda(index: int = 0) -> Device:
-    props = torch.cuda.get_device_properties(index)
-    name = props.name
-    properties = {
-        "sm_count": props.multi_processor_count,
-        "memory_bytes": props.total_memory,
-        "compute_capability": f"{props.major}.{props.minor}",
-        "l2_bytes": getattr(props, "L2_cache_size", 0),
-    }
-    device = Device(
-        "cuda", f"cuda:{index}", name, properties, cache_bytes=properties["l2_bytes"] or (50 << 20)
-    )
-    device.spec = match_chip(name, props.multi_processor_count)
+def detect_accelerator(dev: torch.device) -> Device:
+    """Any non-CPU device, through its torch device module (zhisuan.bench.core.accel.describe)."""
+    name, properties = accel.describe(dev)
+    index = accel.index_of(dev)
+    cache = properties.get("l2_bytes") or UNKNOWN_CACHE_BYTES
+    device = Device(dev.type, f"{dev.type}:{index}", name, properties, cache_bytes=cache)
+    device.spec = match_chip(name, properties.get("sm_count"), properties.get("memory_bytes"))
     if device.spec is None:
+        units = f" ({properties['sm_count']} SMs/CUs)" if "sm_count" in properties else ""
+        units += f" ({properties['memory_bytes'] / 1e9:.0f} GB)" if "memory_bytes" in properties else ""
         device.why_no_peak = (
-            f"{name!r} ({props.multi_processor_count} SMs) is not in the peak database "
-            "(bench/data/chips.toml): no percent of peak is reported"
+            f"{name!r}{units} is not in the peak database (bench/data/chips.toml): "
+            "no percent of peak is reported"
         )
     return device
 
 
 def check_device(text: str) -> str:
-    """text, when it names a device of this machine ('cpu', 'cuda', 'cuda:1'); else UsageError why not."""
-    try:
-        dev = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"device {text!r} is not a device name (expected cpu, cuda or cuda:N)") from None
-    if dev.type == "cpu":
-        return text
-    if dev.type != "cuda":
-        raise UsageError(f"device {text!r}: zhisuan runs on cpu and cuda devices only")
-    if not torch.cuda.is_available():
-        raise UsageError(f"device {text!r}: no CUDA device here (torch.cuda.is_available() is False)")
-    count = torch.cuda.device_count()
-    if (dev.index or 0) >= count:
-        raise UsageError(
-            f"device {text!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
-        )
-    return text
+    """text, when it names a usable device of this machine ('cpu', 'cuda:1', 'npu:3', 'hip' on ROCm,
+    as torch names it); else UsageError why not, naming the plug-in a type needs."""
+    return accel.check(text)
 
 
 @cache
 def detect(device: str = "cpu") -> Device:
-    """The Device for a torch device string ('cpu', 'cuda', 'cuda:1'); UsageError if it is not here."""
+    """The Device for a device string ('cpu', 'cuda', 'npu:1'); UsageError if it is not here."""
     dev = torch.device(check_device(device))
     if dev.type == "cpu":
         return detect_cpu()
-    return detect_cuda(dev.index or 0)
+    return detect_accelerator(dev)
 
 
 def available_devices() -> list[str]:
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    return devices
+    """cpu, then every device of the accelerator this torch has (built in or from a plug-in)."""
+    accelerator = accel.default_type()
+    return ["cpu"] + (accel.devices(accelerator) if accelerator != "cpu" else [])
 
 
 _probe_best: dict[str, float] = {}  # best FMA-probe figure of this process, per dtype

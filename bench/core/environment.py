@@ -38,7 +38,7 @@ def environment() -> dict:
     """What a comparison must agree on: chip, drivers, library versions, build, host."""
     import torch
 
-    from zhisuan.bench.core import chips
+    from zhisuan.bench.core import accel, chips
 
     env = {
         "host": socket.gethostname(),
@@ -54,7 +54,9 @@ def environment() -> dict:
         "cpu_cores": chips.cpu_cores(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.version.cuda,
-        "gpus": [],
+        "hip": getattr(torch.version, "hip", None),
+        "accelerator": None,
+        "gpus": [],  # the accelerator's device names (GPUs, NPUs, ...), in index order
     }
     try:
         from zhisuan.kernels._ext import cpu_ext
@@ -62,9 +64,16 @@ def environment() -> dict:
         env["kernels_C_build"] = dict(cpu_ext().build_info())
     except ImportError as exc:
         env["kernels_C_build"] = f"unavailable: {exc}"
-    if torch.cuda.is_available():
-        env["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    kind = accel.default_type()
+    if kind != "cpu":
+        env["accelerator"] = kind
+        env["gpus"] = [accel.describe(torch.device(name))[0] for name in accel.devices(kind)]
+    if kind == "cuda" and not accel.rocm_build():
         env["cuda_driver"] = _cuda_driver_version()
+    for plugin in accel.PLUGINS.values():  # a vendor plug-in's version changes what its kernels do
+        found = _version(plugin.module)
+        if found:
+            env[plugin.module] = found
     return env
 
 

@@ -6,13 +6,17 @@ import os
 
 import torch
 
+from zhisuan.bench.core import accel
+
 
 def available_bytes(device: str) -> tuple[int | None, str]:
     """(bytes free on device, where that figure comes from); None where it cannot be read."""
     dev = torch.device(device)
-    if dev.type == "cuda":
-        free, _total = torch.cuda.mem_get_info(dev.index or 0)
-        return free, f"free on {device} (torch.cuda.mem_get_info)"
+    if accel.is_accelerator(dev.type):
+        info = accel.memory_info(dev)
+        if info is None:
+            return None, f"unknown (torch.accelerator.get_memory_info cannot read {dev.type} memory)"
+        return info[0], f"free on {device} (torch.accelerator.get_memory_info)"
     host = _meminfo_available()
     limit = _cgroup_headroom()
     if limit is not None and (host is None or limit < host):

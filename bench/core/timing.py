@@ -1,11 +1,15 @@
 """Timing: one Timer per device kind, warm-up, cache flush between samples, every sample kept.
 
 - HostTimer (CPU work): the host clock around each call. The kernels it times are synchronous.
-- CudaTimer (GPU work): a pair of CUDA events around each call on the current stream; the host
+  torch.Event cannot time the CPU (torch 2.13 raises "cpu backend doesn't support events" when
+  one is recorded), so the CPU keeps the host clock; nothing is lost: CPU work is synchronous.
+- EventTimer (any accelerator: CUDA and ROCm GPUs, Ascend NPUs, XPUs, ...): a pair of
+  torch.Event(enable_timing=True) around each call on the device's current stream; the host
   synchronises once, after the last sample, so launches are not serialised by the timer itself.
+The device-specific calls (events, streams, synchronize) go through zhisuan.bench.core.accel.
 
 Between samples, outside the timed region, a buffer twice the size of the last-level cache (CPU)
-or L2 (GPU) is overwritten, so every sample starts cold, as a kernel inside a model would.
+or L2 (accelerator) is overwritten, so every sample starts cold, as a kernel inside a model would.
 
 measure_interleaved times several callables in turn, one sample of each per round (the first
 callable rotating), for side-by-side comparisons on a shared host: neighbours' load comes in
@@ -32,13 +36,14 @@ from dataclasses import dataclass
 
 import torch
 
+from zhisuan.bench.core import accel
 from zhisuan.bench.core.errors import UsageError
 
 MIN_SAMPLES = 3
 MAX_SAMPLES = 100_000
 DEFAULT_TIME_BUDGET_S = 0.5
 DEFAULT_WARMUP_S = 0.05
-GPU_CALLS_PER_SYNC = 8  # run_for: calls queued between synchronisations
+DEVICE_CALLS_PER_SYNC = 8  # run_for: accelerator calls queued between synchronisations
 
 
 class CacheFlusher:
@@ -72,39 +77,46 @@ class HostTimer:
         return samples
 
 
-class CudaTimer:
-    """Times GPU work with CUDA events on the current stream; one synchronisation at the end."""
+class EventTimer:
+    """Times accelerator work with torch.Event pairs on the device's current stream; one
+    synchronisation at the end."""
 
-    device = "cuda"
+    def __init__(self, device: str):
+        dev = torch.device(device)
+        self.device = torch.device(dev.type, accel.index_of(dev))
 
     def run(self, fn: Callable[[], object], n: int, flush: Callable[[], None] | None) -> list[float]:
-        pairs = [
-            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)
-        ]
+        stream = accel.current_stream(self.device)
+        pairs = [(accel.timing_event(self.device), accel.timing_event(self.device)) for _ in range(n)]
         output = None
         for start, end in pairs:
             if flush is not None:
                 flush()
-            start.record()
+            start.record(stream)
             output = fn()
-            end.record()
-        torch.cuda.synchronize()
+            end.record(stream)
+        accel.synchronize(self.device)
         self.last_output = output  # for the harness's check of the last timed call
         return [start.elapsed_time(end) / 1e3 for start, end in pairs]
 
 
-def timer_for(device: str) -> HostTimer | CudaTimer:
-    kind = torch.device(device).type
-    if kind == "cuda":
-        return CudaTimer()
-    if kind == "cpu":
+def timer_for(device: str) -> HostTimer | EventTimer:
+    """The host clock for the CPU, device events for any accelerator torch has a module for."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
         return HostTimer()
-    raise ValueError(f"no timer for device {device!r} (supported: cpu, cuda)")
+    try:
+        accel.device_module(dev.type)
+    except (RuntimeError, AttributeError):
+        raise ValueError(
+            f"no timer for device {device!r}: torch has no device module for {dev.type!r}"
+        ) from None
+    return EventTimer(device)
 
 
 def synchronize(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+    """Wait until the device has finished the work queued so far (a no-op on the CPU)."""
+    accel.synchronize(device)
 
 
 @dataclass
@@ -223,11 +235,11 @@ def measure_interleaved(
 def run_for(fn: Callable[[], object], *, device: str = "cpu", seconds: float) -> tuple[int, float, object]:
     """Call fn back to back for about `seconds`: (calls, elapsed seconds, the last call's output).
 
-    A throughput window, not per-call samples (the burn-in's measure). On a GPU the clock is read
-    after a synchronisation every GPU_CALLS_PER_SYNC calls, so all queued work is counted and the
-    host never runs far ahead of the device.
+    A throughput window, not per-call samples (the burn-in's measure). On an accelerator the clock
+    is read after a synchronisation every DEVICE_CALLS_PER_SYNC calls, so all queued work is
+    counted and the host never runs far ahead of the device.
     """
-    calls_per_read = GPU_CALLS_PER_SYNC if torch.device(device).type == "cuda" else 1
+    calls_per_read = DEVICE_CALLS_PER_SYNC if accel.is_accelerator(torch.device(device).type) else 1
     calls, start = 0, time.perf_counter()
     while True:
         output = fn()

@@ -233,7 +233,8 @@ class KernelBenchmark:
         result.run_id = self._run_id()
         result.extra["pytest_nodeid"] = self.node.nodeid
         callspec = getattr(self.node, "callspec", None)
-        timer = "cuda-events" if result.device.startswith("cuda") else "perf_counter"
+        kind = result.device.partition(":")[0]  # torch.Event on any accelerator (cuda-events, npu-events)
+        timer = "perf_counter" if kind == "cpu" else f"{kind}-events"
         self.state.measurements.append(
             Measurement(
                 result=result,

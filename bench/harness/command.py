@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zhisuan.bench.cli import device_arg, parse_csv, positive_float, positive_int, seed_arg
+from zhisuan.bench.cli import default_device, device_arg, parse_csv, positive_float, positive_int, seed_arg
 from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 
@@ -20,6 +20,11 @@ def add_parser(subparsers) -> None:
 def add_info_parser(subparsers) -> None:
     p = subparsers.add_parser("info", help="detected devices, their peak figures and sources, backends")
     p.add_argument("--no-probe", action="store_true", help="skip the CPU FMA probe (a fraction of a second)")
+    p.add_argument(
+        "--device",
+        type=device_arg,
+        help="only this device: cpu, cuda:1, npu:0, xpu, ... (default: every device found)",
+    )
     p.set_defaults(func=run_info)
 
 
@@ -31,13 +36,17 @@ def run_info(args) -> int:
     from zhisuan.bench.core.console import console
     from zhisuan.kernels.registry import OPS
 
-    for name in chips.available_devices():
+    for name in [args.device] if args.device else chips.available_devices():
         device = chips.detect(name)
         props = ", ".join(f"{k}={v}" for k, v in device.properties.items() if k != "isa_reasoning")
         console.print(f"[bold]{name}[/bold]: {device.name} ({props})")
         if device.spec is None:
             console.print(f"  no peak figures: {device.why_no_peak}")
         else:
+            if device.spec.name_source:
+                console.print(f"  matched as {device.spec.name} (device name: {device.spec.name_source})")
+            if not device.spec.tflops:
+                console.print(f"  no TFLOP/s figures: {device.spec.source}")
             for dtype, fig in device.spec.tflops.items():
                 console.print(f"  peak {dtype}: {fig.value:.4g} TFLOP/s [{fig.status}] {fig.source}")
             if device.spec.mem_tbps:
@@ -56,7 +65,8 @@ def run_info(args) -> int:
     for column in ("op", "backend", "dtypes by device", "status"):
         table.add_column(column)
     for op in OPS:
-        for name, status in kernels.backends(op).items():
+        device_type = args.device.partition(":")[0] if args.device else None
+        for name, status in kernels.backends(op, device_type).items():
             mark = "[green]available[/green]" if status.available else f"[yellow]{status.reason}[/yellow]"
             label = f"{name} (baseline)" if status.baseline else name
             dtypes = "\n".join(
@@ -91,13 +101,14 @@ def add_run_parser(subparsers) -> None:
     p.add_argument("--tokens", type=positive_int, help="M of the LLM suites' projections (tokens in flight)")
     p.add_argument("--causal", choices=("no", "yes", "both"), default="both", help="attention masks to run")
     p.add_argument(
-        "--dtype", type=parse_csv, help="comma-separated dtypes (default: fp32 on CPU, bf16 on GPU)"
+        "--dtype", type=parse_csv, help="comma-separated dtypes (default: fp32 on CPU, bf16 on accelerators)"
     )
     p.add_argument(
         "--device",
         type=device_arg,
         default=None,
-        help="cpu, cuda, cuda:1 (default: cuda if present, else cpu)",
+        help="cpu, cuda, cuda:1, npu:0, xpu, ... any device torch or a vendor plug-in knows "
+        "(default: the accelerator if present, else cpu)",
     )
     count = p.add_mutually_exclusive_group()
     count.add_argument("--iters", type=positive_int, help="exactly this many timed samples per benchmark")
@@ -116,7 +127,6 @@ def add_run_parser(subparsers) -> None:
 
 
 def run_run(args) -> int:
-    import torch
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from zhisuan.bench.core import timing
@@ -127,7 +137,7 @@ def run_run(args) -> int:
     from zhisuan.bench.harness.table import results_table
     from zhisuan.bench.workloads.suites import suite_names
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = args.device or default_device()
     if args.suite is not None and args.suite not in suite_names():
         raise UsageError(f"unknown suite {args.suite!r}; suites: {', '.join(suite_names())}")
     causal = {"no": (False,), "yes": (True,), "both": (False, True)}[args.causal]

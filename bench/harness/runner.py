@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from zhisuan.bench.core import chips, memory, threads, timing
+from zhisuan.bench.core import accel, chips, memory, threads, timing
 from zhisuan.bench.core.environment import environment
 from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.core.results import Result, new_run_id, short_shape
@@ -35,7 +35,7 @@ from zhisuan.bench.workloads.base import tolerance as harness_tolerance
 from zhisuan.kernels import registry
 from zhisuan.kernels.registry import Backend, dtype_name
 
-DEFAULT_DTYPES = {"cpu": "fp32", "cuda": "bf16"}
+DEFAULT_DTYPES = {"cpu": "fp32", "accelerator": "bf16"}  # by zhisuan.bench.core.accel.size_class
 
 
 @dataclass
@@ -67,7 +67,7 @@ def plan_run(
 ) -> Plan:
     """Which backend runs on which (op, shape, dtype); unavailable ones are listed with the reason."""
     kind = torch.device(chips.check_device(device)).type
-    dtype_list = [parse_dtype(d) for d in (dtypes or [DEFAULT_DTYPES[kind]])]
+    dtype_list = [parse_dtype(d) for d in (dtypes or [DEFAULT_DTYPES[accel.size_class(kind)]])]
     plan = Plan(device=device, cases=[])
     wanted = list(backends) if backends else None
     for op in ops:
@@ -178,8 +178,7 @@ def execute(
                     on_result(item.result)
             del reference, waiting
             gc.collect()
-            if device.kind == "cuda":
-                torch.cuda.empty_cache()
+            accel.empty_cache(device.kind)
     return results
 
 
@@ -206,8 +205,8 @@ def check_backend(result: Result, backend: Backend, spec: OpSpec, inputs: Inputs
     """Check one backend on its own inputs against the reference (the harness's rule); what to
     time if it passed: the callable, its check (again for the last timed call), its inputs (to be
     fingerprinted) and their sign flip between samples. expected: the reference inputs' fingerprint."""
-    on_gpu = torch.device(result.device).type == "cuda"
-    math_dtype = backend.math_dtypes.get(result.dtype) if on_gpu else None  # tf32 widens the floor
+    on_accelerator = accel.is_accelerator(torch.device(result.device).type)
+    math_dtype = backend.math_dtypes.get(result.dtype) if on_accelerator else None  # tf32 widens the floor
     bound, rule = spec.tolerance(inputs, reference, base_err, registry.parse_dtype(result.dtype), math_dtype)
     against = checktime.Check(reference, tolerance=bound, rule=rule, baseline_err=base_err)
     tensors = inputs.tensors()

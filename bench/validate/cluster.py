@@ -6,9 +6,9 @@
 - Integrity across ranks: every rank multiplies the same seeded inputs; ranks of one configuration
   (chip, backend, dtype, size, CPU threads) must produce the same bits. Ranks whose digest differs
   from the majority's are a FAIL, named.
-- Cluster PFLOPS: the sum of the measured matmul throughput of the headline dtype (bf16 on GPUs,
-  fp32 on CPUs) over the ranks, beside the nameplate: the sum of datasheet peaks (per GPU; per host
-  for CPU ranks, which share one package). No nameplate when any device lacks a peak, with the reason.
+- Cluster PFLOPS: the sum of the measured matmul throughput of the headline dtype (bf16 on
+  accelerators, fp32 on CPUs) over the ranks, beside the nameplate: the sum of datasheet peaks (per
+  device; per host for CPU ranks, which share one package). No nameplate when any device lacks a peak, with the reason.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from zhisuan.bench.core.accel import is_accelerator, size_class
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.validate.thresholds import worst
 
 THROUGHPUT_CHECKS = (
     "matmul", "stream-copy", "stream-scale", "stream-add", "stream-triad", "attention", "h2d", "d2h", "burn-in",
 )  # fmt: skip
-HEADLINE_DTYPE = {"cpu": "fp32", "cuda": "bf16"}
+HEADLINE_DTYPE = {"cpu": "fp32", "accelerator": "bf16"}  # by zhisuan.bench.core.accel.size_class
 
 
 @dataclass(frozen=True)
@@ -126,8 +127,8 @@ def cross_rank_integrity(records: list[Result], template: Result | None) -> list
 
 def cluster_flops(records: list[Result], members: list[Member]) -> dict:
     kinds = {m.kind for m in members}
-    kind = "cuda" if "cuda" in kinds else "cpu"
-    dtype = HEADLINE_DTYPE[kind]
+    accelerators = sorted(k for k in kinds if is_accelerator(k))
+    dtype = HEADLINE_DTYPE[size_class(accelerators[0] if accelerators else "cpu")]
     measured = {
         r.extra["rank"]: r.flops_per_s
         for r in records
@@ -141,15 +142,15 @@ def cluster_flops(records: list[Result], members: list[Member]) -> dict:
         "nameplate_pflops": None,
         "nameplate_reason": None,
     }
-    if kinds == {"cpu", "cuda"}:
-        out["nameplate_reason"] = "a mix of CPU and GPU ranks: no single nameplate"
+    if len(kinds) > 1:
+        out["nameplate_reason"] = f"a mix of {' and '.join(sorted(kinds))} ranks: no single nameplate"
         return out
     missing = [m for m in members if m.peak_tflops is None]
     if missing:
         m = missing[0]
         out["nameplate_reason"] = f"rank {m.rank} ({m.device_name}) has no {dtype} peak: {m.why_no_peak}"
         return out
-    if kind == "cpu":  # ranks on one host share its CPU: count each host's package once
+    if not accelerators:  # ranks on one host share its CPU: count each host's package once
         per_host = {m.host: m.peak_tflops for m in members}
         nameplate = sum(per_host.values())
     else:

@@ -9,7 +9,7 @@ from zhisuan.bench.validate.levels import LEVELS
 
 
 def add_parser(subparsers) -> None:
-    from zhisuan.bench.cli import positive_float, positive_int
+    from zhisuan.bench.cli import device_type_arg, positive_float, positive_int
 
     p = subparsers.add_parser(
         "validate",
@@ -20,9 +20,17 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--level", choices=LEVELS, default="quick", help="quick (default), standard, or burn-in")
     p.add_argument("--duration", help="burn-in length, e.g. 90s, 10m, 2h (--level burn-in only; default 10m)")
-    p.add_argument("--nproc", type=positive_int, help="spawn N local ranks (default: one per GPU, else 1)")
     p.add_argument(
-        "--device", choices=("cpu", "cuda"), help="device kind (default: cuda if present, else cpu)"
+        "--nproc", type=positive_int, help="spawn N local ranks (default: one per accelerator device, else 1)"
+    )
+    p.add_argument(
+        "--device",
+        type=device_type_arg,
+        help="device type: cpu, cuda, npu, xpu, ... (default: the accelerator if present, else cpu)",
+    )
+    p.add_argument(
+        "--backend",
+        help="torch.distributed backend (default: torch's for the device type: gloo, nccl, hccl, xccl, ...)",
     )
     p.add_argument("--json", help="JSON Lines output (default: zhisuan-results/validate-<run id>.jsonl)")
     p.add_argument("--thresholds", help="a thresholds file (format of bench/data/thresholds.toml) read first")
@@ -35,8 +43,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    import torch
-
+    from zhisuan.bench.cli import default_device
+    from zhisuan.bench.core import accel
     from zhisuan.bench.core.errors import UsageError
     from zhisuan.bench.core.result_files import ResultWriter, prepare_output
     from zhisuan.bench.core.results import new_run_id
@@ -49,9 +57,8 @@ def run(args) -> int:
     if args.margin is not None and not (math.isfinite(args.margin) and args.margin >= 0):
         raise UsageError(f"--margin must be a finite percentage >= 0, got {args.margin}")
     thresholds.load(args.thresholds)  # a bad file is reported now, in one line, not by every rank
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device (torch.cuda.is_available() is False)")
+    device = args.device or default_device()
+    backend = args.backend or accel.dist_backend(device)
     try:
         from zhisuan.bench.collectives import rankenv
     except ImportError as exc:
@@ -73,6 +80,7 @@ def run(args) -> int:
     options = Options(
         level=args.level,
         device=device,
+        backend=backend,
         json_path=str(json_path.resolve()),
         run_id=run_id,
         duration_s=duration,
@@ -81,7 +89,7 @@ def run(args) -> int:
         timeout_s=args.timeout,
         report_dir=args.report_dir,
     )
-    nproc = args.nproc or (torch.cuda.device_count() if device == "cuda" and env is None else 1)
+    nproc = args.nproc or (accel.device_count(device) if accel.is_accelerator(device) and env is None else 1)
     if nproc > 1:
         from zhisuan.bench.validate.spawn import run_local
 

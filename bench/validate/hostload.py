@@ -14,7 +14,8 @@ signals, each compared with a stated limit:
                threads got under PROBE_MIN_SHARE (90%) of the wall time on their cores in some
                window (its cpu_share), or its wall-clock rate spread over PROBE_MAX_SPREAD (10%)
                across the windows, where a quiet core repeats itself within a few percent
-  gpu          (GPU) other processes computing on this device (NVML, where pynvml is installed)
+  gpu          (accelerators) other processes computing on this device (NVML, npu-smi: where the
+               device's telemetry source lists them; the keys keep the name gpu_*)
 
 CPU checks use steal, others, load and the probe; GPU checks use steal and the GPU's processes.
 Every reading goes into the record; an unreadable one says why and counts as quiet.
@@ -98,7 +99,7 @@ def fma_probe() -> dict:
 
 
 def gpu_processes(telemetry) -> dict:
-    """Other processes computing on the GPU that `telemetry` (a GpuTelemetry) reads, by NVML."""
+    """Other processes computing on the device that `telemetry` reads (NVML, npu-smi)."""
     pids, why = telemetry.compute_pids()
     if pids is None:
         return {"unreadable": {"gpu_processes": why}}
@@ -138,18 +139,18 @@ def busy_reasons(evidence: dict, *, kind: str, cores: int, allowance_cores: floa
                 f"the FMA probe's rate varied {100 * spread:.0f}% across {PROBE_WINDOWS} windows (limit {100 * PROBE_MAX_SPREAD:g}%)"
             )
     others_on_gpu = evidence.get("gpu_other_processes")
-    if kind == "cuda" and others_on_gpu:
-        reasons.append(f"{others_on_gpu} other process(es) computing on the GPU")
+    if kind != "cpu" and others_on_gpu:
+        reasons.append(f"{others_on_gpu} other process(es) computing on the {kind} device")
     return reasons
 
 
 def gather(kind: str, since: CpuTimes | None, telemetry, *, probe: bool) -> dict:
-    """The readings for a device kind: the window since `since`, load, and probe or GPU processes."""
+    """The readings for a device kind: the window since `since`, load, and probe or device processes."""
     evidence, unreadable = {}, {}
     parts = [window(since, CpuTimes.now()), load_average()]
     if kind == "cpu" and probe:
         parts.append(fma_probe())
-    if kind == "cuda":
+    if kind != "cpu":
         parts.append(gpu_processes(telemetry))
     for part in parts:
         unreadable.update(part.pop("unreadable", {}))

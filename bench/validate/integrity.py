@@ -56,7 +56,7 @@ def check_backend(ctx: CheckContext, candidate: Candidate, dtype: str):
         "integrity", TITLE, backend=name, shape={"M": size, "N": size, "K": size}, dtype=dtype
     )
     a, b = make_inputs(ctx, dtype, size)
-    reference = a.to(torch.float64) @ b.to(torch.float64)
+    reference = tolerance.reference_product(a, b)
     against = checktime.Check(
         reference,
         tolerance=tolerance.matmul_tolerance(a, b, reference, candidate.math, candidate.out_dtype),

@@ -1,12 +1,12 @@
-"""Interconnect: all_reduce bus bandwidth across the ranks, and host <-> device copies on GPUs.
+"""Interconnect: all_reduce bus bandwidth across the ranks, and host <-> device copies on accelerators.
 
 all_reduce goes through the collectives benchmark (zhisuan.bench.collectives): its buffers, exactly
 representable check data, timing loop and bus factor (2(n-1)/n, nccl-tests' convention), in place,
-fp32 sum, with torch.distributed's backend of the device (NCCL on GPUs, gloo on CPUs). Every rank
-records its own figure; a wrong element anywhere is a FAIL.
+fp32 sum, with torch.distributed's backend of the device (NCCL on CUDA and ROCm GPUs, HCCL on
+Ascend, gloo on CPUs). Every rank records its own figure; a wrong element anywhere is a FAIL.
 
 h2d / d2h: one pinned host buffer copied to / from the device (non-blocking copies on the current
-stream, timed with CUDA events), checked byte for byte first.
+stream, timed with the device's events), checked byte for byte first.
 """
 
 from __future__ import annotations
@@ -85,9 +85,10 @@ def host_copy(ctx: CheckContext, direction: str):
     size = ctx.plan.host_copy_bytes
     title = "Host-to-device copy bandwidth" if direction == "h2d" else "Device-to-host copy bandwidth"
     result = ctx.record(direction, title, backend="torch copy_", shape={"bytes": size}, dtype="uint8")
-    if ctx.kind != "cuda":
-        return ctx.skip(result, f"{ctx.kind} device: host <-> device copies apply to GPUs only")
+    if ctx.kind == "cpu":
+        return ctx.skip(result, "cpu device: host <-> device copies apply to accelerators only")
     device = torch.device(ctx.device.torch_device)
+    # pin_memory() pins for torch's current accelerator: the device's type (one per torch build)
     host = torch.from_numpy(np.random.default_rng(7).integers(0, 256, size, dtype=np.uint8)).pin_memory()
     on_device = torch.empty(size, dtype=torch.uint8, device=device)
     if direction == "h2d":

@@ -1,4 +1,5 @@
-"""What each level measures, and how big: one LevelPlan per (level, device kind).
+"""What each level measures, and how big: one LevelPlan per (level, size class): "cpu", or
+"accelerator" for every other device type (CUDA and ROCm GPUs, Ascend NPUs, XPUs, ...).
 
 The sizes are the real ones: matmul products large enough to reach the chip's maximum achievable
 rate, STREAM arrays several times the last-level cache / L2, an attention shape that real models
@@ -12,6 +13,7 @@ import os
 import re
 from dataclasses import dataclass, replace
 
+from zhisuan.bench.core.accel import size_class
 from zhisuan.bench.core.errors import UsageError
 
 LEVELS = ("quick", "standard", "burn-in")
@@ -20,21 +22,21 @@ DEFAULT_BURN_IN_S = 600.0
 
 # STREAM's rule: each array at least 4x the largest cache, so every pass streams from memory.
 STREAM_CACHE_MULTIPLE = 4
-STREAM_MIN_ARRAY_BYTES = {"cpu": 64 << 20, "cuda": 1 << 30}
+STREAM_MIN_ARRAY_BYTES = {"cpu": 64 << 20, "accelerator": 1 << 30}
 
 
 @dataclass(frozen=True)
 class LevelPlan:
     level: str
     matmul_sizes: tuple[int, ...]  # square M = N = K
-    fp8_sizes: tuple[int, ...]  # GPU fp8 (tensor-core fp8 needs large products to pay off)
+    fp8_sizes: tuple[int, ...]  # accelerator fp8 (tensor-core fp8 needs large products to pay off)
     all_backends: bool  # every available backend (ours too), or the vendor's baseline only
     time_budget_s: float  # timed samples per measurement
     stream_array_bytes: int | None  # None: sized from the device's cache (STREAM's rule)
     attention_shape: tuple[int, int, int, int]  # batch, heads, seq, head_dim (non-causal)
     allreduce_bytes: int
     allreduce_iters: int
-    host_copy_bytes: int  # host <-> device copies (GPU)
+    host_copy_bytes: int  # host <-> device copies (accelerators)
     integrity_size: int
     integrity_repeats: int
     burn_in_size: int
@@ -74,7 +76,7 @@ _PLANS = {
         integrity_repeats=100,
         burn_in_size=1536,
     ),
-    ("quick", "cuda"): LevelPlan(
+    ("quick", "accelerator"): LevelPlan(
         level="quick",
         matmul_sizes=(4096, 8192),
         fp8_sizes=(8192,),
@@ -89,7 +91,7 @@ _PLANS = {
         integrity_repeats=20,
         burn_in_size=8192,
     ),
-    ("standard", "cuda"): LevelPlan(
+    ("standard", "accelerator"): LevelPlan(
         level="standard",
         matmul_sizes=(2048, 4096, 8192, 16384),
         fp8_sizes=(4096, 8192, 16384),
@@ -125,12 +127,10 @@ _TEST = {
 
 
 def plan_for(level: str, device_kind: str, burn_in_s: float | None = None) -> LevelPlan:
-    """The plan of a level on a device kind ('cpu' or 'cuda'); burn-in = standard + sustained load."""
+    """The plan of a level on a device kind ('cpu', 'cuda', 'npu', ...); burn-in = standard + sustained load."""
     if level not in LEVELS:
         raise UsageError(f"--level must be one of {', '.join(LEVELS)}, got {level!r}")
-    if device_kind not in ("cpu", "cuda"):
-        raise UsageError(f"validate runs on cpu or cuda devices, not {device_kind!r}")
-    base = _PLANS[("quick" if level == "quick" else "standard", device_kind)]
+    base = _PLANS[("quick" if level == "quick" else "standard", size_class(device_kind))]
     plan = replace(base, level=level)
     if level == "burn-in":
         plan = replace(plan, burn_in_s=DEFAULT_BURN_IN_S if burn_in_s is None else burn_in_s)
@@ -146,7 +146,7 @@ def stream_array_bytes(plan: LevelPlan, device_kind: str, cache_bytes: int) -> i
     """Bytes per STREAM array: at least 4x the largest cache, and never below a floor per kind."""
     if plan.stream_array_bytes is not None:
         return plan.stream_array_bytes
-    return max(STREAM_CACHE_MULTIPLE * cache_bytes, STREAM_MIN_ARRAY_BYTES[device_kind])
+    return max(STREAM_CACHE_MULTIPLE * cache_bytes, STREAM_MIN_ARRAY_BYTES[size_class(device_kind)])
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$", re.IGNORECASE)

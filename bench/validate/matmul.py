@@ -7,8 +7,11 @@ shape): its timing and rates, and in extra the whole sweep, each backend's best 
 the shapes, and the verdict of the best figure against the threshold (datasheet peak on GPUs, the
 measured FMA peak on CPUs).
 
-dtypes: CPU fp32, fp64. GPU fp32 (TF32 off), tf32 (fp32 storage, TF32 tensor-core math), bf16,
-fp16, and fp8 (e4m3 through torch._scaled_mm, bf16 output) on chips that have it (sm_89 and later).
+dtypes: CPU fp32, fp64. Accelerators fp32, bf16, fp16; on CUDA devices (NVIDIA, and ROCm which
+reuses the type) also tf32 (fp32 storage, TF32 tensor-core math; fp32 runs with TF32 off), and on
+NVIDIA chips that have it (sm_89 and later) fp8 (e4m3 through torch._scaled_mm, bf16 output).
+Another accelerator's fp32 runs in whatever mode its plug-in defaults to: a reduced-precision mode
+shows as a failed fp32 check, not a fast fp32 figure.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from zhisuan.bench.core import flops
+from zhisuan.bench.core.accel import rocm_build
 from zhisuan.bench.harness import checktime
 from zhisuan.bench.validate import tolerance
 from zhisuan.bench.validate.context import CheckContext
@@ -59,6 +63,10 @@ def candidates(ctx: CheckContext, dtype: str) -> tuple[list[Candidate], dict[str
     (their output is fp8, the op's convention: output in the input dtype).
     """
     chosen = []
+    if dtype == "tf32" and ctx.kind != "cuda":
+        return [], {
+            "torch": f"tf32 is a math mode of CUDA and ROCm GPUs; none is switched on {ctx.kind} here"
+        }
     if dtype == "fp8e4m3":
         reason = fp8_missing(ctx)
         if reason:
@@ -78,8 +86,8 @@ def candidates(ctx: CheckContext, dtype: str) -> tuple[list[Candidate], dict[str
 
 
 def fp8_missing(ctx: CheckContext) -> str | None:
-    if ctx.kind != "cuda":
-        return "fp8 matmul needs a GPU with fp8 tensor cores"
+    if ctx.kind != "cuda" or rocm_build():
+        return "fp8 matmul here is torch._scaled_mm with e4m3fn on NVIDIA GPUs with fp8 tensor cores"
     if not hasattr(torch, "float8_e4m3fn") or not hasattr(torch, "_scaled_mm"):
         return f"torch {torch.__version__} has no float8_e4m3fn / _scaled_mm"
     major, minor = torch.cuda.get_device_capability(torch.device(ctx.device.torch_device))
@@ -166,7 +174,7 @@ def measure_dtype(ctx: CheckContext, dtype: str):
     rows, failures = [], []
     for size in sizes:
         a, b = make_inputs(ctx, dtype, size)
-        reference = a.to(torch.float64) @ b.to(torch.float64)
+        reference = tolerance.reference_product(a, b)
         for backend in backends:
             ctx.step(f"matmul {dtype} {backend.name} {size}")
             result = measure_one(ctx, backend, dtype, (a, b), reference)
@@ -206,7 +214,7 @@ def summarize(ctx: CheckContext, dtype: str, rows: list, failures: list[str], sk
         """The best (backend, shape) once more, on the same seeded inputs."""
         backend = next(c for c in backends if c.name == best.backend)
         a, b = make_inputs(ctx, dtype, best.shape["M"])
-        measure_one(ctx, backend, dtype, (a, b), a.to(torch.float64) @ b.to(torch.float64), best)
+        measure_one(ctx, backend, dtype, (a, b), tolerance.reference_product(a, b), best)
         return (best.flops_per_s or 0.0, *ctx.basis_figure(rule, dtype))
 
     ctx.judge(best, value=best.flops_per_s, unit=unit, rule=rule, basis=basis, basis_text=basis_text,

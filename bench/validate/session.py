@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 
 from zhisuan.bench.cli import safe_line
-from zhisuan.bench.core import chips, threads
+from zhisuan.bench.core import accel, chips, threads
 from zhisuan.bench.core.console import console
 from zhisuan.bench.core.environment import environment
 from zhisuan.bench.core.errors import EXIT_CRASH, EXIT_USAGE, UsageError
@@ -61,7 +61,7 @@ class Options:
     """Everything a rank needs (JSON-serialisable: it travels to spawned ranks)."""
 
     level: str
-    device: str  # "cpu" or "cuda"
+    device: str  # a device type: "cpu", "cuda", "npu", ...
     json_path: str
     run_id: str
     duration_s: float | None = None
@@ -69,6 +69,7 @@ class Options:
     margin_pct: float | None = None
     timeout_s: float = 600.0
     report_dir: str | None = None
+    backend: str | None = None  # torch.distributed backend; None: torch's default for the device type
 
 
 class StopFlag:
@@ -167,7 +168,7 @@ class Session:
 
     def member(self) -> cluster.Member:
         device = self.ctx.device
-        peak = device.peak(cluster.HEADLINE_DTYPE[device.kind])
+        peak = device.peak(cluster.HEADLINE_DTYPE[accel.size_class(device.kind)])
         return cluster.Member(
             rank=self.rank,
             host=self.ctx.host,
@@ -293,7 +294,7 @@ def run_rank(options: Options, env, progress=None) -> int:
 def _run_rank(options: Options, env, progress) -> int:
     from zhisuan.bench.collectives import rankrun, watchdog
 
-    backend = "nccl" if options.device == "cuda" else "gloo"
+    backend = options.backend or accel.dist_backend(options.device)
     threads.apply(threads.per_rank(env.local_world))  # the host's cores shared among its ranks
     own = None  # the progress channel made here (and ended here), not the caller's
     try:

@@ -1,8 +1,12 @@
-"""Memory bandwidth: STREAM copy, scale, add and triad (numba), bytes read + written per second.
+"""Memory bandwidth: STREAM copy, scale, add and triad, bytes read + written per second.
 
-Arrays of fp64, each at least 4x the last-level cache (CPU) or L2 (GPU) and never below 64 MiB /
-1 GiB, so every pass streams from memory; no cache flush is needed between samples. Each kernel's
-output is compared with numpy's (CPU) or torch's (GPU) on the same inputs before it is timed.
+Kernels: numba on CPUs; numba.cuda on NVIDIA GPUs; torch's own elementwise operations on every
+other accelerator (ROCm and Hygon GPUs, Ascend NPUs, XPUs: stream_torch), and on NVIDIA GPUs where
+numba.cuda cannot compile (the record says why). Arrays of fp64 (fp32 on a device without fp64),
+each at least 4x the last-level cache (CPU) or L2 (accelerator) and never below 64 MiB / 1 GiB, so
+every pass streams from memory; no cache flush is needed between samples. Each kernel's output is
+compared with numpy's (CPU), torch's on the device (numba.cuda) or torch's on the CPU (torch
+kernels) on the same inputs before it is timed.
 
 CPU: judged against a ceiling measured in the same check, right before each kernel, on the same
 arrays and with the same threads: the all-core copy (numpy.copyto of one slice per thread, all
@@ -13,8 +17,8 @@ the DIMMs' speed, which a guest cannot read (dmidecode needs root, a VM shows em
 site that knows its figure states it in its thresholds file (basis "value", e.g. 12 channels x
 DDR5-4800 x 8 B = 460.8 GB/s). The all-core copy is the most a plain copy moves on this host now,
 so a STREAM kernel is not judged against a single thread's copy (a ceiling a many-core host's
-kernels pass several times over). GPU: against the datasheet memory bandwidth; torch's
-device-to-device copy_ is measured beside it for reference.
+kernels pass several times over). Accelerators: against the datasheet memory bandwidth; with the
+numba.cuda kernels torch's device-to-device copy_ is measured beside them for reference.
 
 CPU ranks on one host share its memory, so they take turns here (every other check runs on all
 ranks at once), each with every core: each measures the host's bandwidth, not a contended share
@@ -31,9 +35,11 @@ import torch
 import torch.distributed as dist
 
 from zhisuan.bench.core import chips, threads
+from zhisuan.bench.core.accel import rocm_build
 from zhisuan.bench.harness import checktime
-from zhisuan.bench.validate import levels, stream_cpu, stream_gpu
+from zhisuan.bench.validate import levels, stream_cpu, stream_gpu, stream_torch
 from zhisuan.bench.validate.context import CheckContext
+from zhisuan.kernels import registry
 
 KERNELS = ("copy", "scale", "add", "triad")
 TITLES = {
@@ -43,7 +49,7 @@ TITLES = {
     "triad": "STREAM triad bandwidth",
 }
 # numpy / torch round s*c before adding; a fused multiply-add (the CUDA compiler contracts by
-# default) rounds once: the two differ by at most one rounding of each, 2^-52 relative here.
+# default) rounds once: the two differ by at most one rounding of each, 2 eps relative (2^-51 in fp64).
 TRIAD_RTOL = 2.0**-51
 
 
@@ -51,16 +57,19 @@ RULE = "relative error: exact for copy/scale/add, one rounding for triad"
 
 
 def relative_error(got, want) -> float:
-    """max |got - want| / |want| over the array (numpy arrays or torch tensors; want is never 0)."""
+    """max |got - want| / |want| over the array (numpy arrays or torch tensors, compared where want
+    is; want is never 0)."""
     if isinstance(want, torch.Tensor):
+        got = got.to(want.device)
         return float(((got - want).abs() / want.abs()).max()) if want.numel() else 0.0
     got, want = np.asarray(got), np.asarray(want)
     return float(np.max(np.abs(got - want) / np.abs(want))) if want.size else 0.0
 
 
-def against(name: str, expected, reference_kind: str) -> checktime.Check:
+def against(name: str, expected, reference_kind: str, dtype: torch.dtype = torch.float64) -> checktime.Check:
     """The check of one kernel's output: exact for copy, scale and add; triad within one rounding."""
-    return checktime.Check(expected, tolerance=TRIAD_RTOL if name == "triad" else 0.0, rule=RULE,
+    triad_rtol = TRIAD_RTOL * torch.finfo(dtype).eps / torch.finfo(torch.float64).eps
+    return checktime.Check(expected, tolerance=triad_rtol if name == "triad" else 0.0, rule=RULE,
                            reference_kind=reference_kind, error=relative_error,
                            error_name="max relative error")  # fmt: skip
 
@@ -188,12 +197,41 @@ def _stream_cpu(ctx: CheckContext, n: int, thread_count: int) -> list:
     return records
 
 
+def numba_cuda_missing(ctx: CheckContext) -> str | None:
+    """None when the numba.cuda kernels can run on this device, else why not."""
+    if ctx.kind != "cuda":
+        return f"numba.cuda runs on NVIDIA GPUs only, not on {ctx.kind} devices"
+    if rocm_build():
+        return "numba.cuda runs on NVIDIA GPUs only; this torch is a ROCm build"
+    return stream_gpu.toolchain_missing()
+
+
+def run_torch(ctx: CheckContext, why_not_numba: str) -> list:
+    """STREAM through torch's elementwise kernels (stream_torch), on any accelerator."""
+    dtype = stream_torch.stream_dtype(ctx.device.torch_device)
+    n = levels.stream_array_bytes(ctx.plan, ctx.kind, ctx.device.cache_bytes) // dtype.itemsize
+    ctx.step("stream: allocating")
+    arrays = stream_torch.TorchStream(n, ctx.device.torch_device, dtype)
+    extra = {
+        "array_bytes": dtype.itemsize * n,
+        "cache_bytes": ctx.device.cache_bytes,
+        "past_cache": dtype.itemsize * n >= levels.STREAM_CACHE_MULTIPLE * ctx.device.cache_bytes,
+        "why_not_numba": why_not_numba,
+    }
+    name_of = registry.dtype_name(dtype)
+    records = []
+    for name in KERNELS:
+        ctx.step(f"stream {name}")
+        result = ctx.record(f"stream-{name}", TITLES[name], backend="torch", shape={"n": n}, dtype=name_of)
+        result.bytes = float(arrays.bytes(name))
+        check = against(name, arrays.expected(name), "torch on the cpu", dtype)
+        records.append(_measure(ctx, result, arrays.kernel(name), check, extra, lambda: None))
+    return records
+
+
 def run_gpu(ctx: CheckContext) -> list:
-    array_bytes = levels.stream_array_bytes(ctx.plan, "cuda", ctx.device.cache_bytes)
+    array_bytes = levels.stream_array_bytes(ctx.plan, ctx.kind, ctx.device.cache_bytes)
     n = array_bytes // 8
-    missing = stream_gpu.toolchain_missing()
-    if missing:
-        return [ctx.skip(_record(ctx, k, n, "numba.cuda"), missing) for k in KERNELS]
     from numba import cuda
 
     device = torch.device(ctx.device.torch_device)
@@ -235,4 +273,7 @@ def run_gpu(ctx: CheckContext) -> list:
 
 
 def run(ctx: CheckContext) -> list:
-    return run_cpu(ctx) if ctx.kind == "cpu" else run_gpu(ctx)
+    if ctx.kind == "cpu":
+        return run_cpu(ctx)
+    why_not_numba = numba_cuda_missing(ctx)
+    return run_torch(ctx, why_not_numba) if why_not_numba else run_gpu(ctx)

@@ -1,15 +1,20 @@
-"""Clocks, temperature, power, throttling and ECC counts of a device, where they can be read.
+"""Clocks, temperature, power, throttling, health and ECC counts of a device, where they can be read.
 
 Every reading is a dict with the same keys for every device kind:
-    sm_clock_mhz, mem_clock_mhz, temp_c, power_w, throttle (list of reasons), ecc_corrected,
-    ecc_uncorrected, and for CPUs load_1m (the host's load average) and cores,
+    sm_clock_mhz (the compute clock: SMs, CUs, Ascend AI Cores), mem_clock_mhz, temp_c, power_w,
+    throttle (list of reasons), health (the vendor tool's summary: "OK", "Warning", ...),
+    ecc_corrected, ecc_uncorrected, and for CPUs load_1m (the host's load average) and cores,
 plus "source" (where the numbers come from) and "unreadable": {field: why} for every field that
 could not be read. A value is never guessed: an unreadable one is None, with its reason.
 
-GPUs: NVML (pynvml, the nvidia-ml-py package), the device found by its UUID so CUDA_VISIBLE_DEVICES
-does not mix devices up. CPUs: Linux procfs / sysfs (cpufreq or /proc/cpuinfo, thermal zones and
-hwmon, RAPL energy counters, EDAC memory-controller error counts, /proc/loadavg); under a hypervisor
-most of these are absent, which the reading says.
+Sources, chosen by reader_for from the device type:
+    NVIDIA GPUs   NVML (telemetry_nvml)
+    ROCm GPUs     amd-smi, else rocm-smi, else Hygon's hy-smi (telemetry_smi)
+    Ascend NPUs   npu-smi (telemetry_smi)
+    CPUs          Linux procfs / sysfs (cpufreq or /proc/cpuinfo, thermal zones and hwmon, RAPL
+                  energy counters, EDAC memory-controller error counts, /proc/loadavg); under a
+                  hypervisor most of these are absent, which the reading says.
+Any other device type gets a reader whose every field says why nothing is read.
 """
 
 from __future__ import annotations
@@ -24,9 +29,30 @@ FIELDS = (
     "temp_c",
     "power_w",
     "throttle",
+    "health",
     "ecc_corrected",
     "ecc_uncorrected",
 )
+
+
+def blank(source: str) -> dict:
+    """A reading with every field None and nothing said yet about why."""
+    return {**dict.fromkeys(FIELDS), "source": source, "unreadable": {}}
+
+
+class UnreadableTelemetry:
+    """The reader of a device nothing can be read from; every field says why."""
+
+    def __init__(self, why: str):
+        self.why_not = why
+
+    def read(self) -> dict:
+        out = blank("none")
+        out["unreadable"] = dict.fromkeys(FIELDS, self.why_not)
+        return out
+
+    def compute_pids(self) -> tuple[list[int] | None, str | None]:
+        return None, self.why_not
 
 
 def _read_text(path: str) -> str | None:
@@ -64,6 +90,7 @@ class CpuTelemetry:
         if power_why:
             why["power_w"] = power_why
         why["throttle"] = "no throttle-reason interface for CPUs in Linux"
+        why["health"] = "no health summary for CPUs in Linux (the EDAC error counts stand for it)"
         ce, ue = self._edac()
         if ce is None:
             why["ecc_corrected"] = why["ecc_uncorrected"] = (
@@ -130,91 +157,19 @@ class CpuTelemetry:
         return ce, ue
 
 
-class GpuTelemetry:
-    """NVML readings of one CUDA device (pynvml)."""
+def reader_for(device):
+    """The telemetry reader of a zhisuan.bench.core.chips.Device, by its type (see the module's doc)."""
+    from zhisuan.bench.core import accel
 
-    def __init__(self, index: int):
-        self.handle = None
-        self.why_not = None
-        try:
-            import pynvml
-            import torch
+    if device.kind == "cpu":
+        return CpuTelemetry()
+    import torch
 
-            pynvml.nvmlInit()
-            uuid = str(torch.cuda.get_device_properties(index).uuid)
-            self.handle = pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
-            self.nvml = pynvml
-        except ImportError:
-            self.why_not = "pynvml is not installed (pip install 'zhisuan[gpu]')"
-        except Exception as exc:  # NVML missing, no permission, a device NVML does not know
-            self.why_not = f"NVML unusable: {type(exc).__name__}: {exc}"
+    from zhisuan.bench.validate import telemetry_smi
 
-    def read(self) -> dict:
-        out = {name: None for name in FIELDS}
-        out.update(source="NVML (pynvml)", unreadable={})
-        if self.handle is None:
-            out["unreadable"] = dict.fromkeys(FIELDS, self.why_not)
-            return out
-        nvml, h = self.nvml, self.handle
-        readers = {
-            "sm_clock_mhz": lambda: nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM),
-            "mem_clock_mhz": lambda: nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_MEM),
-            "temp_c": lambda: nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU),
-            "power_w": lambda: nvml.nvmlDeviceGetPowerUsage(h) / 1000.0,
-            "throttle": lambda: throttle_reasons(nvml, nvml.nvmlDeviceGetCurrentClocksThrottleReasons(h)),
-            "ecc_corrected": lambda: nvml.nvmlDeviceGetTotalEccErrors(
-                h, nvml.NVML_MEMORY_ERROR_TYPE_CORRECTED, nvml.NVML_VOLATILE_ECC
-            ),
-            "ecc_uncorrected": lambda: nvml.nvmlDeviceGetTotalEccErrors(
-                h, nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nvml.NVML_VOLATILE_ECC
-            ),
-        }
-        for name, reader in readers.items():
-            try:
-                out[name] = reader()
-            except Exception as exc:  # e.g. NVML_ERROR_NOT_SUPPORTED (ECC off, a field this GPU lacks)
-                out["unreadable"][name] = f"{type(exc).__name__}: {exc}"
-        return out
+    index = accel.index_of(torch.device(device.torch_device))
+    if device.kind == "cuda" and not accel.rocm_build():
+        from zhisuan.bench.validate.telemetry_nvml import GpuTelemetry
 
-    def compute_pids(self) -> tuple[list[int] | None, str | None]:
-        """(process ids computing on this GPU, None), or (None, why they cannot be read)."""
-        if self.handle is None:
-            return None, self.why_not
-        try:
-            processes = self.nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
-        except Exception as exc:  # NVML_ERROR_NOT_SUPPORTED, no permission
-            return None, f"{type(exc).__name__}: {exc}"
-        return [p.pid for p in processes], None
-
-
-# NVML's clock-throttle reason bits, by the names pynvml gives them.
-_THROTTLE_NAMES = {
-    "nvmlClocksThrottleReasonGpuIdle": "idle",
-    "nvmlClocksThrottleReasonApplicationsClocksSetting": "applications clocks",
-    "nvmlClocksThrottleReasonSwPowerCap": "software power cap",
-    "nvmlClocksThrottleReasonHwSlowdown": "hardware slowdown",
-    "nvmlClocksThrottleReasonSyncBoost": "sync boost",
-    "nvmlClocksThrottleReasonSwThermalSlowdown": "software thermal slowdown",
-    "nvmlClocksThrottleReasonHwThermalSlowdown": "hardware thermal slowdown",
-    "nvmlClocksThrottleReasonHwPowerBrakeSlowdown": "hardware power brake",
-    "nvmlClocksThrottleReasonDisplayClockSetting": "display clock setting",
-}
-
-
-def throttle_reasons(nvml, mask: int) -> list[str]:
-    """The names of the bits set in an NVML throttle-reason mask ([] when the clocks run free)."""
-    names = []
-    for attr, label in _THROTTLE_NAMES.items():
-        bit = getattr(nvml, attr, None)
-        if bit is not None and mask & bit:
-            names.append(label)
-    return names
-
-
-def reader_for(device) -> CpuTelemetry | GpuTelemetry:
-    """The telemetry reader of a zhisuan.bench.core.chips.Device."""
-    if device.kind == "cuda":
-        import torch
-
-        return GpuTelemetry(torch.device(device.torch_device).index or 0)
-    return CpuTelemetry()
+        return GpuTelemetry(index)
+    return telemetry_smi.reader_for(device.kind, index, device.properties.get("pci_bus_id"))

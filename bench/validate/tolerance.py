@@ -27,6 +27,8 @@ import math
 
 import torch
 
+from zhisuan.bench.core.accel import float64_device
+
 LAMBDA = 4.0
 UNIT_ROUNDOFF = {
     "fp64": 2.0**-53,
@@ -60,6 +62,12 @@ def attention_tolerance(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, refer
     score_err = LAMBDA * math.sqrt(d) * u_acc * d * q_max * k_max * scale
     product_err = LAMBDA * math.sqrt(seq_k) * u_acc + 2 * u_io
     return u_io * float(reference.abs().max()) + (2 * score_err + product_err) * v_max
+
+
+def reference_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b in float64: on the inputs' device, or on the CPU where that device has no float64 matmul."""
+    home = float64_device(a.device)
+    return a.to(home, torch.float64) @ b.to(home, torch.float64)
 
 
 def describe(kind: str) -> str:

@@ -8,6 +8,7 @@ import re
 import torch
 
 from zhisuan.bench.core import flops
+from zhisuan.bench.core.accel import float64_device
 from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.workloads.base import Inputs, OpSpec, generator, negate_, random_tensor, shape_text
 
@@ -16,7 +17,8 @@ from zhisuan.bench.workloads.base import Inputs, OpSpec, generator, negate_, ran
 
 def reference_attention(q, k, v, causal: bool, scale: float) -> torch.Tensor:
     """Attention in float64, head by head; rows that see no key are 0 (zhisuan.kernels.attention's rule)."""
-    q, k, v = (t.to(torch.float64) for t in (q, k, v))
+    home = float64_device(q.device)  # the inputs' device, unless it has no float64 matmul
+    q, k, v = (t.to(home, torch.float64) for t in (q, k, v))
     batch, heads, seq_q, _ = q.shape
     group = heads // k.shape[1]
     seq_k = k.shape[2]

@@ -74,7 +74,8 @@ class OpSpec(ABC):
 
     @abstractmethod
     def reference(self, inputs: Inputs) -> torch.Tensor:
-        """The exact answer in float64, on the inputs' device."""
+        """The exact answer in float64, on the inputs' device (the CPU where that device has no
+        float64 matmul: zhisuan.bench.core.accel.float64_device)."""
 
     @abstractmethod
     def flops(self, shape: dict) -> float:
@@ -151,7 +152,7 @@ def max_abs_error(out, reference) -> float:
         )
     if out.numel() == 0:
         return 0.0
-    diff = (out.to(torch.float64) - reference).abs()
+    diff = (out.to(reference.device, torch.float64) - reference).abs()
     if torch.isnan(diff).any():
         return float("nan")
     return float(diff.max())

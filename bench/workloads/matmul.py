@@ -17,6 +17,7 @@ import re
 import torch
 
 from zhisuan.bench.core import flops
+from zhisuan.bench.core.accel import float64_device
 from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.validate.tolerance import describe, matmul_tolerance
 from zhisuan.bench.workloads.base import Inputs, OpSpec, generator, negate_, random_tensor
@@ -49,7 +50,8 @@ class MatmulSpec(OpSpec):
 
     def reference(self, inputs: Inputs) -> torch.Tensor:
         a, b = inputs.args
-        return a.to(torch.float64) @ b.to(torch.float64)
+        home = float64_device(a.device)  # the inputs' device, unless it has no float64 matmul
+        return a.to(home, torch.float64) @ b.to(home, torch.float64)
 
     def tolerance(self, inputs, reference, baseline_error, dtype, math_dtype) -> tuple[float, str]:
         if dtype not in FP8_DTYPES:

@@ -3,7 +3,8 @@
 A suite lists [[matmul]] and [[attention]] entries. A matmul entry gives M, N, K, or `size` /
 `sizes` for square products, or only N and K: then M is the suite's `tokens` (tokens in flight,
 per device kind, overridable). An attention entry gives batch, heads, heads_kv (default heads),
-seq (or seq_q and seq_k), head_dim and causal (a list). `devices` limits an entry to device kinds.
+seq (or seq_q and seq_k), head_dim and causal (a list). `devices` limits an entry to "cpu" or
+"accelerator" (any other device type: CUDA and ROCm GPUs, NPUs, ...), as `tokens` is given per both.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from zhisuan.bench.core.accel import size_class
 from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.workloads.attention import AttentionSpec
 
@@ -32,8 +34,9 @@ def load_suite(name: str) -> dict:
 
 
 def suite_shapes(name: str, op: str, device_kind: str, tokens: int | None = None) -> list[dict]:
-    """The shapes of one op in a suite for a device kind ('cpu', 'cuda')."""
+    """The shapes of one op in a suite for a device kind ('cpu', 'cuda', 'npu', ...)."""
     suite = load_suite(name)
+    device_kind = size_class(device_kind)  # "cpu" or "accelerator"
     default_tokens = suite.get("tokens", {}).get(device_kind)
     shapes = []
     for entry in suite.get("attention" if op == "attention-train" else op, []):

@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from zhisuan.kernels.allreduce.groups import PerGroup
-from zhisuan.kernels.devices import cuda_missing
+from zhisuan.kernels.devices import nvidia_missing
 from zhisuan.kernels.registry import register
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int32)
@@ -34,7 +34,7 @@ def _nccl():
 
 
 def _probe(device_type: str) -> str | None:
-    missing = cuda_missing()
+    missing = nvidia_missing("cupy NCCL")
     if missing:
         return missing
     try:

@@ -22,7 +22,7 @@ import torch.distributed as dist
 from zhisuan.kernels._ext import cuda_ext, cuda_ext_missing
 from zhisuan.kernels.allreduce.groups import PerGroup
 from zhisuan.kernels.allreduce.shm import host_id
-from zhisuan.kernels.devices import cuda_missing
+from zhisuan.kernels.devices import nvidia_missing
 from zhisuan.kernels.registry import dtype_name, get, register
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -34,7 +34,9 @@ _communicators = PerGroup()  # per (group, device index)
 
 
 def _probe(device_type: str) -> str | None:
-    missing = cuda_missing() or cuda_ext_missing("IpcAllReduce", "the IPC all-reduce")
+    missing = nvidia_missing("the CUDA IPC all-reduce") or cuda_ext_missing(
+        "IpcAllReduce", "the IPC all-reduce"
+    )
     if missing:
         return missing
     if not dist.is_initialized():

@@ -1,4 +1,5 @@
-"""torch backend of all_reduce: torch.distributed.all_reduce (NCCL on CUDA, gloo on CPU).
+"""torch backend of all_reduce: torch.distributed.all_reduce over the group's backend (NCCL on CUDA,
+RCCL behind "nccl" on ROCm, HCCL on Ascend, gloo on CPU).
 
 Purpose: the baseline every other all-reduce is measured against.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-from zhisuan.kernels.registry import register
+from zhisuan.kernels.registry import ANY_DEVICE, register
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.int32, torch.float64, torch.int64]
 _OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
@@ -22,7 +23,7 @@ def _probe(device_type: str) -> str | None:
     return None
 
 
-@register("all_reduce", "torch", devices=("cpu", "cuda"), dtypes=DTYPES, probe=_probe, baseline=True)
+@register("all_reduce", "torch", devices=(ANY_DEVICE,), dtypes=DTYPES, probe=_probe, baseline=True)
 def all_reduce_torch(t: torch.Tensor, *, op: str, group=None) -> None:
     """torch.distributed.all_reduce over the group's backend (NCCL, gloo, HCCL)."""
     if op == "avg":

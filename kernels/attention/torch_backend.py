@@ -1,7 +1,8 @@
 """torch backend of attention: torch.nn.functional.scaled_dot_product_attention.
 
-Purpose: the vendor baseline (on CUDA torch picks flash, memory-efficient, cuDNN or math; on CPU
-its fused flash kernel). Masks follow zhisuan.kernels.attention's bottom-right causal convention.
+Purpose: the vendor baseline on any device torch runs on (on CUDA torch picks flash,
+memory-efficient, cuDNN or math; on CPU its fused flash kernel; a plug-in's own fused kernel on
+other accelerators, e.g. torch_npu's). Masks follow zhisuan.kernels.attention's bottom-right causal convention.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zhisuan.kernels.devices import cuda_missing
-from zhisuan.kernels.registry import register
+from zhisuan.kernels.devices import cuda_missing, nvidia_missing
+from zhisuan.kernels.registry import ANY_DEVICE, register
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 
@@ -25,7 +26,7 @@ def causal_mask(seq_q: int, seq_k: int, device: torch.device) -> torch.Tensor:
 @register(
     "attention",
     "torch",
-    devices=("cpu", "cuda"),
+    devices=(ANY_DEVICE,),
     dtypes=DTYPES,
     baseline=True,
     priority=0,
@@ -51,7 +52,7 @@ def attention_torch(q, k, v, *, causal: bool, scale: float) -> torch.Tensor:
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
 
 
-# ---- torch's SDPA kernels one by one (CUDA) ------------------------------------------------------
+# ---- torch's SDPA kernels one by one (CUDA; ROCm builds have flash and efficient, not cuDNN) -------
 # The "torch" backend lets torch choose; these pin one of its kernels, so a run shows each of them
 # side by side (flash, memory-efficient, cuDNN). A kernel that cannot take the inputs raises, and
 # the runner reports that as the backend's error for that shape.
@@ -67,17 +68,27 @@ def _pinned_sdpa(kernel_name: str):
     return run
 
 
-for _name, _kernel, _dtypes in (
-    ("sdpa-flash", "FLASH_ATTENTION", [torch.float16, torch.bfloat16]),
-    ("sdpa-efficient", "EFFICIENT_ATTENTION", [torch.float32, torch.float16, torch.bfloat16]),
-    ("sdpa-cudnn", "CUDNN_ATTENTION", [torch.float16, torch.bfloat16]),
+for _name, _kernel, _dtypes, _probe in (
+    ("sdpa-flash", "FLASH_ATTENTION", [torch.float16, torch.bfloat16], lambda device_type: cuda_missing()),
+    (
+        "sdpa-efficient",
+        "EFFICIENT_ATTENTION",
+        [torch.float32, torch.float16, torch.bfloat16],
+        lambda device_type: cuda_missing(),
+    ),
+    (
+        "sdpa-cudnn",
+        "CUDNN_ATTENTION",
+        [torch.float16, torch.bfloat16],
+        lambda device_type: nvidia_missing("cuDNN attention"),
+    ),
 ):
     register(
         "attention",
         _name,
         devices=("cuda",),
         dtypes=_dtypes,
-        probe=lambda device_type: cuda_missing(),
+        probe=_probe,
         differentiable=True,
         description=f"torch scaled_dot_product_attention pinned to its {_kernel.lower()} kernel",
     )(_pinned_sdpa(_kernel))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 
 from zhisuan.kernels._ext import cuda_ext, cuda_ext_missing
-from zhisuan.kernels.devices import cuda_missing
+from zhisuan.kernels.devices import nvidia_missing
 from zhisuan.kernels.registry import BackendUnavailable
 
 DTYPES = (torch.float16, torch.bfloat16)
@@ -27,7 +27,7 @@ def cuda_cpp_missing(device_type: str = "cuda") -> str | None:
     """None when the CUDA C++ GEMM can run on device_type, else why not."""
     if device_type != "cuda":
         return f"the CUDA C++ matmul runs on cuda, not {device_type}"
-    reason = cuda_missing() or cuda_ext_missing("gemm_f16", "the matmul")
+    reason = nvidia_missing("the CUDA C++ matmul") or cuda_ext_missing("gemm_f16", "the matmul")
     if reason:
         return reason
     major, minor = torch.cuda.get_device_capability()

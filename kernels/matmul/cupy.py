@@ -13,7 +13,7 @@ import functools
 
 import torch
 
-from zhisuan.kernels.devices import cuda_missing
+from zhisuan.kernels.devices import nvidia_missing
 from zhisuan.kernels.registry import register
 
 DTYPES = (torch.float16, torch.float32, torch.float64)
@@ -34,7 +34,7 @@ def cupy_missing() -> str | None:
 def cupy_missing_on(device_type: str) -> str | None:
     if device_type != "cuda":
         return f"cupy runs on cuda, not {device_type}"
-    return cuda_missing() or cupy_missing()
+    return nvidia_missing("cupy (CUDA wheels)") or cupy_missing()
 
 
 @register(

@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import torch
 
-from zhisuan.kernels.devices import triton_missing_on
+from zhisuan.kernels.devices import rocm_build, triton_missing_on
 from zhisuan.kernels.registry import BackendUnavailable, register
 from zhisuan.kernels.triton_loader import cdiv, kernels_for, on_device, shared_memory_limit, target_for
 
@@ -52,6 +52,8 @@ def fp8_missing(device: torch.device) -> str | None:
     """None when fp8 e4m3 products can run on device (sm_89+, or the interpreter), else why not."""
     if device.type == "cpu":
         return None
+    if rocm_build():
+        return "fp8e4m3 matmul here targets NVIDIA's e4m3fn on sm_89+; ROCm GPUs are not covered"
     major, minor = torch.cuda.get_device_capability(device)
     if (major, minor) < (8, 9):
         return f"fp8e4m3 matmul needs compute capability 8.9 or newer (Ada, Hopper); this GPU is sm_{major}{minor}"
@@ -269,6 +271,8 @@ def tma_missing(device: torch.device) -> str | None:
     """None when the persistent TMA variant can run on device, else why not."""
     if device.type == "cpu":
         return "the interpreter runs the tiled variant unless asked for another"
+    if rocm_build():
+        return "tensor descriptors (TMA) are NVIDIA Hopper's; this is a ROCm GPU"
     if torch.cuda.get_device_capability(device)[0] < 9:
         return "tensor descriptors (TMA) need Hopper (sm_90) or newer"
     try:
