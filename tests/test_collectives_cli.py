@@ -73,6 +73,29 @@ def test_sweep_prints_the_table_writes_json_and_feeds_the_model(tmp_path, capsys
     assert capsys.readouterr().out.count("# alpha-beta model fitted to") == 2
 
 
+def test_unchecked_rows_are_marked_and_a_results_file_that_fills_up_is_exit_2(tmp_path, capsys):
+    path = tmp_path / "unchecked.jsonl"
+    quick = ["all_reduce", "--nproc", "2", "-b", "8", "-e", "64", "-f", "8", "-n", "3", "-w", "1"]
+    proc = _collective(*quick, "-c", "0", "--json", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "# Out of bounds values : not checked (-c 0)" in proc.stdout
+    rows = [line.split() for line in proc.stdout.splitlines() if line and not line.startswith("#")]
+    assert len(rows) == 2 and all(r[8] == "N/A" and r[12] == "N/A" for r in rows)
+    results = read_results(path)
+    assert len(results) == 4 and all(r.status == "unchecked" and r.timed for r in results)
+    assert all(r.check["checked"] is False and r.check["wrong"] is None for r in results)
+    assert zhisuan_main(["collective-model", str(path)]) == 2  # a model needs checked numbers
+    assert "no checked all_reduce results" in capsys.readouterr().err
+
+    # rank 0's writes fail (a full disk): every rank stops, and the run ends with one line, exit 2
+    full = _collective(*quick, "--json", "/dev/full")
+    assert full.returncode == 2, full.stderr
+    assert (
+        full.stderr == "zhisuan: error: cannot write results to /dev/full: No space left on device; the "
+        "results before this one are intact there\n"
+    )
+
+
 @pytest.mark.parametrize("launcher", ["torchrun", "slurm"])
 def test_ranks_started_by_a_launcher_agree_and_rank_0_writes(launcher, tmp_path):
     path = tmp_path / "r.jsonl"

@@ -102,6 +102,14 @@ def test_a_rank_that_never_maps_the_segment_leaves_nothing_behind(capfd):
     assert not os.path.exists(shm.SEGMENT_DIR + name) and not _segments_of(os.getpid())
 
 
+def test_a_usage_error_inside_rank_0_ends_the_run_as_exit_2_not_a_crash(capfd):
+    code = launch.spawn_ranks("launch_ranks", 2, _spawn_env("usage-error"), timeout_s=30)
+    err = capfd.readouterr().err
+    assert code == 2, err
+    assert "zhisuan: error: rank 0 cannot use its input\n" in err
+    assert "exit code 3" not in err and "Traceback" not in err
+
+
 def test_a_spawn_that_fails_half_way_stops_the_ranks_it_started(monkeypatch, capsys):
     started, real_popen = [], subprocess.Popen
 

@@ -305,6 +305,9 @@ def test_first_slurm_host(nodelist, host):
         (["-T", "soon"], "expected a positive number of seconds"),
         (["--min-busbw", "fast"], "expected a bandwidth in GB/s >= 0, got 'fast'"),
         (["-w", "-1"], "expected an integer >= 0, got '-1'"),
+        (["--device", "bogus"], "argument --device: device 'bogus': torch has no such device type"),
+        (["--device", "cuda:0" if torch.cuda.is_available() else "cuda"], "argument --device: "),
+        (["--nproc", "0"], "expected a positive integer"),
     ],
 )
 def test_argparse_errors(argv, message, capsys):
@@ -328,6 +331,8 @@ def test_argparse_errors(argv, message, capsys):
         (["-b", "1M", "-e", "8"], "smaller than minbytes"),
         (["-G", "2", "--device", "cpu"], "--cudagraph needs --device cuda"),
         (["bcast", "--nproc", "2"], "unknown collective 'bcast'"),
+        (["-d", "", "--nproc", "2"], "no datatype given"),
+        (["-b", "8", "-e", "64", "-f", "2", "-b", "0"], "a step factor needs minbytes > 0"),
     ],
 )
 def test_bad_plans_exit_2_with_one_line(argv, message, capsys, tmp_path):
@@ -335,3 +340,60 @@ def test_bad_plans_exit_2_with_one_line(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize("what", ["directory", "not-results", "unwritable-folder"])
+def test_the_results_file_is_refused_before_any_rank_starts(what, tmp_path, monkeypatch, capsys):
+    from zhisuan.bench.collectives import launch
+
+    def spawn(*args, **kwargs):
+        raise AssertionError("ranks were spawned for a results file that cannot be written")
+
+    monkeypatch.setattr(launch, "spawn", spawn)
+    path, message = {
+        "directory": (tmp_path, "is a directory"),
+        "not-results": (tmp_path / "notes.txt", "is not a zhisuan results file"),
+        "unwritable-folder": (tmp_path / "file" / "r.jsonl", "cannot create the folder"),
+    }[what]
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    (tmp_path / "file").write_text("a file where a folder should be\n")
+    assert collective_main(["--nproc", "2", "--json", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("zhisuan: error: ") and err.count("\n") == 1 and message in err, err
+    assert (tmp_path / "notes.txt").read_text() == "my notes\n"
+
+
+def test_store_progress_names_the_ranks_gone_by_host_else_the_ranks_behind():
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from zhisuan.bench.collectives import launch
+    from zhisuan.bench.collectives.watchdog import StoreProgress
+
+    store = dist.TCPStore("127.0.0.1", launch.free_port(), 1, True, timeout=timedelta(seconds=30))
+
+    def ranks(run_id, hosts, steps):
+        made = [
+            StoreProgress(r, len(hosts), run_id, host=h, store=store, heartbeat_s=0.5)
+            for r, h in enumerate(hosts)
+        ]
+        for progress, count in zip(made, steps, strict=True):
+            for i in range(count):
+                progress.step(f"case {i + 1}")
+        return made
+
+    behind = ranks("run1", ["node-a", "node-b", "node-b"], [3, 2, 3])
+    assert behind[0].peers_behind() == "; rank 1 on node-b is behind (step 2 case 2)"
+    # node-c goes down (its ranks' heartbeats stop, and they never say they left); rank 1 left (it
+    # failed and said so): only the ranks gone are named, the others were waiting for them.
+    gone = ranks("run2", ["node-a", "node-a", "node-c", "node-c", "node-d"], [3, 2, 3, 3, 1])
+    for r in (2, 3, 4):
+        gone[r].stopped.set()
+    gone[1].finish()
+    assert gone[0].peers_behind() == (
+        "; all 2 ranks of node-c (2, 3) are gone (no heartbeat for 2 s); rank 4 on node-d is gone (no heartbeat "
+        "for 2 s)"
+    )
+    for progress in behind + gone:
+        progress.finish()

@@ -2,7 +2,9 @@
 one file, all_reduce busbw is measured across the ranks, integrity is compared across ranks, a rank
 forced to run at a third of its speed (the test hook ZHISUAN_VALIDATE_TEST_SLOW_RANK=1) is flagged
 as the straggler, and Ctrl-C (to the whole process group, as a terminal sends it) during the burn-in
-ends every rank at the same window, with the summary of what ran."""
+ends every rank at the same window, with the summary of what ran. Under torchrun, SIGTERM to the job
+(what Slurm, a timeout or CI cancellation sends) reaches the ranks and leaves what they measured on
+disk."""
 
 import os
 import signal
@@ -10,7 +12,11 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
+from launch_ranks import rank_pids, wait_for_burn_in
+
+import zhisuan.bench
 from zhisuan.bench.core import chips
 from zhisuan.bench.core.result_files import read_results
 from zhisuan.bench.validate.context import SLOW_RANK_ENV
@@ -25,12 +31,7 @@ def run_until_burn_in_then_interrupt(path, tmp_path) -> subprocess.CompletedProc
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     try:
-        deadline = time.monotonic() + 200
-        while time.monotonic() < deadline and proc.poll() is None:
-            if path.exists() and '"op": "integrity"' in path.read_text():  # written just before the burn-in
-                break
-            time.sleep(0.5)
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        wait_for_burn_in(path, [proc])
         time.sleep(6.0)  # past the first 5-second window
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=90)
@@ -87,3 +88,34 @@ def test_two_ranks_with_a_forced_straggler_and_ctrl_c(tmp_path):
     if peak is not None:
         assert abs(info["nameplate_pflops"] - peak.value / 1e3) < 1e-12
     assert "stragglers" in proc.stdout and "interrupted" in proc.stdout
+
+
+def test_sigterm_to_torchrun_ends_the_ranks_and_keeps_what_they_measured(tmp_path):
+    path = tmp_path / "v.jsonl"
+    env = dict(os.environ, **{TEST_SIZES_ENV: "tiny"})
+    # torchrun of this interpreter (a `torchrun` on PATH may belong to another Python)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "zhisuan.bench", "validate", "--level", "burn-in", "--duration", "10m", "--timeout", "120",
+           "--json", str(path), "--report-dir", str(tmp_path / "report")]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_burn_in(path, [proc])
+        ranks = list(rank_pids(proc.pid).values())
+        assert len(ranks) == 2
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert f"zhisuan validate: SIGTERM received; the results measured so far are in {path}" in err
+    ours = str(Path(zhisuan.bench.__file__).parent)  # torchrun's own traceback may be there, never a rank's
+    assert not [line for line in err.splitlines() if line.strip().startswith(f'File "{ours}')], err
+    assert not [pid for pid in ranks if os.path.exists(f"/proc/{pid}")]
+    records = read_results(path)
+    ranks_of = defaultdict(set)
+    for r in records:
+        ranks_of[r.op].add(r.extra["rank"])
+    assert all(ranks_of[op] == {0, 1} for op in ("matmul", "stream-triad", "attention", "integrity"))
+    assert "burn-in" not in ranks_of and "summary" not in ranks_of  # ended in the burn-in, not concluded

@@ -1,21 +1,13 @@
-"""`python -m zhisuan.bench.collectives ...`: the collective subcommand on its own (same as `zhisuan collective`)."""
+"""`python -m zhisuan.bench.collectives ...`: `zhisuan collective ...`, through the one dispatcher
+(bench/cli.py), so errors and exit codes are the command's own."""
 
-import argparse
 import sys
 
-from zhisuan.bench.collectives import command
+from zhisuan.bench.cli import main as zhisuan_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zhisuan.bench.collectives")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    command.add_parser(subparsers)
-    args = parser.parse_args(["collective", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except ValueError as exc:
-        print(f"zhisuan: error: {exc}", file=sys.stderr)
-        return 2
+    return zhisuan_main(["collective", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ from zhisuan.bench.collectives import launch, ops, rankenv, rankrun
 from zhisuan.bench.collectives.check import EXACT_LIMIT
 from zhisuan.bench.collectives.driver import SweepPlan
 from zhisuan.bench.collectives.sizes import parse_size, size_sweep
-from zhisuan.kernels.registry import dtype_name, parse_dtype
+from zhisuan.bench.core.errors import UsageError
+from zhisuan.kernels import registry
+from zhisuan.kernels.registry import dtype_name
 
 DTYPES_ALL = ("fp32", "fp16", "bf16", "int32")
 
@@ -166,35 +168,42 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _names(text: str, everything: tuple[str, ...], what: str) -> list[str]:
     parts = [part.strip() for part in text.split(",") if part.strip()]
     if not parts:
-        raise ValueError(f"no {what} given")
+        raise UsageError(f"no {what} given")
     return list(everything) if parts == ["all"] else parts
 
 
+def _user_error(lookup, *args):
+    """lookup(*args), its ValueError a UsageError: the names looked up are the user's arguments."""
+    try:
+        return lookup(*args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def build_plan(args) -> SweepPlan:
-    """The validated plan (ValueError naming the argument for anything wrong)."""
+    """The validated plan (UsageError naming the argument for anything wrong)."""
     from zhisuan.bench.core.accel import dist_backend
     from zhisuan.bench.core.results import new_run_id
-    from zhisuan.kernels.registry import get as get_backend
 
     names = ops.COLLECTIVES if args.collectives == ["all"] else args.collectives
     collectives = [ops.get(name).name for name in names]
     dtypes = []
     for name in _names(args.datatype, DTYPES_ALL, "datatype"):
-        dtype = parse_dtype(name)
+        dtype = _user_error(registry.parse_dtype, name)
         if dtype not in EXACT_LIMIT:
-            raise ValueError(
+            raise UsageError(
                 f"-d {name}: not supported here (supported: {', '.join(dtype_name(d) for d in EXACT_LIMIT)})"
             )
         dtypes.append(dtype_name(dtype))
     reduce_ops = _names(args.op, ops.REDUCE_OPS, "op")
     for op in reduce_ops:
         if op not in ops.REDUCE_OPS:
-            raise ValueError(f"-o {op}: unknown reduction (supported: {', '.join(ops.REDUCE_OPS)})")
+            raise UsageError(f"-o {op}: unknown reduction (supported: {', '.join(ops.REDUCE_OPS)})")
     sizes = size_sweep(args.minbytes, args.maxbytes, args.stepfactor, args.stepbytes)
     device = args.device or default_device()
     backend = args.backend or dist_backend(device)
     if args.cudagraph and device != "cuda":
-        raise ValueError("-G/--cudagraph needs --device cuda (CUDA graphs)")
+        raise UsageError("-G/--cudagraph needs --device cuda (CUDA graphs)")
     impls = _names(args.impl, ("torch",), "--impl")
     for name in impls:
         if name == "torch":
@@ -202,21 +211,21 @@ def build_plan(args) -> SweepPlan:
         for coll in map(ops.get, collectives):
             if coll.kernel_op is None:
                 with_impls = [c.name for c in ops.COLLECTIVES.values() if c.kernel_op]
-                raise ValueError(
+                raise UsageError(
                     f"--impl {name} applies to {', '.join(with_impls)} only (asked for: {', '.join(collectives)})"
                 )
-            backend_info = get_backend(coll.kernel_op, name)
+            backend_info = _user_error(registry.get, coll.kernel_op, name)
             if not backend_info.runs_on(device):
-                raise ValueError(
+                raise UsageError(
                     f"--impl {name} runs on {', '.join(sorted(backend_info.devices))}, not on {device}"
                 )
             for dtype in dtypes:
-                if parse_dtype(dtype) not in backend_info.dtypes_on(device):
-                    raise ValueError(f"--impl {name} does not support -d {dtype}")
+                if registry.parse_dtype(dtype) not in backend_info.dtypes_on(device):
+                    raise UsageError(f"--impl {name} does not support -d {dtype}")
     if args.nproc and "mpi" in impls:
         from zhisuan.kernels.allreduce.mpi import NEEDS_MPIRUN
 
-        raise ValueError(f"--impl mpi with --nproc: {NEEDS_MPIRUN} (without --nproc)")
+        raise UsageError(f"--impl mpi with --nproc: {NEEDS_MPIRUN} (without --nproc)")
     if args.nproc:
         from zhisuan.bench.collectives.driver import validate_world
 
@@ -247,11 +256,16 @@ def build_plan(args) -> SweepPlan:
 
 
 def run(args) -> int:
+    from zhisuan.bench.core.result_files import ResultWriter, prepare_output
+
     plan = build_plan(args)
     env = rankenv.discover()
+    if env is None or env.rank == 0:  # the results file is rank 0's: refused now, before any rank starts
+        prepare_output(plan.json_path, "--json")
+        ResultWriter(plan.json_path)  # refuses a file that is not a results file (it opens on first write)
     if args.nproc:
         if env is not None:
-            raise ValueError(
+            raise UsageError(
                 f"--nproc spawns local ranks, but this process is already rank {env.rank} of {env.world} "
                 f"started by {env.launcher}: drop --nproc"
             )

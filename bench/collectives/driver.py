@@ -19,6 +19,7 @@ timed window, so a call that never returns is seen as such.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ import torch.distributed as dist
 from zhisuan.bench.collectives import check, ops
 from zhisuan.bench.collectives.summary import Report
 from zhisuan.bench.core import accel
+from zhisuan.bench.core.errors import EXIT_USAGE, UsageError
 from zhisuan.kernels.registry import dtype_name, parse_dtype
 
 
@@ -174,13 +176,13 @@ def measure(
 
 
 def validate_world(plan: SweepPlan, n: int) -> None:
-    """What can only be checked once the number of ranks is known (ValueError otherwise)."""
+    """What can only be checked once the number of ranks is known (UsageError otherwise)."""
     for name in plan.collectives:
         coll = ops.get(name)
         if n < coll.min_ranks:
-            raise ValueError(f"{coll.name} needs at least {coll.min_ranks} ranks, this run has {n}")
+            raise UsageError(f"{coll.name} needs at least {coll.min_ranks} ranks, this run has {n}")
         if coll.rooted and not 0 <= plan.root < n:
-            raise ValueError(f"--root {plan.root} is not a rank of this run (0..{n - 1})")
+            raise UsageError(f"--root {plan.root} is not a rank of this run (0..{n - 1})")
 
 
 def cases(plan: SweepPlan, n: int):
@@ -198,29 +200,72 @@ def cases(plan: SweepPlan, n: int):
 
 
 def run(plan: SweepPlan, ctx: RankContext, progress) -> int:
-    """Run the whole plan on this rank; returns the exit code (the same on every rank)."""
-    report = Report(plan, ctx.world, ctx.device) if ctx.rank == 0 else None
+    """Run the whole plan on this rank; returns the exit code (the same on every rank).
+
+    A user's error on rank 0 (its results file cannot be written: a full disk, /dev/full) stops
+    every rank before the next case, and the run ends with that one line and EXIT_USAGE.
+    """
+    report, problem = None, None
+    if ctx.rank == 0:
+        try:
+            report = Report(plan, ctx.world, ctx.device)
+        except UsageError as exc:
+            problem = exc
     for case in cases(plan, ctx.world):
         if case.count == 0:
-            if report:
+            if report and problem is None:
                 report.skipped(case)
             continue
-        rows = []
-        for in_place in (False, True) if case.collective.in_place else (False,):
-            placement = "in-place" if in_place else "out-of-place"
-            progress.step(
-                f"{case.collective.name} {case.size} B {dtype_name(case.dtype)} {case.op or ''} {placement} "
-                f"({case.impl})"
-            )
-            samples, wrong = measure(case, in_place, plan, ctx, progress)
-            gathered = [None] * ctx.world if ctx.rank == 0 else None
-            dist.gather_object(
-                (samples, wrong), gathered, dst=dist.get_global_rank(ctx.control, 0), group=ctx.control
-            )
-            if report:
-                rows.append(report.summarize(case, in_place, gathered))
+        rows = _measure_case(case, plan, ctx, progress, report, stop=problem is not None)
+        if rows is None:
+            break
         if report:
-            report.emit(rows)
-    verdict = [report.finish() if report else None]
+            try:
+                report.emit(rows)
+            except UsageError as exc:
+                problem = exc
+    verdict = [None]
+    if ctx.rank == 0:
+        verdict = [_give_up(problem, report) if problem else report.finish()]
     dist.broadcast_object_list(verdict, src=dist.get_global_rank(ctx.control, 0), group=ctx.control)
     return verdict[0]
+
+
+def _measure_case(case: Case, plan: SweepPlan, ctx: RankContext, progress, report, stop: bool):
+    """The case's rows, one per placement (summarised on rank 0, [] elsewhere); None when rank 0 said
+    stop. Each rank tells its progress before it waits on the others, so a watchdog names the case."""
+    rows = []
+    placements = (False, True) if case.collective.in_place else (False,)
+    for in_place in placements:
+        placement = "in-place" if in_place else "out-of-place"
+        progress.step(
+            f"{case.collective.name} {case.size} B {dtype_name(case.dtype)} {case.op or ''} {placement} "
+            f"({case.impl})"
+        )
+        if in_place == placements[0] and _stop_requested(stop, ctx):
+            return None
+        samples, wrong = measure(case, in_place, plan, ctx, progress)
+        gathered = [None] * ctx.world if ctx.rank == 0 else None
+        dist.gather_object(
+            (samples, wrong), gathered, dst=dist.get_global_rank(ctx.control, 0), group=ctx.control
+        )
+        if report:
+            rows.append(report.summarize(case, in_place, gathered))
+    return rows
+
+
+def _stop_requested(stop: bool, ctx: RankContext) -> bool:
+    """Whether rank 0 met a user's error: every rank learns it at once (one small all_reduce per case)."""
+    flag = torch.tensor([int(stop)], dtype=torch.int32)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=ctx.control)
+    return bool(flag.item())
+
+
+def _give_up(problem: Exception, report: Report | None) -> int:
+    """Rank 0's end after a user's error: the writer closed, the error in one line, EXIT_USAGE."""
+    from zhisuan.bench.cli import safe_line
+
+    if report is not None:
+        report.close()
+    print(f"zhisuan: error: {safe_line(problem)}", file=sys.stderr)
+    return EXIT_USAGE

@@ -18,7 +18,7 @@ from dataclasses import asdict, replace
 from datetime import timedelta
 
 from zhisuan.bench.collectives.watchdog import PROGRESS_FD_ENV, Watchdog, kill_all
-from zhisuan.bench.core.errors import EXIT_CRASH
+from zhisuan.bench.core.errors import EXIT_CRASH, UsageError
 
 PLAN_ENV = "ZHISUAN_COLLECTIVE_PLAN"
 RANKS_PER_CPU = 4
@@ -96,7 +96,7 @@ def _memory_available() -> int | None:
 
 
 def check_nproc(nproc: int) -> None:
-    """Refuse more local ranks than this host can run (ValueError naming --nproc and the bound).
+    """Refuse more local ranks than this host can run (UsageError naming --nproc and the bound).
 
     Two bounds, both real: RANKS_PER_CPU ranks per CPU this process may use (beyond that, every
     collective step waits on the scheduler and the run times the scheduler, not the collective),
@@ -111,7 +111,7 @@ def check_nproc(nproc: int) -> None:
         reason = f"{RANKS_PER_CPU} per CPU of the {cpus} this process may use"
         if by_memory is not None and by_memory < by_cpu:
             reason = f"{memory / 2**30:.1f} GiB of memory available at {RANK_MEMORY_BYTES >> 20} MiB per rank"
-        raise ValueError(
+        raise UsageError(
             f"--nproc {nproc}: this host runs at most {limit} local ranks ({reason}); "
             "for more, start the ranks with torchrun, srun or mpirun across hosts"
         )

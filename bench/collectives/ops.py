@@ -33,6 +33,7 @@ import torch
 import torch.distributed as dist
 
 from zhisuan.bench.collectives.check import Pattern, reduction
+from zhisuan.bench.core.errors import UsageError
 
 REDUCE_OPS = ("sum", "max", "min", "avg")
 _TORCH_OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
@@ -332,7 +333,7 @@ ALIASES = {
 def get(name: str) -> Collective:
     key = ALIASES.get(name, name)
     if key not in COLLECTIVES:
-        raise ValueError(f"unknown collective {name!r}; collectives: {', '.join(COLLECTIVES)}")
+        raise UsageError(f"unknown collective {name!r}; collectives: {', '.join(COLLECTIVES)}")
     return COLLECTIVES[key]
 
 

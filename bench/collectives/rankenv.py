@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from zhisuan.bench.collectives.watchdog import PROGRESS_FD_ENV
+from zhisuan.bench.core.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,14 @@ def _int(environ, name: str) -> int:
     try:
         return int(environ[name])
     except ValueError:
-        raise ValueError(f"environment variable {name}={environ[name]!r} is not an integer") from None
+        raise UsageError(f"environment variable {name}={environ[name]!r} is not an integer") from None
 
 
 def first_slurm_host(nodelist: str) -> str:
     """'gpu[01-04,07],cpu5' -> 'gpu01' (the first host of a Slurm node list)."""
     match = re.match(r"^([^,\[]+)(?:\[([^\]]+)\])?([^,]*)", nodelist.strip())
     if not match:
-        raise ValueError(f"cannot read the Slurm node list {nodelist!r}; set MASTER_ADDR")
+        raise UsageError(f"cannot read the Slurm node list {nodelist!r}; set MASTER_ADDR")
     prefix, ranges, suffix = match.groups()
     if ranges is None:
         return prefix + suffix
@@ -69,7 +70,7 @@ def discover(environ=None) -> RankEnv | None:
         if world > 1:
             nodelist = env.get("SLURM_STEP_NODELIST") or env.get("SLURM_JOB_NODELIST") or ""
             if addr is None and not nodelist:
-                raise ValueError("Slurm: neither MASTER_ADDR nor SLURM_STEP_NODELIST is set")
+                raise UsageError("Slurm: neither MASTER_ADDR nor SLURM_STEP_NODELIST is set")
             addr = addr or first_slurm_host(nodelist)
             if port is None:  # the same on every rank of the job, and unlikely to collide
                 port = 20000 + _int(env, "SLURM_JOB_ID") % 20000 if "SLURM_JOB_ID" in env else 29500
@@ -88,7 +89,7 @@ def discover(environ=None) -> RankEnv | None:
     ):
         if rank_var in env and size_var in env and _int(env, size_var) > 1:
             if addr is None:
-                raise ValueError(
+                raise UsageError(
                     "mpirun: set MASTER_ADDR (rank 0's host) for every rank, e.g. mpirun -x MASTER_ADDR=host0"
                 )
             local = _int(env, local_var) if local_var in env else 0

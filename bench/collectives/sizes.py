@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from zhisuan.bench.core.errors import UsageError
+
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*$", re.IGNORECASE)
 
@@ -37,11 +39,11 @@ def size_sweep(minbytes: int, maxbytes: int, stepfactor: int = 1, stepbytes: int
     nccl-tests' rule: -f 2 doubles, -i 1M adds 1 MiB; with neither, only minbytes.
     """
     if minbytes < 0 or maxbytes < 0:
-        raise ValueError("sizes must not be negative")
+        raise UsageError("sizes must not be negative")
     if maxbytes < minbytes:
-        raise ValueError(f"maxbytes ({maxbytes}) is smaller than minbytes ({minbytes})")
+        raise UsageError(f"maxbytes ({maxbytes}) is smaller than minbytes ({minbytes})")
     if stepfactor > 1 and minbytes == 0:
-        raise ValueError("a step factor needs minbytes > 0 (0 times a factor stays 0)")
+        raise UsageError("a step factor needs minbytes > 0 (0 times a factor stays 0)")
     sizes, size = [], minbytes
     while size <= maxbytes:
         sizes.append(size)

@@ -185,6 +185,13 @@ class Report:
         plan = self.plan
         summary = stats.summarize(row.samples_s)
         backend = plan.backend if row.impl == "torch" else row.impl
+        checked = plan.check > 0
+        if not checked:  # timed, but nobody looked at the data (nccl-tests prints N/A)
+            status, error = "unchecked", "not checked (-c 0): the result's data were not compared"
+        elif row.wrong:
+            status, error = "check-failed", f"{row.wrong} wrong element(s)"
+        else:
+            status, error = "ok", None
         return Result(
             kind="collective",
             op=row.collective.name,
@@ -193,14 +200,20 @@ class Report:
             dtype=row.dtype,
             device=plan.device,
             device_name=self.device_name,
-            status="ok" if row.wrong == 0 else "check-failed",
+            status=status,
+            error=error,
             samples_s=row.samples_s,
             median_s=summary.median_s,
             iqr_s=summary.iqr_s,
             cv=summary.cv,
             bytes=row.size,
             bytes_per_s=row.algbw,
-            check={"wrong": row.wrong, "passed": row.wrong == 0, "checked": plan.check > 0, "rule": "exact"},
+            check={
+                "wrong": row.wrong if checked else None,
+                "passed": row.wrong == 0 if checked else None,
+                "checked": checked,
+                "rule": "exact" if checked else None,
+            },
             extra={
                 "op": row.op,
                 "root": row.root,
@@ -211,7 +224,7 @@ class Report:
                 "algbw": row.algbw,
                 "busbw": row.busbw,
                 "bus_factor": row.collective.bus_factor(self.n),
-                "wrong": row.wrong,
+                "wrong": row.wrong if checked else None,
                 "p50_s": row.p50_s,
                 "p95_s": row.p95_s,
                 "max_s": row.max_s,
@@ -228,10 +241,13 @@ class Report:
             run_id=plan.run_id,
         )
 
-    def finish(self) -> int:
-        """Footer lines; 1 when data were wrong or the average busbw fell short, else 0."""
+    def close(self) -> None:
         if self.writer:
             self.writer.close()
+
+    def finish(self) -> int:
+        """Footer lines; 1 when data were wrong or the average busbw fell short, else 0."""
+        self.close()
         if not self.busbw:
             self.print("# nothing measured")
             return EXIT_FAILED

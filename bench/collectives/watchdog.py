@@ -4,6 +4,7 @@ Every spawned rank writes to a pipe of the parent a line per step it starts and,
 heartbeat each second that says whether (and for how long) the rank is inside a collective call.
 The parent ends the run, kills what is left and names the rank, when
   - a rank exits abnormally (killed by a signal, or an error exit): that rank, signals first;
+  - a rank exits with a user's error (EXIT_USAGE; it printed the one line): the run ends with it;
   - a rank's heartbeat stops for the timeout (stopped, or stuck while holding the interpreter);
   - a rank has been inside one collective call for the timeout: the rank that went silent or that
     is not in the call is the one holding the others up; if every rank is in it, the call hangs.
@@ -15,16 +16,18 @@ ranks behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from datetime import timedelta
 
-from zhisuan.bench.core.errors import EXIT_CRASH
+from zhisuan.bench.core.errors import EXIT_CRASH, EXIT_USAGE
 
 PROGRESS_FD_ENV = "ZHISUAN_COLLECTIVE_PROGRESS_FD"
 HEARTBEAT_S = 1.0
@@ -104,31 +107,100 @@ class PipeProgress(Progress):
 
 
 class StoreProgress(Progress):
-    """Under an external launcher: each rank's current step, kept in the process group's store."""
+    """Under an external launcher (torchrun, srun, mpirun): what each rank tells, kept in the process
+    group's store, so that a rank whose collective call fails can say which ranks, on which hosts,
+    are gone and which are behind.
 
-    def __init__(self, rank: int, world: int):
+    Each rank writes its host and, per step, its step count and label; a thread adds one to the
+    rank's heartbeat counter every `beat_s` over its own connection to the store. On failure,
+    `peers_behind` reads every counter twice, GONE_AFTER_BEATS beats apart: a counter that did not
+    move belongs to a rank that is gone (killed, stopped, its host down) unless the rank said it
+    left (`finish`). Counters, not clocks: the hosts' clocks need not agree. Keys carry the run id,
+    so runs sharing a store (torchrun's agent store across restarts) do not mix.
+    """
+
+    GONE_AFTER_BEATS = 3
+    BEATS_PER_S = 1000  # the store takes at most about this many heartbeats per second, all ranks together
+
+    def __init__(self, rank: int, world: int, run_id: str, host: str | None = None, store=None,
+                 heartbeat_s: float = HEARTBEAT_S):  # fmt: skip
         import torch.distributed as dist
 
         self.rank, self.world, self.steps = rank, world, 0
-        self.store = dist.distributed_c10d._get_default_store()
+        self.prefix = f"zhisuan/{run_id}/"
+        self.store = store or dist.distributed_c10d._get_default_store()
+        self.beat_s = max(heartbeat_s, world / self.BEATS_PER_S)
+        self.store.set(self._key("host", rank), host or socket.gethostname())
+        self.store.add(self._key("beat", rank), 1)
+        self.stopped = threading.Event()
+        self.beater = threading.Thread(target=self._beat, args=(self.store.clone(),), name="zhisuan-heartbeat",
+                                       daemon=True)  # fmt: skip
+        self.beater.start()
+
+    def _key(self, kind: str, rank: int) -> str:
+        return f"{self.prefix}{kind}/{rank}"
+
+    def _beat(self, store) -> None:
+        while not self.stopped.wait(self.beat_s):
+            try:
+                store.add(self._key("beat", self.rank), 1)
+            except Exception:  # the store is gone (the process holding it died): nothing left to tell
+                return
 
     def step(self, label: str) -> None:
         self.steps += 1
-        self.store.set(f"zhisuan/step/{self.rank}", f"{self.steps} {label}")
+        self.store.set(self._key("step", self.rank), f"{self.steps} {label}")
+
+    def finish(self) -> None:
+        """This rank leaves (done, or failed and said why): its silent heartbeat then means nothing."""
+        self.stopped.set()
+        with contextlib.suppress(Exception):
+            self.store.set(self._key("left", self.rank), "1")
+
+    def _read(self, kind: str, default: str) -> list[str]:
+        keys = [self._key(kind, r) for r in range(self.world)]
+        if self.store.check(keys):
+            return [v.decode() for v in self.store.multi_get(keys)]
+        return [self.store.get(k).decode() if self.store.check([k]) else default for k in keys]
 
     def peers_behind(self) -> str:
-        """'; rank 3 is behind (step 4 ...)' for the ranks with fewer steps, as far as readable."""
+        """'; ranks 2, 3 on node-b are gone (no heartbeat for 3 s); rank 1 on node-a is behind (step 4
+        ...)', as far as the store is readable (it lives with rank 0 or the launcher's agent)."""
         try:
             self.store.set_timeout(timedelta(seconds=5))
-            steps = {}
-            for r in range(self.world):
-                key = f"zhisuan/step/{r}"
-                steps[r] = self.store.get(key).decode() if self.store.check([key]) else "0 not started"
-        except Exception as exc:  # the store lives on rank 0: unreachable when rank 0 is gone
-            return f"; the ranks' progress is unreadable ({exc}): rank 0, which holds it, may be down"
-        counts = {r: int(text.split(" ", 1)[0]) for r, text in steps.items()}
-        behind = [r for r, c in counts.items() if c < max(counts.values())]
-        return "".join(f"; rank {r} is behind (step {steps[r]})" for r in behind)
+            before = self._read("beat", "0")
+            time.sleep(self.GONE_AFTER_BEATS * self.beat_s)
+            after, left = self._read("beat", "0"), self._read("left", "")
+            hosts, steps = self._read("host", "?"), self._read("step", "0 not started")
+        except Exception as exc:
+            return f"; the ranks' progress is unreadable ({exc}): the process holding the store may be down"
+        gone = [r for r in range(self.world) if after[r] == before[r] and not left[r] and r != self.rank]
+        counts = {r: int(steps[r].split(" ", 1)[0]) for r in range(self.world)}
+        # With ranks gone, the ranks left were waiting for them: which of those is a step behind says nothing.
+        behind = [] if gone else [r for r, c in counts.items() if c < max(counts.values())]
+        silent = f"no heartbeat for {self.GONE_AFTER_BEATS * self.beat_s:.0f} s"
+        return "".join(
+            [f"; {where} gone ({silent})" for where in ranks_by_host(gone, hosts)]
+            + [f"; rank {r} on {hosts[r]} is behind (step {steps[r]})" for r in behind]
+        )
+
+
+def ranks_by_host(ranks: list[int], hosts: list[str]) -> list[str]:
+    """The given ranks grouped by host, as the subject of a sentence: 'rank 5 on node-c is', 'ranks 2,
+    3 on node-b are', and 'all 2 ranks of node-b (2, 3) are' when they are every rank of that host."""
+    by_host: dict[str, list[int]] = {}
+    for r in ranks:
+        by_host.setdefault(hosts[r], []).append(r)
+    out = []
+    for host, rs in by_host.items():
+        listed = ", ".join(map(str, rs))
+        if len(rs) > 1 and len(rs) == hosts.count(host):
+            out.append(f"all {len(rs)} ranks of {host} ({listed}) are")
+        else:
+            out.append(
+                f"rank{'s' if len(rs) > 1 else ''} {listed} on {host} {'are' if len(rs) > 1 else 'is'}"
+            )
+    return out
 
 
 # ---- the parent's side ------------------------------------------------------------------------------
@@ -188,6 +260,8 @@ class Watchdog:
             while True:
                 self._read(0.2)
                 codes = [p.poll() for p in self.procs]
+                if EXIT_USAGE in codes and not all(c == EXIT_USAGE for c in codes):
+                    return self._usage_error()
                 if any(c is not None and c not in (0, 1, 2) for c in codes):
                     return self._fail_after_exit()
                 if all(c is not None for c in codes):
@@ -240,6 +314,8 @@ class Watchdog:
             self._read(0.1)
         now = time.monotonic()
         codes = [p.poll() for p in self.procs]
+        if EXIT_USAGE in codes:  # the cause: a rank's user error; the others failed waiting for it
+            return self._usage_error()
         killed = [r for r, c in enumerate(codes) if c is not None and c < 0]
         silent = [r for r, c in enumerate(codes) if c is None and now - self.beat[r] > 2 * HEARTBEAT_S + 1]
         failed = [r for r, c in enumerate(codes) if c is not None and c > 0]
@@ -256,6 +332,12 @@ class Watchdog:
             for r in failed
         ]
         return self._fail(lines)
+
+    def _usage_error(self) -> int:
+        """A rank left with a user's error (it printed it): the others, which can only fail or wait
+        for it now, are ended, and the run ends as that error, not as a crash."""
+        kill_all(self.procs)
+        return EXIT_USAGE
 
     def _fail(self, lines: list[str]) -> int:
         kill_all(self.procs)

@@ -46,7 +46,7 @@ def run(args) -> int:
     from zhisuan.bench.cli import default_device
     from zhisuan.bench.core import accel
     from zhisuan.bench.core.errors import UsageError
-    from zhisuan.bench.core.result_files import prepare_output
+    from zhisuan.bench.core.result_files import ResultWriter, prepare_output
     from zhisuan.bench.core.results import new_run_id
     from zhisuan.bench.validate import thresholds
     from zhisuan.bench.validate.levels import parse_duration
@@ -73,7 +73,10 @@ def run(args) -> int:
     from zhisuan.bench.validate.session import Options, run_rank
 
     run_id = new_run_id()
-    json_path = prepare_output(args.json or f"zhisuan-results/validate-{run_id}.jsonl", "--json")
+    json_path = Path(args.json or f"zhisuan-results/validate-{run_id}.jsonl")
+    if env is None or env.rank == 0:  # the results file is rank 0's: refused now, before any check runs
+        prepare_output(json_path, "--json")
+        ResultWriter(json_path)  # refuses a file that is not a results file (it opens on the first record)
     options = Options(
         level=args.level,
         device=device,

@@ -25,9 +25,11 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from zhisuan.bench.cli import safe_line
 from zhisuan.bench.core import accel, chips, threads
 from zhisuan.bench.core.console import console
 from zhisuan.bench.core.environment import environment
+from zhisuan.bench.core.errors import EXIT_CRASH, EXIT_USAGE, UsageError
 from zhisuan.bench.core.result_files import ResultWriter
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.validate import (
@@ -192,26 +194,35 @@ class Session:
         members = self.gather(self.member())
         writer = ResultWriter(self.options.json_path) if self.rank == 0 else None
         records: list[Result] = []
+        unwritable = None  # rank 0's UsageError writing the results (a full disk): every rank stops
         try:
             if self.rank == 0:
                 terminal.announce(self.ctx, members, self.options.json_path)
             interrupted = False
             for name, check in CHECKS:
-                if self.should_stop():
+                if self.should_stop(local=unwritable is not None):
                     interrupted = True
                     break
                 self.barrier()
                 gathered = self.gather(self.run_check(name, check))
                 if self.rank == 0:
-                    for rank_records in gathered:
-                        for record in rank_records:
+                    try:
+                        for record in (r for rank_records in gathered for r in rank_records):
                             writer.write(record)
                             records.append(record)
+                    except UsageError as exc:
+                        unwritable = exc
                     terminal.progress(name, [r for rr in gathered for r in rr])
             interrupted = interrupted or self.stop.requested
             code = 0
             if self.rank == 0:
-                code = self.conclude(records, members, writer, time.perf_counter() - start, interrupted)
+                try:
+                    if unwritable is not None:
+                        raise unwritable
+                    code = self.conclude(records, members, writer, time.perf_counter() - start, interrupted)
+                except UsageError as exc:
+                    print(f"zhisuan: error: {safe_line(exc)}", file=sys.stderr)
+                    code = EXIT_USAGE
             return self.share(code)
         finally:
             if writer is not None:
@@ -260,20 +271,60 @@ def run_rank(options: Options, env, progress=None) -> int:
     """This process's part of the run, as rank env.rank of env.world (a RankEnv of zhisuan.bench.collectives).
 
     progress: the watchdog's channel of a spawned rank; None under an external launcher (the
-    process group's store then keeps each rank's step, so a hang names the ranks behind).
+    process group's store then keeps each rank's step and heartbeat, so a failure names the ranks,
+    and their hosts, that are gone or behind). SIGTERM and SIGHUP end the rank as an error would
+    (cleanup runs; rank 0 says where the results measured so far are); a rank that fails prints
+    one line and returns EXIT_CRASH.
     """
+    from zhisuan.bench.collectives import rankrun
+
+    with rankrun.exit_on_termination():
+        try:
+            return _run_rank(options, env, progress)
+        except rankrun.RankTerminated as exc:
+            if env.rank == 0:
+                print(
+                    f"zhisuan validate: {signal.Signals(exc.signum).name} received; the results measured "
+                    f"so far are in {options.json_path}",
+                    file=sys.stderr,
+                )
+            raise
+
+
+def _run_rank(options: Options, env, progress) -> int:
     from zhisuan.bench.collectives import rankrun, watchdog
 
     backend = options.backend or accel.dist_backend(options.device)
     threads.apply(threads.per_rank(env.local_world))  # the host's cores shared among its ranks
-    rank_ctx = rankrun.init_ranks(env, collectives_plan(options, backend))
+    own = None  # the progress channel made here (and ended here), not the caller's
     try:
+        rank_ctx = rankrun.init_ranks(env, collectives_plan(options, backend))
+        # Under an external launcher every rank parsed its own command line: rank 0's options (its
+        # run id above all: one run, one id in every record) are the ones that run.
+        box = [options]
+        dist.broadcast_object_list(box, src=dist.get_global_rank(rank_ctx.control, 0), group=rank_ctx.control)
+        options = box[0]
         if progress is None:
-            progress = watchdog.StoreProgress(env.rank, env.world) if env.world > 1 else watchdog.Progress()
+            world = env.world
+            progress = own = (
+                watchdog.StoreProgress(env.rank, world, options.run_id) if world > 1 else watchdog.Progress()
+            )
         code = Session(options, rank_ctx, env.local_world, progress).run()
         # Leave together: no rank tears its sockets down while a peer may still be reading from it.
         dist.barrier(group=rank_ctx.control)
         return code
+    except UsageError as exc:  # found by every rank alike (the options, the environment)
+        if env.rank == 0:
+            print(f"zhisuan: error: {safe_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        hint = progress.peers_behind() if progress is not None else ""
+        print(
+            f"zhisuan validate: {rankrun.rank_name(env)}: {type(exc).__name__}: {exc}{hint}", file=sys.stderr
+        )
+        return EXIT_CRASH
     finally:
+        if own is not None:
+            own.finish()
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -1,8 +1,9 @@
 """Entry point of a rank spawned by `zhisuan validate --nproc N` (python -m zhisuan.bench.validate.worker).
 
 The parent passes the options (JSON) and the write end of the watchdog's pipe in the environment,
-and the rank's identity in torchrun's variables. A rank that fails prints one line and exits 3, which
-the watchdog reports with the rank's name (exit codes 0-2 are a finished run's verdicts).
+and the rank's identity in torchrun's variables. A rank that fails prints one line and exits 3
+(zhisuan.bench.validate.session.run_rank), which the watchdog reports with the rank's name (exit
+codes 0-2 are a finished run's verdicts).
 """
 
 from __future__ import annotations
@@ -11,26 +12,18 @@ import json
 import os
 import sys
 
-from zhisuan.bench.core.errors import EXIT_CRASH
-
 
 def main() -> int:
     from zhisuan.bench.collectives import watchdog
 
     # The heartbeat starts before torch is imported (zhisuan.bench.collectives.worker says why).
     progress = watchdog.PipeProgress(int(os.environ[watchdog.PROGRESS_FD_ENV]))
-    from zhisuan.bench.collectives import rankenv, rankrun
+    from zhisuan.bench.collectives import rankenv
     from zhisuan.bench.validate.session import Options, run_rank
     from zhisuan.bench.validate.spawn import OPTIONS_ENV
 
     options = Options(**json.loads(os.environ[OPTIONS_ENV]))
-    env = rankenv.discover()
-    try:
-        with rankrun.exit_on_termination():
-            code = run_rank(options, env, progress)
-    except Exception as exc:
-        print(f"zhisuan validate: rank {env.rank}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_CRASH
+    code = run_rank(options, rankenv.discover(), progress)
     progress.finish()
     return code
 
