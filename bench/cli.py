@@ -98,8 +98,15 @@ def default_device() -> str:
 # ---- entry point -------------------------------------------------------------------------------
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (no usage block before it), exit EXIT_USAGE."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(  # add_subparsers makes every subcommand's parser of the same class
         prog="zhisuan",
         description="Benchmark and kernel suite for AI computing centers: achieved vs peak, checked.",
     )
