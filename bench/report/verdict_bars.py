@@ -3,7 +3,7 @@ per check result, coloured by verdict, with the PASS and WARN fractions it was j
 
 Horizontal bars keep 15-60 labels readable (one per line, never rotated); the figure grows with the
 number of bars. A result without a fraction (a count judged against 0, a crash with no value) gets a
-marker in its verdict's colour and its value in words instead of a bar.
+marker in its verdict's colour and its value in words instead of a bar; so does a bar too short to see.
 """
 
 from __future__ import annotations
@@ -42,12 +42,11 @@ def verdict_bars(bars: list[VerdictBar], *, title: str) -> Figure:
     right = 100 * cap * 1.3  # room for the text after the longest bar
     for row, bar in enumerate(bars):
         colour = plots.VERDICT_COLOURS.get(bar.verdict, "#71717a")
-        if bar.ratio is None:
-            ax.plot([0], [row], marker="s", markersize=7, color=colour, clip_on=False, zorder=3)
-            end = 0.0
-        else:
-            end = 100 * min(bar.ratio, cap)
+        end = 0.0 if bar.ratio is None else 100 * min(bar.ratio, cap)
+        if bar.ratio is not None:
             ax.barh(row, end, height=0.68, color=colour, hatch="//" if bar.ratio > cap else None, zorder=2)
+        if end < right * 0.01:  # no bar, or one too short to see: a square shows the verdict
+            ax.plot([0], [row], marker="s", markersize=7, color=colour, clip_on=False, zorder=3)
         if bar.low is not None and bar.high is not None:
             ax.plot([100 * bar.low, 100 * min(bar.high, cap)], [row, row], color="#27272a", linewidth=1.2)
             ax.plot([100 * bar.low, 100 * min(bar.high, cap)], [row] * 2, "|", color="#27272a", markersize=8)

@@ -64,7 +64,7 @@ def _value_text(r: Result) -> str:
         return f"no value ({r.status})" if r.status != "ok" else "no value recorded"
     if ratio is not None:
         return f"{units.percent(100 * ratio)} · {fmt.quantity(value, unit)}"
-    threshold = r.extra.get("threshold") or {}
+    threshold = r.extra.get("threshold") if isinstance(r.extra.get("threshold"), dict) else {}
     rule = (
         f" (PASS {sign_of(threshold)} {threshold['pass']:g})"
         if units.is_number(threshold.get("pass"))
@@ -113,7 +113,7 @@ def _run_chart(checks: list[Result], run_id: str | None) -> list[Block]:
         f"{provenance(checks)}. Each check's value as a percentage of its threshold basis (the figure it "
         f"was judged against, given in its section below), {how}. Marks on a bar: "
         "its PASS fraction (solid) and WARN fraction (dashed). Results judged without a fraction (counts "
-        "such as integrity's differing repeats) or with no value are a square with the value in words."
+        "such as integrity's differing repeats) or with no value are a square with the value in words; so is a bar too short to see."
     )
     if skipped:
         names = Counter(f"{r.op} {r.dtype}".strip() for r in skipped)
