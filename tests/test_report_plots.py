@@ -75,8 +75,7 @@ def test_roofline_draws_the_bandwidth_roof_up_to_the_ridge():
         [_series([1365.0], [6.6e14], "matmul · cublas")],
         title="roofline",
         compute_roofs=[plots.RefLine("datasheet peak", peak)],
-        bandwidth=bandwidth,
-        bandwidth_label="bandwidth roof",
+        bandwidths=[plots.RefLine("bandwidth roof", bandwidth, plots.BANDWIDTH_COLOUR, "-")],
     )
     (ax,) = fig.axes
     roof = next(line for line in ax.get_lines() if line.get_label() == "bandwidth roof")
@@ -93,8 +92,6 @@ def test_roofline_without_a_bandwidth_says_so():
         [_series([16.0, 170.0], [5.6e10, 9.1e10])],
         title="roofline",
         compute_roofs=[plots.RefLine("derived peak", 1.66e11)],
-        bandwidth=None,
-        bandwidth_label="",
         notes=["memory-bandwidth roof unknown: no datasheet bandwidth for AMD EPYC"],
     )
     (ax,) = fig.axes

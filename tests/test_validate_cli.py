@@ -37,6 +37,15 @@ def test_quick_validate_writes_every_check_and_a_summary(tmp_path, monkeypatch, 
     assert extra["cluster"]["nameplate_pflops"] or extra["cluster"]["nameplate_reason"]
     out = capsys.readouterr().out
     assert "overall:" in out and "Matmul throughput" in out
+    # the report of this very run shows its checks against their thresholds and its matmul on a
+    # roofline: embedded in the page, and as files beside the Markdown (issue 14 §4)
+    report = tmp_path / "report"
+    html, md = (report / "report.html").read_text(), (report / "report.md").read_text()
+    assert 'alt="bar chart: each check' in html and 'alt="matmul roofline"' in html
+    figures = [p.name for p in (report / "report-figures").iterdir()]
+    for name in ("verdicts", "roofline-validate"):
+        (png,) = [f for f in figures if name in f]
+        assert f"(report-figures/{png})" in md
 
 
 @pytest.mark.parametrize(

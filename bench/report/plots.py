@@ -74,7 +74,7 @@ def to_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _new_figure(height: float = HEIGHT_IN, rows: int = 1):
+def new_figure(height: float = HEIGHT_IN, rows: int = 1):
     fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
     axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
     for ax in axes:
@@ -104,7 +104,7 @@ def _notes(ax, notes) -> None:
         )
 
 
-def _legend(ax) -> None:
+def legend(ax) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
 
@@ -139,7 +139,7 @@ def line_chart(
     bytes_axis: bool = False,
 ) -> Figure:
     """y against x per series (throughput vs size, busbw vs message size), with reference lines."""
-    fig, (ax,) = _new_figure()
+    fig, (ax,) = new_figure()
     ys = [y for s in series for y in s.y] + [r.y for r in refs]
     factor, prefix = units.si_scale(ys)
     for s in series:
@@ -172,7 +172,7 @@ def line_chart(
     ax.set_title(title, fontsize=11, loc="left")
     ax.set_xlabel(xlabel + (" (log scale)" if ax.get_xscale() == "log" else ""))
     ax.set_ylabel(f"{ylabel} ({prefix}{yunit})" + (", log scale" if ax.get_yscale() == "log" else ""))
-    _legend(ax)
+    legend(ax)
     _notes(ax, notes)
     return fig
 
@@ -182,34 +182,35 @@ def roofline(
     *,
     title: str,
     compute_roofs: list[RefLine],
-    bandwidth: float | None,
-    bandwidth_label: str,
+    bandwidths: list[RefLine] = (),
     notes: list[str] = (),
 ) -> Figure:
     """Achieved FLOP/s against arithmetic intensity (FLOP/byte), under the chip's roofs.
 
-    A compute roof is flat at its peak; the bandwidth roof is peak bandwidth x intensity, up to the
-    ridge point where it meets the highest compute roof.
+    A compute roof is flat at its peak, from where the highest memory roof meets it; a memory roof
+    (its y in bytes/s) is bandwidth x intensity, up to its ridge point with the highest compute roof.
     """
-    fig, (ax,) = _new_figure(height=5.2)
+    fig, (ax,) = new_figure(height=5.2)
     xs = [x for p in points for x in p.x]
     ys = [y for p in points for y in p.y] + [r.y for r in compute_roofs]
     factor, prefix = units.si_scale(ys)
     top = max((r.y for r in compute_roofs), default=None)
-    ridge = top / bandwidth if top and bandwidth else None
-    lo = min(xs + ([ridge] if ridge else [])) / 4
-    hi = max(xs + ([ridge] if ridge else [])) * 4
-    if bandwidth:
-        end = ridge if ridge else hi
+    fastest = max((b.y for b in bandwidths), default=None)
+    ridges = [top / b.y for b in bandwidths] if top else []
+    lo = min(xs + ridges) / 4
+    hi = max(xs + ridges) * 4
+    for b in bandwidths:
+        end = top / b.y if top else hi
         ax.plot(
             [lo, end],
-            [bandwidth * lo / factor, bandwidth * end / factor],
-            color=BANDWIDTH_COLOUR,
+            [b.y * lo / factor, b.y * end / factor],
+            color=b.colour,
+            linestyle=b.linestyle,
             linewidth=1.6,
-            label=bandwidth_label,
+            label=b.label,
         )
     for r in compute_roofs:
-        start = r.y / bandwidth if bandwidth else lo
+        start = r.y / fastest if fastest else lo
         ax.plot(
             [start, hi],
             [r.y / factor] * 2,
@@ -218,7 +219,8 @@ def roofline(
             linewidth=1.6,
             label=r.label,
         )
-    if ridge:
+    if top and fastest:
+        ridge = top / fastest
         ax.axvline(ridge, color="#a1a1aa", linestyle=":", linewidth=1)
         ax.annotate(
             f"ridge {ridge:.3g} FLOP/B",
@@ -251,7 +253,7 @@ def roofline(
     ax.set_title(title, fontsize=11, loc="left")
     ax.set_xlabel("arithmetic intensity (FLOP/byte, log scale)")
     ax.set_ylabel(f"achieved ({prefix}FLOP/s, log scale)")
-    _legend(ax)
+    legend(ax)
     _notes(ax, notes)
     return fig
 
@@ -272,7 +274,7 @@ def timeline_panels(tracks: list[Track]) -> list[tuple[str, str]]:
 def timeline_chart(tracks: list[Track], *, title: str) -> Figure:
     """Burn-in: throughput and the telemetry sampled with it over time; throttled spans shaded."""
     panels = timeline_panels(tracks)
-    fig, axes = _new_figure(height=1.0 + 1.9 * len(panels), rows=len(panels))
+    fig, axes = new_figure(height=1.0 + 1.9 * len(panels), rows=len(panels))
     for ax, (key, label) in zip(axes, panels, strict=True):
         for track in tracks:
             values = track.metrics.get(key) or []
@@ -293,7 +295,7 @@ def timeline_chart(tracks: list[Track], *, title: str) -> Figure:
     axes[-1].set_xlabel("time since start (s)")
     if any(_throttled_spans(t) for t in tracks):
         axes[0].axvspan(0, 0, color="#fde68a", alpha=0.6, label="throttled (shaded)")
-    _legend(axes[0])
+    legend(axes[0])
     return fig
 
 
@@ -328,7 +330,7 @@ def bar_chart(
 ) -> Figure:
     """One bar per device, coloured by its verdict; flagged bars (stragglers) hatched and annotated."""
     flagged = flagged or {}
-    fig, (ax,) = _new_figure(height=4.2)
+    fig, (ax,) = new_figure(height=4.2)
     colour = [VERDICT_COLOURS.get(v, "#71717a") for v in verdicts]
     bars = ax.bar(range(len(values)), values, color=colour, edgecolor="white")
     for i, note in flagged.items():
@@ -358,5 +360,5 @@ def bar_chart(
         ax.bar(
             [0], [0], color="white", edgecolor="#3f3f46", hatch="//", label="straggler (below fleet median)"
         )
-    _legend(ax)
+    legend(ax)
     return fig

@@ -22,6 +22,7 @@ TELEMETRY = (  # field, label, unit: the readings shown, in this order
     ("load_1m", "load", ""),
 )  # fmt: skip
 SIGNS = {">=": "≥", "<=": "≤"}
+SEVERITY = {"FAIL": 3, "WARN": 2, "PASS": 1, "SKIP": 0}  # the worst verdict is the highest
 
 
 def verdict_of(r: Result) -> str:
@@ -74,7 +75,7 @@ def check_blocks(op: str, results: list[Result], stragglers: list[dict]) -> list
 # ---- thresholds ----------------------------------------------------------------------------------
 
 
-def _sign(threshold: dict) -> str:
+def sign_of(threshold: dict) -> str:
     """The comparison: as recorded, or read from the pass figure being stricter than the warn one."""
     if threshold.get("compare") in SIGNS:
         return SIGNS[threshold["compare"]]
@@ -87,7 +88,7 @@ def _sign(threshold: dict) -> str:
 def _limit(threshold: dict, key: str, unit: str | None) -> str:
     """'≥ 60% of the basis' (pass/warn are fractions of a reference) or '≤ 0 repeats' (absolute)."""
     value = threshold.get(key)
-    sign = _sign(threshold)
+    sign = sign_of(threshold)
     if units.is_number(threshold.get("reference")) and units.is_number(value):
         return f"{sign} {100 * value:.4g}% of the basis".strip()
     return f"{sign} {fmt.quantity(value, unit)}".strip()
@@ -124,7 +125,7 @@ def _basis_varies(results: list[Result]) -> bool:
     )
 
 
-def _ratio(r: Result) -> float | None:
+def ratio_of(r: Result) -> float | None:
     x = r.extra
     if units.is_number(x.get("ratio")):
         return x["ratio"]
@@ -156,7 +157,7 @@ def telemetry_text(telemetry: dict | None) -> str:
 def check_table(results: list[Result], stragglers: list[dict]) -> Table:
     with_dtype = any(r.dtype for r in results)
     with_backend = len({r.backend for r in results}) > 1  # e.g. integrity of each backend's matmul
-    with_ratio = any(_ratio(r) is not None for r in results)
+    with_ratio = any(ratio_of(r) is not None for r in results)
     with_basis = _basis_varies(results)
     with_telemetry = any(telemetry_text(r.extra.get("telemetry")) != units.DASH for r in results)
     mixed = len({r.device_name for r in results}) > 1  # one name for all: the caption says it
@@ -180,7 +181,7 @@ def check_table(results: list[Result], stragglers: list[dict]) -> Table:
         else:
             row.append(Cell(fmt.quantity(x["value"], x.get("unit"))))
         if with_ratio:
-            ratio = _ratio(r)
+            ratio = ratio_of(r)
             row.append(
                 Cell(units.percent(100 * ratio) if ratio is not None and r.status != "error" else units.DASH)
             )
@@ -228,7 +229,7 @@ def bars(op: str, title: str, dtype: str, results: list[Result], stragglers: lis
         # bases measured per device (each one's own FMA probe) have no single line to draw
         reference = threshold.get("reference")
         at = threshold["pass"] * reference if units.is_number(reference) else threshold["pass"]
-        refs.append(plots.RefLine(f"PASS {_sign(threshold)} {fmt.quantity(at, unit)}", at, "#15803d", ":"))
+        refs.append(plots.RefLine(f"PASS {sign_of(threshold)} {fmt.quantity(at, unit)}", at, "#15803d", ":"))
     label = f"{title} · {dtype}" if dtype else title
     ylabel = f"{title} ({unit})" if len(title) + len(unit) < 30 else unit or title
     fig = plots.bar_chart(

@@ -204,8 +204,15 @@ def roofline_blocks(results: list[Result], backend_colours: dict[str, str]) -> l
         points,
         title=f"roofline · {first.dtype} · {first.device_name}",
         compute_roofs=roofs,
-        bandwidth=bandwidth,
-        bandwidth_label=f"bandwidth roof {units.rate(bandwidth, 'B/s')}" if bandwidth else "",
+        bandwidths=(
+            [
+                plots.RefLine(
+                    f"bandwidth roof {units.rate(bandwidth, 'B/s')}", bandwidth, plots.BANDWIDTH_COLOUR, "-"
+                )
+            ]
+            if bandwidth
+            else []
+        ),
         notes=notes,
     )
     caption = (

@@ -27,11 +27,18 @@ from zhisuan.bench.report.blocks import (
     verdict_tone,
 )
 from zhisuan.bench.report.grouping import group_by
-from zhisuan.bench.report.sections.checks import TELEMETRY, check_blocks, check_order, host_of, verdict_of
+from zhisuan.bench.report.sections.checks import (
+    SEVERITY,
+    TELEMETRY,
+    check_blocks,
+    check_order,
+    host_of,
+    verdict_of,
+)
 from zhisuan.bench.report.sections.common import provenance
+from zhisuan.bench.report.sections.validate_figures import roofline, verdict_chart
 
 VERDICTS = ("PASS", "WARN", "FAIL", "SKIP")
-SEVERITY = {"FAIL": 3, "WARN": 2, "PASS": 1, "SKIP": 0}
 
 
 def validate_section(results: list[Result]) -> list[Block]:
@@ -49,7 +56,7 @@ def validate_section(results: list[Result]) -> list[Block]:
     for summary in summaries:
         blocks += [Heading(f"Run {summary.run_id or '(no run id)'}", 3)] if several else []
         blocks += cluster_blocks(summary)
-    blocks += [Heading("Checks", 3), overview_table(checks)]
+    blocks += [Heading("Checks", 3), overview_table(checks)] + verdict_chart(checks)
     for summary in summaries:
         blocks += (
             [Heading(f"Stragglers and devices of run {summary.run_id or '(no run id)'}", 3)]
@@ -61,6 +68,7 @@ def validate_section(results: list[Result]) -> list[Block]:
     blocks += unreadable_telemetry(checks)
     for op in sorted({r.op for r in checks}, key=check_order):
         blocks += check_blocks(op, [r for r in checks if r.op == op], stragglers)
+        blocks += roofline(checks) if op == "matmul" else []
     return blocks
 
 
