@@ -3,9 +3,11 @@ kernels, print the table, write every result as it arrives)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from zhisuan.bench.cli import parse_csv, positive_float, positive_int
+from zhisuan.bench.core import precision as rounds  # the round defaults, without importing torch
 from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 
@@ -95,8 +97,13 @@ def add_run_parser(subparsers) -> None:
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present, else cpu)")
     count = p.add_mutually_exclusive_group()
-    count.add_argument("--iters", type=positive_int, help="exactly this many timed samples per benchmark")
-    count.add_argument("--time-budget", type=positive_float, help="seconds of timed samples per benchmark")
+    count.add_argument(
+        "--iters", type=positive_int, help="exactly this many timed samples per benchmark and round"
+    )
+    count.add_argument(
+        "--time-budget", type=positive_float,
+        help=f"seconds of timed samples per benchmark and round (default {rounds.DEFAULT_BLOCK_S:g})",
+    )  # fmt: skip
     p.add_argument("--no-flush", action="store_true", help="do not flush caches between samples (warm-cache)")
     p.add_argument(
         "--interleave",
@@ -104,10 +111,45 @@ def add_run_parser(subparsers) -> None:
         help="time the backends of each shape sample by sample in turn, so that all of them see the same "
         "load of a shared host (side-by-side comparisons)",
     )
+    add_round_options(p)
     p.add_argument("--json", help="JSON Lines output (default: zhisuan-results/<run id>.jsonl)")
     p.add_argument("--csv", help="also export the results as CSV")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.set_defaults(func=run_run)
+
+
+def add_round_options(p) -> None:
+    """A run is made of rounds, each a fresh process (zhisuan.bench.harness.rounds)."""
+    p.add_argument(
+        "--rounds", type=positive_int,
+        help="exactly this many rounds (default: adaptive, until --precision is reached or --max-rounds)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-rounds", type=positive_int, default=rounds.MAX_ROUNDS,
+        help=f"most rounds of adaptive sampling (default {rounds.MAX_ROUNDS}; at least {rounds.MIN_ROUNDS} are run)",
+    )  # fmt: skip
+    p.add_argument(
+        "--precision", type=fraction_arg, default=rounds.DEFAULT_PRECISION,
+        help="stop sampling a benchmark once the 95%% interval of its time is this narrow, relative, each "
+        f"way: e.g. 1.25%% or 0.0125 (default {100 * rounds.DEFAULT_PRECISION:g}%%: an interval as wide as "
+        "half the gate's default threshold)",
+    )  # fmt: skip
+    p.add_argument("--max-time", type=positive_float, help="wall-clock seconds after which no round begins")
+    p.add_argument(
+        "--in-process", action="store_true",
+        help="run the rounds in this process instead of a fresh process each (faster start; process-level "
+        "effects are then not sampled, and the results say so)",
+    )  # fmt: skip
+
+
+def fraction_arg(text: str) -> float:
+    """'2.5%' or '0.025' -> 0.025: a fraction in (0, 1)."""
+    from zhisuan.bench.gate.settings import parse_fraction
+
+    try:
+        return parse_fraction(text, "precision", zero_ok=False)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run_run(args) -> int:
@@ -117,8 +159,8 @@ def run_run(args) -> int:
     from zhisuan.bench.core import timing
     from zhisuan.bench.core.console import console, err_console
     from zhisuan.bench.core.result_files import ResultWriter, write_csv
-    from zhisuan.bench.core.results import new_run_id, short_shape
-    from zhisuan.bench.harness import runner
+    from zhisuan.bench.core.results import new_run_id
+    from zhisuan.bench.harness import rounds, runner
     from zhisuan.bench.harness.table import results_table
     from zhisuan.bench.workloads.suites import suite_names
 
@@ -138,26 +180,35 @@ def run_run(args) -> int:
         return EXIT_USAGE
     run_id = new_run_id()
     path = Path(args.json or f"zhisuan-results/{run_id}.jsonl")
-    results = []
+    round_plan = rounds.RoundPlan(
+        rounds=args.rounds, max_rounds=max(args.max_rounds, rounds.MIN_ROUNDS), precision=args.precision,
+        max_time_s=args.max_time, in_process=args.in_process,
+    )  # fmt: skip
+    if args.iters is None and args.time_budget is None:
+        timing_plan = timing.TimingPlan(time_budget_s=rounds.DEFAULT_BLOCK_S)
+    else:
+        timing_plan = timing.TimingPlan(iters=args.iters, time_budget_s=args.time_budget)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with ResultWriter(path) as writer, Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("starting", total=plan.total)
 
-        def started(case, backend):
-            bar.update(task, description=f"{case.op} {backend.name} {short_shape(case.op, case.shape)}")
+        def started(number, pending):
+            bar.update(
+                task, description=f"round {number} of at most {round_plan.most}: {pending} benchmark(s)"
+            )
 
         def finished(result):
             writer.write(result)
-            results.append(result)
             bar.advance(task)
 
-        runner.execute(
+        results = rounds.run(
             plan,
-            timing_plan=timing.TimingPlan(iters=args.iters, time_budget_s=args.time_budget),
+            round_plan,
+            timing_plan=timing_plan,
             flush=not args.no_flush,
             seed=args.seed,
             on_result=finished,
-            on_start=started,
+            on_round=started,
             run_id=run_id,
             interleave=args.interleave,
         )

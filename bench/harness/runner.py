@@ -250,15 +250,25 @@ def run(
     time_budget_s: float | None = None,
     json_path: str | None = None,
     interleave: bool = False,
+    rounds: int = 1,
 ) -> list[Result]:
-    """The Python form of `zhisuan run`: check and time every backend of ops on a suite or shapes."""
+    """The Python form of `zhisuan run`: check and time every backend of ops on a suite or shapes.
+
+    In this process, in `rounds` rounds (zhisuan.bench.harness.rounds; `zhisuan run` takes each
+    round in a fresh process and adapts their number): one round by default, a quick look.
+    """
     from zhisuan.bench.core.result_files import ResultWriter
+    from zhisuan.bench.harness.rounds import RoundPlan
+    from zhisuan.bench.harness.rounds import run as run_rounds
 
     ops = [ops] if isinstance(ops, str) else list(ops)
     dtypes = [dtype] if isinstance(dtype, str) else dtype
     plan = plan_run(ops, shapes_for(ops, device, suite, shapes), dtypes, device, backends)
     timing_plan = timing.TimingPlan(iters=iters, time_budget_s=time_budget_s)
+    round_plan = RoundPlan(rounds=rounds, in_process=True)
     if json_path is None:
-        return execute(plan, timing_plan=timing_plan, interleave=interleave)
+        return run_rounds(plan, round_plan, timing_plan=timing_plan, interleave=interleave)
     with ResultWriter(json_path) as writer:
-        return execute(plan, timing_plan=timing_plan, on_result=writer.write, interleave=interleave)
+        return run_rounds(
+            plan, round_plan, timing_plan=timing_plan, on_result=writer.write, interleave=interleave
+        )
