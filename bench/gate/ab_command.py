@@ -114,7 +114,8 @@ def run(args) -> int:
         sides.append(side)
     plan = ab_measure.AbPlan(
         min_epochs=args.min_epochs, max_epochs=args.max_epochs, rounds=args.rounds, block_s=args.block_time,
-        precision=args.precision if args.precision is not None else settings.threshold / 2, alpha=settings.alpha,
+        precision=args.precision if args.precision is not None else settings.threshold / 2,
+        threshold=settings.threshold, alpha=settings.alpha,
         max_time_s=args.max_time, flush=not args.no_flush, seed=args.seed,
     )  # fmt: skip
     benches = ab_measure.measure(sides, cases, device, plan, on_progress=lambda text: err_console.print(text))

@@ -13,8 +13,8 @@ start) and replaced by fresh ones at the next epoch, so a process-level accident
 landed, how threads were placed) does not stay on one side: the epoch, not the round, is the
 unit of evidence (decision.from_pairs over the epochs' mean log-ratios).
 
-Adaptive: after MIN_EPOCHS, a benchmark whose interval is narrower than the target precision
-stops; the rest go on until MAX_EPOCHS or the time budget.
+Adaptive: after MIN_EPOCHS, a benchmark whose interval is narrower than the target precision, or
+lies wholly beyond the threshold, stops; the rest go on until MAX_EPOCHS or the time budget.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ MIN_EPOCHS = 4
 MAX_EPOCHS = 12
 ROUNDS_PER_EPOCH = 3
 BLOCK_S = 0.1  # timed seconds per block
-MIN_BLOCK, MAX_BLOCK = 3, 200  # samples per block
+MIN_BLOCK, MAX_BLOCK = 5, 200  # samples per block
 WARMUP_S = 0.02  # before each block: the other side's block just ran
 PREPARE_TIMEOUT_S = 1800.0
 BLOCK_TIMEOUT_S = 600.0
@@ -49,6 +49,7 @@ class AbPlan:
     rounds: int = ROUNDS_PER_EPOCH
     block_s: float = BLOCK_S
     precision: float = 0.0  # stop a benchmark once the half-width of its interval is this narrow (0: never)
+    threshold: float = 0.0  # ... or once its interval lies wholly beyond the threshold (0: never)
     alpha: float = decision.DEFAULT_ALPHA  # the interval is (1 - 2 alpha), as the gate's
     max_time_s: float | None = None
     flush: bool = True
@@ -95,10 +96,20 @@ class Bench:
     def epoch_means(self) -> list[float]:
         return [float(np.mean(e)) for e in self.epochs if e]
 
-    def half_width(self, alpha: float) -> float:
-        """Relative half-width of the (1 - 2 alpha) interval of the ratio, over the epochs so far."""
-        a = decision.judge(decision.from_pairs(self.epoch_means()), threshold=0.0, alpha=alpha)
-        return float(math.sqrt(a.ci_high / a.ci_low) - 1) if a.ci_low > 0 else math.inf
+    def settled(self, plan: AbPlan) -> str | None:
+        """Why this benchmark needs no more epochs, or None: its (1 - 2 alpha) interval is narrower
+        than the precision target, or lies wholly beyond the threshold (no epoch could undo that)."""
+        a = decision.judge(
+            decision.from_pairs(self.epoch_means()), threshold=plan.threshold, alpha=plan.alpha
+        )
+        if not a.ci_low > 0:
+            return None
+        if plan.precision and math.sqrt(a.ci_high / a.ci_low) - 1 <= plan.precision:
+            return "precision"
+        bound = 1 + plan.threshold
+        if plan.threshold and (a.ci_low > bound or a.ci_high < 1 / bound):
+            return "decided"
+        return None
 
 
 def measure(sides: list[Side], cases: list[dict], device: str, plan: AbPlan,
@@ -124,10 +135,9 @@ def measure(sides: list[Side], cases: list[dict], device: str, plan: AbPlan,
             began = time.monotonic()
             _epoch(zygotes, active, device, plan, epoch)
             longest_epoch = max(longest_epoch, time.monotonic() - began)
-            settled = [b for b in active if b.timed and epoch + 1 >= plan.min_epochs and plan.precision]
-            for bench in settled:
-                if bench.half_width(plan.alpha) <= plan.precision:
-                    bench.stop = "precision"
+            for bench in active:
+                if bench.timed and epoch + 1 >= plan.min_epochs:
+                    bench.stop = bench.settled(plan)
         for bench in benches:
             if bench.timed and bench.stop is None:
                 bench.stop = "max-epochs" if len(bench.epochs) >= plan.max_epochs else "time-budget"

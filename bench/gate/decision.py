@@ -41,7 +41,8 @@ DEFAULT_ALPHA = 0.01
 MAX_BLOCKS = 10  # results without rounds: at most this many blocks of consecutive samples
 MIN_BLOCK = 3  # samples per block
 MIN_FLOOR_BENCHMARKS = 4  # a floor learned across benchmarks needs this many
-MEDIAN_CHI2_1 = 0.454936  # median of a chi-square with 1 degree of freedom
+FLOOR_QUANTILE = 0.25  # the floor is fitted at the lower quartile: up to 3 in 4 benchmarks may truly differ
+CHI2_1_QUANTILE = 0.101531  # that quantile of a chi-square with 1 degree of freedom
 MAX_UNITS_SUGGESTED = 1000
 
 REGRESSED, IMPROVED, UNCHANGED, UNDECIDED = "regressed", "improved", "unchanged", "undecided"
@@ -168,25 +169,35 @@ def cross_benchmark_floor(evidence: list[Evidence]) -> float:
     """The run-to-run variance that the units of one comparison's benchmarks cannot see, learned
     across those benchmarks (0 with fewer than MIN_FLOOR_BENCHMARKS).
 
-    Two runs on one host share its state: a busy spell during one run moves every benchmark. If the
-    benchmarks' log-ratios spread more than their own units predict, the excess is run-to-run noise:
-    the floor f solves median_k(d_k^2 / (var_k + f)) = median of chi-square(1). The median keeps a
-    minority of real regressions from raising it. It is measured around 0, not around the common
-    shift: when every benchmark moved together, the gate cannot tell the code from the host.
+    Two runs on one host share its state: a busy spell or a clock change during one run moves
+    every benchmark (a common shift), and each benchmark's own run-level luck moves it further.
+    For a candidate shift s, each benchmark's excess is fitted to what is left: f(s) solves
+    quantile_q((d_k - s)^2 / (var_k + f)) = that quantile of a chi-square with one degree of
+    freedom, at q = FLOOR_QUANTILE, so benchmarks that truly changed (up to 3 in 4) do not count as
+    noise. The shift is the candidate (one of the d_k) with the smallest floor s^2 + f(s): the
+    tightest group of benchmarks that moved alike, nearest to no change, so that a group that truly
+    regressed is not taken for the host. The floor includes s^2: the gate cannot tell a change of
+    the code from a change of the host as large as the shift, and says so.
     """
     usable = [(float(e.log_ratio), float(e.unit_var)) for e in evidence if np.isfinite(e.unit_var)]
     if len(usable) < MIN_FLOOR_BENCHMARKS:
         return 0.0
-    d2 = np.array([d * d for d, _ in usable])
+    d = np.array([d for d, _ in usable])
     var = np.array([v for _, v in usable])
+    return min(shift * shift + _own_floor((d - shift) ** 2, var) for shift in np.unique(d))
+
+
+def _own_floor(r2: np.ndarray, var: np.ndarray) -> float:
+    """The f >= 0 at which the FLOOR_QUANTILE of r2 / (var + f) is that of a chi-square(1)."""
 
     def excess(f: float) -> float:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return float(np.median(np.where(var + f > 0, d2 / (var + f), np.inf))) - MEDIAN_CHI2_1
+            scaled = np.where(var + f > 0, r2 / (var + f), np.where(r2 > 0, np.inf, 0.0))
+        return float(np.quantile(scaled, FLOOR_QUANTILE)) - CHI2_1_QUANTILE
 
     if excess(0.0) <= 0:
         return 0.0
-    low, high = 0.0, float(d2.max()) / MEDIAN_CHI2_1 + 1e-12
+    low, high = 0.0, float(r2.max()) / CHI2_1_QUANTILE + 1e-12
     for _ in range(60):  # bisection: excess falls as f grows
         middle = (low + high) / 2
         low, high = (middle, high) if excess(middle) > 0 else (low, middle)
