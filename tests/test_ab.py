@@ -21,8 +21,8 @@ from zhisuan.bench.gate import ab_sides
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANTED = "    for _ in range(9):  # planted: ten times the work\n        torch.matmul(a, b)\n"
-QUICK = ["matmul", "--shape", "256", "--backend", "torch", "--no-build", "--min-epochs", "3", "--max-epochs", "8",
-         "--rounds", "3", "--block-time", "0.05"]  # fmt: skip
+QUICK = ["matmul", "--shape", "256", "--backend", "torch", "--no-build", "--min-epochs", "2", "--max-epochs", "4",
+         "--rounds", "2", "--block-time", "0.05"]  # fmt: skip
 
 
 def git(repo: Path, *args: str) -> str:
@@ -67,7 +67,7 @@ def test_a_planted_slowdown_between_two_revisions_is_a_regression(repo, tmp_path
     assert set(sides) == {"A", "B"} and sides["B"]["median_s"] > 2 * sides["A"]["median_s"]
     for r in records:  # every sample kept, with the blocks they came in and both checks passed
         assert sum(r["extra"]["sampling"]["round_sizes"]) == len(r["samples_s"]) and r["check"]["passed"]
-        assert len(r["extra"]["ab"]["log_ratios_by_epoch"]) == r["extra"]["sampling"]["epochs"] >= 3
+        assert len(r["extra"]["ab"]["log_ratios_by_epoch"]) == r["extra"]["sampling"]["epochs"] >= 2
     # The revisions were checked out as git worktrees of that repository, not of this one.
     assert str(tmp_path / "work" / "trees") in git(repo, "worktree", "list")
 

@@ -3,10 +3,10 @@
 The kernel under test is a bring-your-own-kernel plugin (tests/plugins/zhisuan_testwork.py,
 registered through the `zhisuan.backends` entry point) whose work factor comes from the
 environment, so each run is its own `zhisuan run` process with its own fresh round processes, as in
-CI. Unchanged code must pass; ten times the work must never pass as unchanged: it is a regression,
-or, when a run landed on a busy host (other helpers' builds share these 2 cores), the gate says it
-cannot decide and shows the host's load. (The figures for 5/10/30% slowdowns, measured on a quiet
-host, are in docs/benchmarks/gate.md.)
+CI. Unchanged code must pass; ten times the work is a regression, also when a run landed on a busy
+host (other sessions share these 2 cores: the gate then widens its noise floor, see
+comparison.busy_floor). One thread per process, as on a shared CI runner (gate_realruns says why).
+The rates for 5/10/30% slowdowns over many real runs are in docs/benchmarks/gate.md.
 """
 
 import os
@@ -20,11 +20,11 @@ from zhisuan.bench.cli import main
 from zhisuan.bench.core.result_files import read_results
 
 PLUGINS = Path(__file__).parent / "plugins"
-TESTWORK = ["matmul", "--backend", "testwork", "--shape", "256", "--max-rounds", "5"]
+TESTWORK = ["matmul", "--backend", "testwork", "--shape", "256", "--max-rounds", "3"]
 
 
 def zhisuan_run(path: Path, extra_work: float) -> None:
-    env = {**os.environ, "ZHISUAN_TESTWORK_EXTRA": str(extra_work),
+    env = {**os.environ, "ZHISUAN_TESTWORK_EXTRA": str(extra_work), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")]))}  # fmt: skip
     command = [sys.executable, "-m", "zhisuan.bench", "run", *TESTWORK, "--json", str(path)]
     proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
@@ -46,7 +46,7 @@ def test_each_run_is_made_of_rounds_in_fresh_processes(runs):
     (r,) = read_results(runs["first"])
     sampling = r.extra["sampling"]
     assert r.backend == "testwork" and r.check["passed"] and sampling["unit"] == "process"
-    assert 3 <= len(sampling["round_sizes"]) <= 5 and sampling["stop"] in ("precision", "max-rounds")
+    assert len(sampling["round_sizes"]) == 3 and sampling["stop"] in ("precision", "max-rounds")
 
 
 @pytest.mark.slow
@@ -60,13 +60,10 @@ def test_two_runs_of_unchanged_code_pass(runs, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_ten_times_the_work_is_never_passed_as_unchanged(runs, tmp_path, capsys):
+def test_ten_times_the_work_is_a_regression(runs, tmp_path, capsys):
     junit = tmp_path / "junit.xml"
     code = main(["compare", str(runs["first"]), str(runs["slower"]), "--junit", str(junit)])
     out = capsys.readouterr().out
-    assert "unchanged" not in out and "improved" not in out
-    if code == 0:  # only on a busy host, and the gate says what it saw
-        assert "undecided" in out and "a busy host" in out
-    else:
-        assert code == 1 and "matmul testwork M=256,N=256,K=256 fp32" in out and "regressed" in out
-        assert 'failures="1"' in junit.read_text()
+    assert code == 1, out
+    assert "matmul testwork M=256,N=256,K=256 fp32" in out and "regressed" in out
+    assert 'failures="1"' in junit.read_text()

@@ -43,7 +43,7 @@ def build(benches: list[Bench], sides: list, device: str, settings, args) -> tup
                 _fill(r, bench, label, chip)
             threshold, alpha = settings.for_result(b)
             assessment = decision.judge(
-                decision.from_pairs(bench.epoch_means()), threshold=threshold, alpha=alpha
+                decision.from_pairs(bench.epoch_log_ratios()), threshold=threshold, alpha=alpha
             )
             report.pairs.append(Pair.judged(a, b, threshold, alpha, assessment))
             matched.append((a, b))

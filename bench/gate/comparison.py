@@ -37,7 +37,6 @@ class Pair:
     verdict: str
     units_needed: float  # undecided: units per side that would likely decide (inf: none would); else 0
     evidence: decision.Evidence
-    held: str = ""  # why a verdict the numbers gave was held back (undecided instead)
 
     @classmethod
     def judged(cls, baseline: Result, current: Result, threshold: float, alpha: float,
@@ -54,9 +53,7 @@ class Pair:
     def note(self) -> str:
         """Why an undecided benchmark is undecided, and what would decide it; caveats of the others."""
         notes = []
-        if self.held:
-            notes.append(self.held)
-        elif self.verdict == decision.UNDECIDED:
+        if self.verdict == decision.UNDECIDED:
             notes.append(_why_undecided(self))
         for side, r in (("baseline", self.baseline), ("current", self.current)):
             sampling = sampling_of(r)
@@ -71,6 +68,7 @@ class Pair:
 
 
 BUSY_FRACTION = 0.25  # other processes' CPU use, of the host's CPUs, beyond which a round ran on a busy host
+BUSY_FLOOR = 0.10  # relative sd between two runs on a busy host (docs/benchmarks/gate.md: real A/A runs)
 
 
 def busy_host(results: list[Result]) -> str | None:
@@ -188,17 +186,16 @@ def _why_not_timed(r: Result, side: str) -> str | None:
     return None
 
 
-def hold_if_busy(pair: Pair) -> None:
-    """A run timed on a busy host decides nothing: a neighbour's load moves its times by more than
-    its rounds show (it persists across them). Its verdict becomes undecided, and says why."""
-    if pair.verdict == decision.UNDECIDED:
-        return
-    for side, r in (("baseline", pair.baseline), ("current", pair.current)):
+def busy_floor(b: Result, c: Result) -> tuple[float, str]:
+    """The noise floor of a pair timed on a busy host (0 when neither run was): a neighbour's load
+    moves a run's times by more than its rounds show, because it persists across them. Not a
+    veto: a change far beyond BUSY_FLOOR still fails the build, one near the threshold becomes
+    undecided and says why."""
+    for side, r in (("baseline", b), ("current", c)):
         busy = busy_host([r])
         if busy:
-            pair.held = f"cannot decide: during the {side} run {busy}; it would have been {pair.verdict}"
-            pair.verdict = decision.UNDECIDED
-            return
+            return math.log1p(BUSY_FLOOR) ** 2, f"during the {side} run {busy}"
+    return 0.0, ""
 
 
 def run_gate(
@@ -251,10 +248,10 @@ def run_gate(
     source = f"learned across {len(evidence)} benchmarks"
     for b, c, e in judged:
         threshold, alpha = settings.for_result(c)
-        a = decision.judge(e.with_floor(report.floor_var, source), threshold=threshold, alpha=alpha)
-        pair = Pair.judged(b, c, threshold, alpha, a)
-        hold_if_busy(pair)
-        report.pairs.append(pair)
+        busy_var, busy_source = busy_floor(b, c)
+        e = e.with_floor(report.floor_var, source).with_floor(busy_var, busy_source)
+        a = decision.judge(e, threshold=threshold, alpha=alpha)
+        report.pairs.append(Pair.judged(b, c, threshold, alpha, a))
     order = {v: i for i, v in enumerate(decision.VERDICTS)}
     report.pairs.sort(key=lambda p: (order[p.verdict], -abs(p.ratio - 1)))
     return report

@@ -213,9 +213,35 @@ def run_run(args) -> int:
             interleave=args.interleave,
         )
     console.print(results_table(results, title=f"zhisuan run {run_id} on {results[0].device_name}"))
+    for line in short_of_target(results):
+        err_console.print(line, style="yellow")
     console.print(f"results: {path}")
     if args.csv:
         write_csv(results, args.csv)
         console.print(f"csv: {args.csv}")
     failed = [r for r in results if r.status != "ok"]
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def short_of_target(results) -> list[str]:
+    """Say which benchmarks stopped sampling before their time was as precise as the target: the gate
+    may not decide on them, and compare will say so again."""
+    from zhisuan.bench.core.precision import sampling_of
+    from zhisuan.bench.core.results import shape_label
+
+    short = [
+        (r, s) for r in results if r.status == "ok" and (s := sampling_of(r)).get("precision") is not None
+        and s.get("target") and s["precision"] > s["target"]
+    ]  # fmt: skip
+    if not short:
+        return []
+    lines = [
+        f"{len(short)} benchmark(s) stopped short of the precision target; a gate may not decide on them:"
+    ]
+    for r, s in short:
+        lines.append(
+            f"  {r.op} {r.backend} {shape_label(r.shape)} {r.dtype}: +-{s['precision']:.1%} after "
+            f"{len(s.get('round_sizes') or [])} rounds ({s.get('stop')}), target +-{s['target']:.1%}"
+        )
+    lines.append("  more rounds (--max-rounds) or a quieter host would narrow them")
+    return lines
