@@ -88,10 +88,10 @@ class BuildExt(build_ext):
         cu_files = [s for s in ext.sources if s.endswith(".cu")]
         if cu_files:
             ext.sources = [s for s in ext.sources if not s.endswith(".cu")]
-            ext.extra_objects = [*ext.extra_objects, *self.compile_cuda(cu_files)]
+            ext.extra_objects = [*ext.extra_objects, *self.compile_cuda(cu_files, ext.include_dirs)]
         super().build_extension(ext)
 
-    def compile_cuda(self, cu_files: list[str]) -> list[str]:
+    def compile_cuda(self, cu_files: list[str], include_dirs: list[str]) -> list[str]:
         nvcc = find_nvcc()
         out_dir = Path(self.build_temp) / "cuda"
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +105,7 @@ class BuildExt(build_ext):
                 "-o",
                 str(obj),
                 *OPT,
+                *(f"-I{folder}" for folder in include_dirs),
                 "-std=c++17",
                 "--use_fast_math",
                 "-Xcompiler",

@@ -2,14 +2,18 @@
 
 Subcommands live in the modules listed in COMMAND_MODULES, each exposing add_parser(subparsers)
 (which sets func=run on its parser) and run(args) -> exit code (bench/core/errors.py). A user
-error (bad shape, unknown backend, unreadable file) prints one line, `zhisuan: error: ...`, and
-exits EXIT_USAGE: never a traceback. The argument types the subcommands share are here too.
+error (bad shape, unknown backend, unreadable file, unusable output path, a device that is not
+there, a shape that cannot fit in memory) is raised as UsageError where it is found, at the
+boundary, and printed here as one line, `zhisuan: error: ...`, exit EXIT_USAGE. Anything else is a
+bug of zhisuan and keeps its traceback: no broad `except ValueError` turns a bug into a user error.
+The argument types the subcommands share are here too.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 
 from zhisuan.bench.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError
@@ -45,9 +49,31 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive, finite number of seconds, got {text!r}")
     return value
+
+
+def seed_arg(text: str) -> int:
+    """A seed torch's generators take: an integer from 0 to 2**63 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"a seed is an integer from 0 to 2**63 - 1, got {text!r}")
+    return value
+
+
+def device_arg(text: str) -> str:
+    """A torch device string naming a device of this machine: cpu, cuda, cuda:N."""
+    from zhisuan.bench.core.chips import check_device
+    from zhisuan.bench.core.errors import UsageError
+
+    try:
+        return check_device(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # ---- entry point -------------------------------------------------------------------------------
@@ -72,12 +98,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
-    except (UsageError, ValueError, FileNotFoundError) as exc:
-        print(f"zhisuan: error: {exc}", file=sys.stderr)
+    except UsageError as exc:
+        print(f"zhisuan: error: {safe_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("zhisuan: interrupted; results measured so far are on disk", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def safe_line(exc: Exception) -> str:
+    """The error's message with control characters made visible: it may quote a file's content."""
+    return "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" for c in str(exc))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 // works with any array library. Shapes and dtypes are checked in Python (kernels/<op>/__init__.py)
 // before a call reaches here; each kernel releases the GIL while it runs.
 //
-// One section per kernel family; each section binds the functions declared in its header.
+// The shared vocabulary first (instruction-set levels, element types, reduction operations), then
+// one section per kernel family; each section binds the functions declared in its header.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -16,7 +17,9 @@
 #include "cpu/attention.h"
 #include "cpu/fma_probe.h"
 #include "cpu/gemm.h"
+#include "cpu/isa.h"
 #include "cpu/shm_allreduce.h"
+#include "dtypes.h"
 
 namespace py = pybind11;
 
@@ -39,6 +42,16 @@ static py::dict build_info() {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "zhisuan CPU kernels (C++, OpenMP, runtime-dispatched SIMD micro-kernels)";
   m.def("build_info", &build_info, "Compiler, OpenMP version and optimisation of this build.");
+
+  // ---- shared vocabulary (csrc/cpu/isa.h, csrc/dtypes.h) ----
+  m.def("isas", &zhisuan::cpu::supported_isa_names,
+        "Instruction-set levels this CPU runs, widest first: a subset of avx512, avx2, portable.");
+  {
+    py::enum_<zhisuan::DType> dtype(m, "DType", "Element type of a buffer passed to a kernel.");
+    for (const zhisuan::DTypeInfo& info : zhisuan::kDTypes) dtype.value(info.name, info.dtype);
+    py::enum_<zhisuan::ReduceOp> op(m, "ReduceOp", "Reduction operation of an all-reduce.");
+    for (const zhisuan::ReduceOpInfo& info : zhisuan::kReduceOps) op.value(info.name, info.op);
+  }
 
   // ---- gemm (csrc/cpu/gemm.h) ----
   // C (m x n, row-major, leading dimension ldc) = A @ B; A and B as (address, row stride, column
@@ -66,10 +79,9 @@ PYBIND11_MODULE(_C, m) {
         },
         gemm_doc, py::arg("m"), py::arg("n"), py::arg("k"), py::arg("a"), py::arg("a_rs"), py::arg("a_cs"),
         py::arg("b"), py::arg("b_rs"), py::arg("b_cs"), py::arg("c"), py::arg("ldc"));
-    m.def("gemm_isa", &cpu::gemm_isa, "Instruction set of the gemm micro-kernels in use: avx512, avx2 or scalar.");
-    m.def("gemm_isas", &cpu::gemm_isas, "Instruction sets this CPU can run for gemm, widest first.");
+    m.def("gemm_isa", &cpu::gemm_isa, "Instruction-set level of the gemm micro-kernels in use (one of isas()).");
     m.def("gemm_set_isa", &cpu::gemm_set_isa, py::arg("name"),
-          "Force the gemm instruction set (avx512, avx2, scalar) or 'auto' for the automatic choice.");
+          "Force the gemm instruction-set level (one of isas()) or 'auto' for the widest.");
     m.def("gemm_set_threads", &cpu::gemm_set_threads, py::arg("n"),
           "Threads for gemm; 0 = OpenMP's default (all cores or OMP_NUM_THREADS).");
     m.def("gemm_threads", &cpu::gemm_threads, "Threads gemm uses now.");
@@ -105,10 +117,8 @@ PYBIND11_MODULE(_C, m) {
       py::arg("heads_kv"), py::arg("seq_q"), py::arg("seq_k"), py::arg("head_dim"), py::arg("q_strides"),
       py::arg("k_strides"), py::arg("v_strides"), py::arg("causal"), py::arg("scale"), py::arg("isa") = "auto",
       py::arg("block_q") = 0, py::arg("block_k") = 0,
-      "Attention forward, fp32; returns the code path used (isa: auto, avx512, avx2, portable; block "
-      "sizes 0 = tuned default).");
-  m.def("attention_isas", &zhisuan::cpu::attention_isas,
-        "Code paths of attention_f32 this CPU runs, fastest first.");
+      "Attention forward, fp32; returns the instruction-set level used (isa: auto or one of isas(); "
+      "block sizes 0 = tuned default).");
 
   // ---- fma probe (csrc/cpu/fma_probe.h) ----
   m.def(
@@ -134,33 +144,20 @@ PYBIND11_MODULE(_C, m) {
       "Achievable peak FLOP/s from independent FMA chains (best of `windows` windows over `seconds`).");
 
   // ---- shared-memory all-reduce (csrc/cpu/shm_allreduce.h) ----
-  // dtype codes: 0 fp32, 1 fp16, 2 bf16, 3 int32; op codes: 0 sum, 1 max, 2 min, 3 avg.
   {
     namespace shm = zhisuan::shm;
-    auto dtype_of = [](int code) {
-      if (code < 0 || code > 3) throw std::invalid_argument("shm: dtype code must be 0..3");
-      return static_cast<shm::DType>(code);
-    };
-    auto op_of = [](int code) {
-      if (code < 0 || code > 3) throw std::invalid_argument("shm: op code must be 0..3");
-      return static_cast<shm::RedOp>(code);
-    };
-    m.def("shm_default_isa", [] { return std::string(zhisuan::cpu::isa_name(shm::default_isa())); },
-          "Widest reduction kernel of the shm all-reduce this CPU runs: avx512, avx2 or scalar.");
     m.def(
         "shm_reduce",
-        [dtype_of, op_of](const std::string& isa_name, int dtype, int op, const std::vector<uintptr_t>& srcs,
-                          uintptr_t dst, size_t count) {
-          zhisuan::cpu::Isa isa;
-          if (!zhisuan::cpu::parse_isa(isa_name, &isa) || !shm::isa_usable(isa))
-            throw std::invalid_argument("shm_reduce: isa '" + isa_name + "' unknown or not runnable here");
+        [](const std::string& isa, zhisuan::DType dtype, zhisuan::ReduceOp op, const std::vector<uintptr_t>& srcs,
+           uintptr_t dst, size_t count) {
+          const zhisuan::cpu::Isa level = zhisuan::cpu::select_isa(isa, "shm_reduce");
           std::vector<const void*> ptrs(srcs.size());
           for (size_t i = 0; i < srcs.size(); ++i) ptrs[i] = reinterpret_cast<const void*>(srcs[i]);
           py::gil_scoped_release release;
-          shm::reduce(isa, dtype_of(dtype), op_of(op), ptrs, reinterpret_cast<void*>(dst), count);
+          shm::reduce(level, dtype, op, ptrs, reinterpret_cast<void*>(dst), count);
         },
         py::arg("isa"), py::arg("dtype"), py::arg("op"), py::arg("srcs"), py::arg("dst"), py::arg("count"),
-        "dst[i] = srcs[0][i] op srcs[1][i] ... with the shm all-reduce's kernel of that isa (for tests).");
+        "dst[i] = srcs[0][i] op srcs[1][i] ... with the shm all-reduce's kernel of that level (for tests).");
     py::class_<shm::ShmAllReduce>(m, "ShmAllReduce",
                                   "All-reduce among the processes of one host through POSIX shared memory.")
         .def(py::init<const std::string&, int, int, bool, size_t, size_t, double>(), py::arg("name"),
@@ -168,12 +165,10 @@ PYBIND11_MODULE(_C, m) {
              py::arg("one_shot_max_bytes"), py::arg("timeout_s"))
         .def(
             "all_reduce",
-            [dtype_of, op_of](shm::ShmAllReduce& self, uintptr_t in, uintptr_t out, size_t count, int dtype,
-                              int op) {
-              const auto d = dtype_of(dtype);
-              const auto o = op_of(op);
+            [](shm::ShmAllReduce& self, uintptr_t in, uintptr_t out, size_t count, zhisuan::DType dtype,
+               zhisuan::ReduceOp op) {
               py::gil_scoped_release release;
-              self.all_reduce(in, out, count, d, o);
+              self.all_reduce(in, out, count, dtype, op);
             },
             py::arg("input"), py::arg("output"), py::arg("count"), py::arg("dtype"), py::arg("op"),
             "Reduce count elements at input (every rank) into output (may equal input).")
@@ -190,6 +185,7 @@ PYBIND11_MODULE(_C, m) {
         .def_property("timeout", &shm::ShmAllReduce::timeout, &shm::ShmAllReduce::set_timeout)
         .def_property("spin", &shm::ShmAllReduce::spin, &shm::ShmAllReduce::set_spin,
                       "Seconds a wait spins before it sleeps on the futex.")
-        .def_property("isa", &shm::ShmAllReduce::isa, &shm::ShmAllReduce::set_isa);
+        .def_property("isa", &shm::ShmAllReduce::isa, &shm::ShmAllReduce::set_isa,
+                      "Instruction-set level of the reduction kernel (one of isas(); 'auto' sets the widest).");
   }
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zhisuan.bench.core.result_files import ResultWriter
 from zhisuan.bench.core.results import Result
 
 ENV = {"torch": "2.13.0+cpu", "triton": "3.9.0", "cuda": None, "torch_threads": 2, "git_sha": "abc1234"}
@@ -44,3 +45,11 @@ def failed_result(status: str = "error", error: str = "RuntimeError: boom", **fi
     result = timed_result(**fields)
     result.status, result.error, result.samples_s, result.median_s = status, error, [], None
     return result
+
+
+def write_results(path, results: list[Result]) -> str:
+    """results as a JSON Lines file at path; the path as a string, for a command line."""
+    with ResultWriter(path) as writer:
+        for r in results:
+            writer.write(r)
+    return str(path)

@@ -130,7 +130,7 @@ def test_identical_sources_share_one_build(tmp_path):
 
 def test_ab_refuses_bad_settings(capsys):
     for argv, message in (
-        (["ab", "A", "B", "--threshold", "nan"], "threshold 'nan' must be a finite number"),
+        (["ab", "A", "B", "--threshold", "nan"], "threshold 'nan' is not a finite number"),
         (["ab", "A", "B", "--alpha", "0"], "alpha must be between 0 and 1"),
     ):
         with pytest.raises(SystemExit) as exit_info:

@@ -10,7 +10,7 @@ import torch.distributed as dist
 
 from zhisuan import kernels
 from zhisuan.bench.collectives import driver, launch, ops, watchdog
-from zhisuan.bench.collectives.driver import Case, Plan
+from zhisuan.bench.collectives.driver import Case, SweepPlan
 from zhisuan.bench.core.result_files import read_results
 from zhisuan.kernels.registry import parse_dtype
 
@@ -27,7 +27,7 @@ def _corrupting_all_reduce(t, *, op, group=None):
 
 def _every_case(ctx, tmp, with_driver):
     n = ctx.world
-    plan = Plan(
+    plan = SweepPlan(
         collectives=[], dtypes=[], ops=[], sizes=[], iters=0, warmup=0, check=1, root=n - 1, seed=4242
     )
     failures = []
@@ -69,10 +69,10 @@ def _every_case(ctx, tmp, with_driver):
     if not with_driver:
         return
     # The whole driver: rank 0 gathers and writes one file; every rank gets the same exit code.
-    good = Plan(["all_reduce", "all_gather", "sendrecv"], ["fp32"], ["sum"], [8, 4096], iters=3, warmup=1,
+    good = SweepPlan(["all_reduce", "all_gather", "sendrecv"], ["fp32"], ["sum"], [8, 4096], iters=3, warmup=1,
                 check=1, seed=7, json_path=str(tmp / f"good{n}.jsonl"), run_id="t")  # fmt: skip
     assert driver.run(good, ctx, watchdog.Progress()) == 0
-    bad = Plan(["all_reduce"], ["fp32"], ["sum"], [4096], iters=2, warmup=0, check=1, seed=7,
+    bad = SweepPlan(["all_reduce"], ["fp32"], ["sum"], [4096], iters=2, warmup=0, check=1, seed=7,
                impls=["torch", "corrupting"], json_path=str(tmp / f"bad{n}.jsonl"), run_id="t")  # fmt: skip
     assert driver.run(bad, ctx, watchdog.Progress()) == 1
 

@@ -4,10 +4,9 @@ import multiprocessing
 import sqlite3
 
 import pytest
-from gate_results import failed_result, timed_result
+from gate_results import failed_result, timed_result, write_results
 
 from zhisuan.bench.cli import main
-from zhisuan.bench.core.result_files import ResultWriter
 from zhisuan.bench.gate import trend
 from zhisuan.bench.gate.history import History, label
 from zhisuan.bench.gate.settings import GateSettings
@@ -114,17 +113,21 @@ def test_trend_marks_the_step_that_regressed():
         for i, m in enumerate([1e-3, 1e-3, 1.3e-3, 1.3e-3])
     ]
     results.insert(2, failed_result(run_id="crash", timestamp=1.7e9 + 1.5))
-    points = trend.judge(results, GateSettings())
+    # Against the previous run alone (window 1): the step, then nothing.
+    points = trend.judge(results, GateSettings(), window=1)
     assert [p.verdict for p in points] == [None, "unchanged", None, "regressed", "unchanged"]
+    assert [p.commit for p in points] == ["abc1234"] * 5
+    # Against the runs before it (default window): the step is marked where it happened; the next
+    # run, slower than the median run before it, sits inside their spread, which now holds the step.
+    points = trend.judge(results, GateSettings())
+    assert [p.verdict for p in points] == [None, "unchanged", None, "regressed", "noisy"]
+    assert points[4].within_run_verdict == "regressed" and "inside the spread of 3 runs" in points[4].note
+    assert points[3].reference in (results[0], results[1]) and points[3].n_reference_runs == 2
     against_base = trend.judge(results, GateSettings(), baseline=results[0])
     assert [p.verdict for p in against_base] == [None, "unchanged", None, "regressed", "regressed"]
-
-
-def write(path, results):
-    with ResultWriter(path) as writer:
-        for r in results:
-            writer.write(r)
-    return str(path)
+    assert trend.latest_verdict(against_base) == "regressed" and trend.latest_verdict(points[:3]) == "error"
+    with pytest.raises(ValueError, match="window must be at least 1"):
+        trend.judge(results, GateSettings(), window=0)
 
 
 def test_history_cli_end_to_end(tmp_path, db, monkeypatch, capsys):
@@ -135,7 +138,7 @@ def test_history_cli_end_to_end(tmp_path, db, monkeypatch, capsys):
                 [
                     "history",
                     "add",
-                    write(tmp_path / f"r{i}.jsonl", run(f"r{i}", m, seed=3 * i, timestamp=1.7e9 + i)),
+                    write_results(tmp_path / f"r{i}.jsonl", run(f"r{i}", m, seed=3 * i, timestamp=1.7e9 + i)),
                 ]
             )
             == 0
@@ -143,13 +146,13 @@ def test_history_cli_end_to_end(tmp_path, db, monkeypatch, capsys):
     assert main(["history", "baseline", "set", "main", "r1"]) == 0
     assert "baseline 'main' -> run r1" in capsys.readouterr().out
 
-    slow = write(tmp_path / "slow.jsonl", run("slow", 1.25e-3, seed=50, timestamp=1.8e9))
+    slow = write_results(tmp_path / "slow.jsonl", run("slow", 1.25e-3, seed=50, timestamp=1.8e9))
     assert main(["history", "compare", slow, "--baseline", "main"]) == 1
     assert main(["history", "compare", slow, "--last", "3", "--add"]) == 1
     # slow is in the history now, but never its own baseline: the last 3 runs other than it.
     assert main(["compare", "history:median/3", slow]) == 1
     capsys.readouterr()
-    same = write(tmp_path / "same.jsonl", run("same", 1e-3, seed=60, timestamp=1.9e9))
+    same = write_results(tmp_path / "same.jsonl", run("same", 1e-3, seed=60, timestamp=1.9e9))
     assert main(["compare", "history:main", same]) == 0
 
     assert main(["history", "show", "matmul/*"]) == 2

@@ -87,9 +87,11 @@ def test_mm(kernel_benchmark):
 
     def kernel():
         for _ in range(WORK):
-            torch.mm(a, b)
+            c = torch.mm(a, b)
+        return c
 
-    kernel_benchmark.measure(kernel, flops=2 * 256**3 * WORK, device="cpu", dtype="fp32", iters=15)
+    kernel_benchmark.measure(kernel, flops=2 * 256**3 * WORK, device="cpu", dtype="fp32", iters=15,
+                             reference=a.double() @ b.double())  # fmt: skip
     assert len(kernel_benchmark.result.samples_s) == 15 and kernel_benchmark.result.flops_per_s > 0
 """
 

@@ -19,27 +19,6 @@ from zhisuan.bench.report.blocks import Figure
 from zhisuan.bench.report.grouping import group_by_kind
 from zhisuan.bench.report.to_html import render_html
 
-
-@pytest.fixture(scope="module")
-def everything():
-    return validate_results() + kernel_results() + collective_results()
-
-
-@pytest.fixture(scope="module")
-def full_doc(everything):
-    return build_document(everything, ["all.jsonl"])
-
-
-@pytest.fixture(scope="module")
-def kernel_doc():
-    return build_document(kernel_results())
-
-
-@pytest.fixture(scope="module")
-def full_html(full_doc):
-    return render_html(full_doc)
-
-
 # ---- loading ---------------------------------------------------------------------------------------
 
 

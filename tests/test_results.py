@@ -50,8 +50,8 @@ def test_bad_files_give_clear_errors(tmp_path):
     with pytest.raises(ResultFileError, match="holds no results"):
         read_results(empty)
     truncated = tmp_path / "trunc.jsonl"
-    truncated.write_text(json.dumps(sample_result().to_dict()) + "\n" + '{"kind": "kern')
-    with pytest.raises(ResultFileError, match="trunc.jsonl:2: not valid JSON"):
+    truncated.write_text('{"kind": "kern\n' + json.dumps(sample_result().to_dict()) + "\n")
+    with pytest.raises(ResultFileError, match="trunc.jsonl:1: not valid JSON"):
         read_results(truncated)
     future = tmp_path / "future.jsonl"
     future.write_text(json.dumps({**sample_result().to_dict(), "schema": SCHEMA_VERSION + 1}) + "\n")

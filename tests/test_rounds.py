@@ -84,7 +84,7 @@ def test_rounds_rotate_cases_and_backends():
     assert rounds.rotated([1, 2, 3], 4) == [2, 3, 1] and rounds.rotated([], 2) == []
     dtype = torch.float32
     torch_b, cpp_b = registry.get("matmul", "torch"), registry.get("matmul", "cpp")
-    plan = runner.Plan("cpu", [runner.Case("matmul", {"M": m, "N": 2, "K": 2}, dtype, [torch_b, cpp_b])
+    plan = runner.RunPlan("cpu", [runner.Case("matmul", {"M": m, "N": 2, "K": 2}, dtype, [torch_b, cpp_b])
                                for m in (1, 7)])  # fmt: skip
     pending = {
         rounds.benchmark_key("matmul", {"M": m, "N": 2, "K": 2}, "fp32", b)
@@ -137,7 +137,7 @@ def test_run_refuses_a_bad_precision_in_one_line(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--precision", "nan"])
     assert exit_info.value.code == 2
-    assert "precision 'nan' must be a finite number" in capsys.readouterr().err
+    assert "precision 'nan' is not a finite number" in capsys.readouterr().err
 
 
 def test_a_worker_child_that_dies_or_errs_is_named():

@@ -11,9 +11,10 @@ import torch
 
 from zhisuan import kernels
 from zhisuan.bench.collectives import driver, launch, ops, watchdog
-from zhisuan.bench.collectives.driver import Case, Plan
+from zhisuan.bench.collectives.driver import Case, SweepPlan
 from zhisuan.kernels._ext import cpu_ext_missing
 from zhisuan.kernels.allreduce import shm
+from zhisuan.kernels.registry import dtype_name
 
 pytestmark = pytest.mark.skipif(cpu_ext_missing() is not None, reason=f"{cpu_ext_missing()}")
 
@@ -29,16 +30,15 @@ def _C():
 
 
 def _isas():
-    import zhisuan.kernels._C as C
+    return _C().isas() if cpu_ext_missing() is None else []
 
-    names = ["scalar"]
-    for name in ("avx2", "avx512"):
-        try:
-            C.shm_reduce(name, 0, 0, [0], 0, 0)  # count 0: only the ISA check
-            names.append(name)
-        except ValueError:
-            pass
-    return names
+
+def _dtype(dtype: torch.dtype):
+    return getattr(_C().DType, dtype_name(dtype))
+
+
+def _op(op: str):
+    return getattr(_C().ReduceOp, op)
 
 
 def _segments() -> set[str]:
@@ -78,22 +78,23 @@ def _random(dtype: torch.dtype, n: int, gen: torch.Generator) -> torch.Tensor:
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_reduction_kernels_match_the_reference_bit_for_bit(isa, dtype):
     gen = torch.Generator().manual_seed(5)
-    code = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.int32: 3}[dtype]
-    for op_code, op in enumerate(OPS):
+    for op in OPS:
         for count in (1, 7, 15, 16, 17, 33, 1025, 4099):
             for nsrc in (1, 2, 3, 5):
                 srcs = [_random(dtype, count, gen) for _ in range(nsrc)]
                 if dtype != torch.int32 and count > 7:
                     srcs[-1][3] = float("nan")  # max/min/sum must all propagate it
                 dst = torch.empty(count, dtype=dtype)
-                _C().shm_reduce(isa, code, op_code, [s.data_ptr() for s in srcs], dst.data_ptr(), count)
+                _C().shm_reduce(
+                    isa, _dtype(dtype), _op(op), [s.data_ptr() for s in srcs], dst.data_ptr(), count
+                )
                 want = _reference(srcs, op)
                 same = (dst == want) | (dst.isnan() & want.isnan()) if dtype != torch.int32 else dst == want
                 assert same.all(), f"{isa} {dtype} {op} count={count} nsrc={nsrc}"
     # in place: the destination is one of the sources
     a, b = _random(dtype, 1025, gen), _random(dtype, 1025, gen)
     want = _reference([a, b], "sum")
-    _C().shm_reduce(isa, code, 0, [a.data_ptr(), b.data_ptr()], a.data_ptr(), 1025)
+    _C().shm_reduce(isa, _dtype(dtype), _op("sum"), [a.data_ptr(), b.data_ptr()], a.data_ptr(), 1025)
     assert torch.equal(a, want) or (dtype != torch.int32 and torch.equal(a.isnan(), want.isnan()))
 
 
@@ -101,12 +102,14 @@ def test_bf16_and_fp16_ties_round_to_even_like_torch():
     # pairs whose fp32 sum falls exactly halfway between two neighbours of the 16-bit format
     a = torch.tensor([1.0, 1 + 2**-7, -1.0, 1 + 2**-7, 256.0, 1.0], dtype=torch.float64)
     b = torch.tensor([2**-8, 2**-8, -(2**-8), -(2**-8), 1.0, 2**-11], dtype=torch.float64)
-    for dtype, code in ((torch.bfloat16, 2), (torch.float16, 1)):
+    for dtype in (torch.bfloat16, torch.float16):
         x, y = a.to(dtype), b.to(dtype)
         want = _reference([x, y], "sum")
         for isa in _isas():
             dst = torch.empty_like(x)
-            _C().shm_reduce(isa, code, 0, [x.data_ptr(), y.data_ptr()], dst.data_ptr(), x.numel())
+            _C().shm_reduce(
+                isa, _dtype(dtype), _op("sum"), [x.data_ptr(), y.data_ptr()], dst.data_ptr(), x.numel()
+            )
             assert torch.equal(dst, want), (isa, dtype, dst, want)
 
 
@@ -119,19 +122,28 @@ def test_segment_on_one_process_and_its_errors():
     comm.wait_opened_and_unlink()
     assert not os.path.exists(SHM_DIR + name)  # gone as soon as every rank mapped it
     x, y = torch.arange(10000, dtype=torch.float32), torch.empty(10000)
-    comm.all_reduce(x.data_ptr(), y.data_ptr(), 10000, 0, 0)  # world 1: a copy, through any chunking
+    fp32, total = _dtype(torch.float32), _op("sum")
+    comm.all_reduce(x.data_ptr(), y.data_ptr(), 10000, fp32, total)  # world 1: a copy, through any chunking
     assert torch.equal(x, y)
+    with pytest.raises(ValueError, match="unknown dtype 7"):  # pybind11 lets Python make DType(7)
+        comm.all_reduce(x.data_ptr(), y.data_ptr(), 1, C.DType(7), total)
+    with pytest.raises(ValueError, match="unknown op 9"):
+        C.shm_reduce("portable", fp32, C.ReduceOp(9), [x.data_ptr()], y.data_ptr(), 1)
     comm.close()
     with pytest.raises(RuntimeError, match="is closed"):
-        comm.all_reduce(x.data_ptr(), y.data_ptr(), 1, 0, 0)
+        comm.all_reduce(x.data_ptr(), y.data_ptr(), 1, fp32, total)
     with pytest.raises(ValueError, match="segment name"):
         C.ShmAllReduce("no-slash", 0, 2, True, 4096, 1024, 5.0)
     with pytest.raises(ValueError, match="rank 2 outside"):
         C.ShmAllReduce("/zhisuan-allreduce-x", 2, 2, True, 4096, 1024, 5.0)
     with pytest.raises(RuntimeError, match="shm_open"):
         C.ShmAllReduce("/zhisuan-allreduce-does-not-exist", 1, 2, False, 4096, 1024, 5.0)
-    with pytest.raises(ValueError, match="dtype code"):
-        C.shm_reduce("scalar", 9, 0, [x.data_ptr()], y.data_ptr(), 1)
+    with pytest.raises(TypeError):  # the dtype and op are enum members, never bare codes
+        C.shm_reduce("portable", 0, total, [x.data_ptr()], y.data_ptr(), 1)
+    with pytest.raises(TypeError):
+        C.shm_reduce("portable", fp32, 0, [x.data_ptr()], y.data_ptr(), 1)
+    with pytest.raises(ValueError, match="unknown ISA 'scalar'"):
+        C.shm_reduce("scalar", fp32, total, [x.data_ptr()], y.data_ptr(), 1)
     assert _segments() == before
 
 
@@ -148,7 +160,7 @@ def _shm_worker(ctx):
     import torch.distributed as dist
 
     n, rank = ctx.world, ctx.rank
-    plan = Plan(collectives=[], dtypes=[], ops=[], sizes=[], iters=0, warmup=0, check=1, seed=99)
+    plan = SweepPlan(collectives=[], dtypes=[], ops=[], sizes=[], iters=0, warmup=0, check=1, seed=99)
     coll = ops.get("all_reduce")
     # Odd counts for every dtype, op and placement; in place (the kernel's own form), a count that
     # takes several chunks (two-shot ones, then a 5-element one-shot tail) and 1M+3 for every dtype

@@ -53,7 +53,7 @@ def test_overhead_of_an_empty_callable_is_small():
 def test_plan_validation():
     with pytest.raises(ValueError, match="either iters or time_budget_s"):
         timing.TimingPlan(iters=3, time_budget_s=1.0)
-    with pytest.raises(ValueError, match="iters must be at least 1"):
+    with pytest.raises(ValueError, match="iters must be an integer of at least 1"):
         timing.TimingPlan(iters=0)
     with pytest.raises(ValueError, match="no timer for device"):
         timing.timer_for("meta")

@@ -11,6 +11,7 @@ import torch
 
 from zhisuan import kernels
 from zhisuan.bench.core import chips
+from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.validate import (
     attention,
@@ -109,7 +110,7 @@ def test_bad_threshold_files_name_the_file_and_rule(tmp_path, body, message):
 
 
 def test_missing_threshold_file():
-    with pytest.raises(FileNotFoundError, match="--thresholds"):
+    with pytest.raises(UsageError, match="--thresholds .*: no such file"):
         th.load("/nonexistent/site.toml")
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from zhisuan.bench.cli import positive_float, positive_int
 from zhisuan.bench.collectives import launch, ops, rankenv, rankrun
 from zhisuan.bench.collectives.check import EXACT_LIMIT
-from zhisuan.bench.collectives.driver import Plan
+from zhisuan.bench.collectives.driver import SweepPlan
 from zhisuan.bench.collectives.sizes import parse_size, size_sweep
 from zhisuan.kernels.registry import dtype_name, parse_dtype
 
@@ -173,7 +173,7 @@ def _default_device() -> str:
 DEFAULT_BACKENDS = {"cuda": "nccl", "npu": "hccl", "cpu": "gloo"}
 
 
-def build_plan(args) -> Plan:
+def build_plan(args) -> SweepPlan:
     """The validated plan (ValueError naming the argument for anything wrong)."""
     from zhisuan.bench.core.results import new_run_id
     from zhisuan.kernels.registry import get as get_backend
@@ -222,9 +222,9 @@ def build_plan(args) -> Plan:
     if args.nproc:
         from zhisuan.bench.collectives.driver import validate_world
 
-        validate_world(Plan(collectives, dtypes, reduce_ops, sizes, root=args.root), args.nproc)
+        validate_world(SweepPlan(collectives, dtypes, reduce_ops, sizes, root=args.root), args.nproc)
     run_id = new_run_id()
-    return Plan(
+    return SweepPlan(
         collectives=collectives,
         dtypes=dtypes,
         ops=reduce_ops,

@@ -32,7 +32,7 @@ from zhisuan.kernels.registry import dtype_name, parse_dtype
 
 
 @dataclass
-class Plan:
+class SweepPlan:
     """Everything a rank needs to run the benchmark (JSON-serialisable: it travels to spawned ranks)."""
 
     collectives: list[str]
@@ -75,7 +75,7 @@ def _synchronize(device: torch.device) -> None:
         torch.npu.synchronize(device)
 
 
-def time_iterations(call: Callable[[], None], plan: Plan, device: torch.device, progress) -> list[float]:
+def time_iterations(call: Callable[[], None], plan: SweepPlan, device: torch.device, progress) -> list[float]:
     """Seconds per iteration, one sample per iteration (or per graph launch under -G)."""
     if device.type == "cuda":
         return _time_cuda(call, plan, device, progress)
@@ -93,7 +93,7 @@ def time_iterations(call: Callable[[], None], plan: Plan, device: torch.device, 
     return samples
 
 
-def _time_cuda(call: Callable[[], None], plan: Plan, device: torch.device, progress) -> list[float]:
+def _time_cuda(call: Callable[[], None], plan: SweepPlan, device: torch.device, progress) -> list[float]:
     def timed_pair():
         return torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
 
@@ -136,7 +136,7 @@ class Case:
     impl: str
 
 
-def site_of(case: Case, plan: Plan, ctx: RankContext) -> ops.Site:
+def site_of(case: Case, plan: SweepPlan, ctx: RankContext) -> ops.Site:
     return ops.Site(
         n=ctx.world,
         rank=ctx.rank,
@@ -148,7 +148,9 @@ def site_of(case: Case, plan: Plan, ctx: RankContext) -> ops.Site:
     )
 
 
-def measure(case: Case, in_place: bool, plan: Plan, ctx: RankContext, progress) -> tuple[list[float], int]:
+def measure(
+    case: Case, in_place: bool, plan: SweepPlan, ctx: RankContext, progress
+) -> tuple[list[float], int]:
     """This rank's samples and wrong-element count for one case and placement."""
     coll, dtype, op = case.collective, case.dtype, case.op
     site = site_of(case, plan, ctx)
@@ -177,7 +179,7 @@ def measure(case: Case, in_place: bool, plan: Plan, ctx: RankContext, progress) 
     return samples, wrong
 
 
-def validate_world(plan: Plan, n: int) -> None:
+def validate_world(plan: SweepPlan, n: int) -> None:
     """What can only be checked once the number of ranks is known (ValueError otherwise)."""
     for name in plan.collectives:
         coll = ops.get(name)
@@ -187,7 +189,7 @@ def validate_world(plan: Plan, n: int) -> None:
             raise ValueError(f"--root {plan.root} is not a rank of this run (0..{n - 1})")
 
 
-def cases(plan: Plan, n: int):
+def cases(plan: SweepPlan, n: int):
     """The cases in run order: the implementations of one size back to back, for a fair comparison."""
     for name in plan.collectives:
         coll = ops.get(name)
@@ -201,7 +203,7 @@ def cases(plan: Plan, n: int):
                         yield Case(coll, dtype, op, size, coll.count_for(size, itemsize, n), impl)
 
 
-def run(plan: Plan, ctx: RankContext, progress) -> int:
+def run(plan: SweepPlan, ctx: RankContext, progress) -> int:
     """Run the whole plan on this rank; returns the exit code (the same on every rank)."""
     report = Report(plan, ctx.world, ctx.device) if ctx.rank == 0 else None
     for case in cases(plan, ctx.world):

@@ -14,6 +14,7 @@ import numpy as np
 
 from zhisuan.bench.collectives import netmodel
 from zhisuan.bench.collectives.sizes import format_size, parse_size
+from zhisuan.bench.core.errors import UsageError
 
 DEFAULT_GPUS = tuple(2**k for k in range(3, 15))  # 8 .. 16384
 DEFAULT_SIZES = ("64K", "4M", "256M", "1G")
@@ -78,7 +79,7 @@ def load_sweeps(
         picked = ", ".join(
             f"{name} {value}" for name, value in (("backend", backend), ("dtype", dtype), ("op", op)) if value
         )
-        raise ValueError(f"{path}: no checked all_reduce results{f' of {picked}' if picked else ''}")
+        raise UsageError(f"{path}: no checked all_reduce results{f' of {picked}' if picked else ''}")
     rows = [r for r in rows if r.extra.get("in_place")] or rows  # in place: no copy inside the time
     sweeps: dict[tuple, dict[int, list[float]]] = {}
     for r in rows:
@@ -104,9 +105,9 @@ def _parse_list(text: str, parse, what: str) -> list:
     try:
         values = [parse(part.strip()) for part in text.split(",") if part.strip()]
     except ValueError as exc:
-        raise ValueError(f"{what}: {exc}") from None
+        raise UsageError(f"{what}: {exc}") from None
     if not values:
-        raise ValueError(f"{what}: empty list")
+        raise UsageError(f"{what}: empty list")
     return values
 
 
@@ -114,17 +115,17 @@ def run(args) -> int:
     """Print, per sweep: the fit, its held-out check, the predicted table and the crossovers."""
     for name, value in (("--node-size", args.node_size), ("--nic-gbps", args.nic_gbps)):
         if not value > 0:
-            raise ValueError(f"{name} must be positive, got {value}")
+            raise UsageError(f"{name} must be positive, got {value}")
     nics = args.nics_per_node or args.node_size
     if nics < 1 or args.net_latency_us < 0:
-        raise ValueError("--nics-per-node must be at least 1 and --net-latency-us not negative")
+        raise UsageError("--nics-per-node must be at least 1 and --net-latency-us not negative")
     gpus = _parse_list(args.gpus, int, "--gpus")
     if any(p < 1 for p in gpus):
-        raise ValueError("--gpus: GPU counts must be positive")
+        raise UsageError("--gpus: GPU counts must be positive")
     sizes_out = _parse_list(args.sizes, parse_size, "--sizes")
     sweeps = load_sweeps(args.sweep, args.backend, args.dtype, args.op)
     if not any(len(sizes) >= 2 and ranks >= 2 for sizes, _, ranks, _ in sweeps):
-        raise ValueError(
+        raise UsageError(
             f"{args.sweep}: no sweep of at least 2 sizes on at least 2 ranks to fit "
             "(measure one with e.g. `zhisuan collective all_reduce --nproc 2 -b 8 -e 32M -f 4`)"
         )

@@ -18,9 +18,9 @@ def main() -> int:
     # the watchdog's timeout, and a rank that is importing is not a rank that hangs.
     progress = watchdog.PipeProgress(int(os.environ[watchdog.PROGRESS_FD_ENV]))
     from zhisuan.bench.collectives import launch, rankenv, rankrun
-    from zhisuan.bench.collectives.driver import Plan
+    from zhisuan.bench.collectives.driver import SweepPlan
 
-    plan = Plan(**json.loads(os.environ[launch.PLAN_ENV]))
+    plan = SweepPlan(**json.loads(os.environ[launch.PLAN_ENV]))
     code = rankrun.run_rank(plan, rankenv.discover(), progress)
     progress.finish()
     return code

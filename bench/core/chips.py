@@ -20,6 +20,8 @@ from importlib.resources import files
 
 import torch
 
+from zhisuan.bench.core.errors import UsageError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -251,17 +253,33 @@ def detect_cuda(index: int = 0) -> Device:
     return device
 
 
+def check_device(text: str) -> str:
+    """text, when it names a device of this machine ('cpu', 'cuda', 'cuda:1'); else UsageError why not."""
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"device {text!r} is not a device name (expected cpu, cuda or cuda:N)") from None
+    if dev.type == "cpu":
+        return text
+    if dev.type != "cuda":
+        raise UsageError(f"device {text!r}: zhisuan runs on cpu and cuda devices only")
+    if not torch.cuda.is_available():
+        raise UsageError(f"device {text!r}: no CUDA device here (torch.cuda.is_available() is False)")
+    count = torch.cuda.device_count()
+    if (dev.index or 0) >= count:
+        raise UsageError(
+            f"device {text!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+        )
+    return text
+
+
 @cache
 def detect(device: str = "cpu") -> Device:
-    """The Device for a torch device string ('cpu', 'cuda', 'cuda:1')."""
-    dev = torch.device(device)
+    """The Device for a torch device string ('cpu', 'cuda', 'cuda:1'); UsageError if it is not here."""
+    dev = torch.device(check_device(device))
     if dev.type == "cpu":
         return detect_cpu()
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device {device!r}: no CUDA device (torch.cuda.is_available() is False)")
-        return detect_cuda(dev.index or 0)
-    raise ValueError(f"unsupported device {device!r} (supported: cpu, cuda)")
+    return detect_cuda(dev.index or 0)
 
 
 def available_devices() -> list[str]:
@@ -272,6 +290,51 @@ def available_devices() -> list[str]:
 
 
 _probe_best: dict[str, float] = {}  # best FMA-probe figure of this process, per dtype
+
+# A kernel above CPU_MARGIN x the FMA probe's best figure is not doing the work it claims: the
+# probe is the chip's own peak, measured; the margin covers a probe that met a busy spell twice.
+CPU_MARGIN = 1.25
+# A dtype the probe does not measure (bf16, fp16, int8: matrix units such as AMX do up to 32x an
+# AVX-512 core's fp32 FMAs per cycle), or a rate of no stated dtype, is set against this multiple.
+CPU_MATRIX_UNIT_FACTOR = 32
+# A GPU figure other than the vendor's datasheet (derived, unverified) may be off: this margin.
+GPU_UNSURE_MARGIN = 1.25
+
+
+def flops_ceiling(
+    device: Device, math_dtype: str | None, achieved: float | None = None
+) -> tuple[float, str] | None:
+    """The most FLOP/s a kernel computing in math_dtype can reach on device, and why; None if unknown.
+
+    GPU: the peak figure of math_dtype (the largest figure of the chip when the dtype is not
+    known). CPU: CPU_MARGIN x the measured FMA peak (re-measured when `achieved` beats it), the
+    derived peak where the probe cannot run, times CPU_MATRIX_UNIT_FACTOR for other dtypes.
+    """
+    if device.kind == "cpu":
+        probed = math_dtype if math_dtype in ("fp32", "fp64") else "fp32"
+        factor = 1 if math_dtype in ("fp32", "fp64") else CPU_MATRIX_UNIT_FACTOR
+        hint = achieved / (CPU_MARGIN * factor) if achieved else None
+        measured = measured_peak_flops(device, probed, hint)
+        basis = f"{CPU_MARGIN} x the {probed} FMA peak measured on this CPU"
+        margin = CPU_MARGIN
+        if measured is None:  # no probe: the derived peak is at the reported (base) clock; turbo
+            figure = device.peak(probed)  # clocks can reach about twice that
+            if figure is None:
+                return None
+            measured, margin = figure.value * 1e12, 2.0
+            basis = f"2 x the {probed} {figure.status} peak (turbo clocks above the reported one)"
+        if factor != 1:
+            basis += f" x {factor} (matrix units, for {math_dtype or 'an unstated dtype'})"
+        return margin * factor * measured, basis
+    if device.spec is None or not device.spec.tflops:
+        return None
+    figure = device.peak(math_dtype) if math_dtype else None
+    what = f"the {math_dtype} peak"
+    if figure is None:
+        figure = max(device.spec.tflops.values(), key=lambda f: f.value)
+        what = "the largest peak of any dtype"
+    margin = 1.0 if figure.status == "datasheet" else GPU_UNSURE_MARGIN
+    return figure.value * 1e12 * margin, f"{what}, {figure.status}" + (f", x {margin}" if margin != 1 else "")
 
 
 def measured_peak_flops(device: Device, dtype: str, exceeded_by: float | None = None) -> float | None:

@@ -9,10 +9,11 @@ from functools import cache
 from pathlib import Path
 
 
-def _git_sha() -> str | None:
+def _git(*args: str) -> str | None:
+    """What git says about the checkout zhisuan runs from (None outside one)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+            ["git", *args],
             capture_output=True,
             text=True,
             timeout=5,
@@ -47,7 +48,8 @@ def environment() -> dict:
         "triton": _version("triton"),
         "numpy": _version("numpy"),
         "zhisuan": _version("zhisuan"),
-        "git_sha": _git_sha(),
+        "git_sha": _git("rev-parse", "--short", "HEAD"),
+        "git_branch": _git("rev-parse", "--abbrev-ref", "HEAD"),  # "HEAD" when detached: no branch
         "cpu": chips.cpu_info().get("brand_raw"),
         "cpu_cores": chips.cpu_cores(),
         "torch_threads": torch.get_num_threads(),

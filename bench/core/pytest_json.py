@@ -159,15 +159,43 @@ def read(path: str | Path) -> list[Result]:
         raise ResultFileError(
             f"{path}: not valid JSON at line {exc.lineno} ({exc.msg}); truncated file?"
         ) from None
+    except RecursionError:
+        raise ResultFileError(f"{path}: JSON nested too deeply") from None
+    except ValueError as exc:  # a number of more digits than Python converts
+        raise ResultFileError(f"{path}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise ResultFileError(f"{path}: not a pytest-benchmark file (no 'benchmarks' list)")
-    machine = data.get("machine_info") or {}
+    machine = data.get("machine_info") if isinstance(data.get("machine_info"), dict) else {}
     results = [
-        _result(path, i, entry, machine, data.get("datetime")) for i, entry in enumerate(data["benchmarks"])
+        _checked(path, i, entry, machine, data.get("datetime")) for i, entry in enumerate(data["benchmarks"])
     ]
     if not results:
         raise ResultFileError(f"{path}: file holds no benchmarks")
     return results
+
+
+def _checked(path: Path, index: int, entry, machine: dict, when) -> Result:
+    """_result, for an entry of an untrusted file: a wrong type is an error naming the benchmark."""
+    from zhisuan.bench.core.schema import SchemaError, check_record
+
+    where = f"{path}: benchmark {index + 1}"
+    stats = entry.get("stats") or {} if isinstance(entry, dict) else None
+    if not isinstance(stats, dict) or not isinstance(stats.get("data") or [], list):
+        raise ResultFileError(f"{where}: expected an object with a 'stats' object holding a 'data' list")
+    if not isinstance(entry.get("extra_info") or {}, dict):
+        raise ResultFileError(f"{where}: 'extra_info' is not an object")
+    if when is not None and not isinstance(when, str):
+        raise ResultFileError(f"{path}: 'datetime' is not text")
+    try:
+        result = _result(path, index, entry, machine, when)
+        check_record(result.to_dict())
+    except SchemaError as exc:
+        raise ResultFileError(f"{where} ({entry.get('fullname', '?')!r:.80}): {exc}") from None
+    except ResultFileError:
+        raise
+    except ValueError as exc:  # a datetime that is not ISO 8601
+        raise ResultFileError(f"{where}: {exc}") from None
+    return result
 
 
 def _result(path: Path, index: int, entry: dict, machine: dict, when: str | None) -> Result:
@@ -182,7 +210,7 @@ def _result(path: Path, index: int, entry: dict, machine: dict, when: str | None
             raise ResultFileError(f"{where}: {exc}") from None
     if "fullname" not in entry:
         raise ResultFileError(f"{where}: entry lacks 'fullname'")
-    cpu = machine.get("cpu") or {}
+    cpu = machine.get("cpu") if isinstance(machine.get("cpu"), dict) else {}
     timestamp = datetime.fromisoformat(when).timestamp() if when else 0.0
     return Result(
         kind="pytest-benchmark",

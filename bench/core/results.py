@@ -1,22 +1,35 @@
 """The Result record: one flat record per measurement, and the labels that name it.
 
 Every record carries `schema`; a reader refuses a version it does not know, with a clear message,
-rather than misreading it. Files of records: result_files.py; the environment fingerprint each
-record carries: environment.py.
+rather than misreading it, and every field is checked (schema.py) before a record becomes a Result.
+Files of records: result_files.py; the environment fingerprint each record carries: environment.py.
+
+Statuses: only "ok" carries rates. "check-failed" (wrong output, on the first call or the last
+timed one), "error" (raised), "mutated" (wrote into its inputs), "suspect" (a rate above what the
+chip can do: a cache answered, or the work was skipped) and "unchecked" (timed without a reference,
+bench.measure without one) are kept with their reason; only "unchecked" keeps its timing and rates,
+marked as such.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 1
-STATUSES = ("ok", "check-failed", "error")
+from zhisuan.bench.core.errors import UsageError
+from zhisuan.bench.core.schema import SCHEMA_VERSION, STATUSES, SchemaError, check_record
+
+__all__ = ["SCHEMA_VERSION", "STATUSES", "Result", "ResultFileError", "new_run_id", "shape_label"]
+TIMED_STATUSES = (
+    "ok",
+    "unchecked",
+)  # statuses whose samples are a timing of a correct call (or an unverified one)
 
 
-class ResultFileError(ValueError):
+class ResultFileError(UsageError):
     """A results file that cannot be read: says which file, which line and why."""
 
 
@@ -29,7 +42,7 @@ class Result:
     dtype: str
     device: str  # torch device string: "cpu", "cuda:0"
     device_name: str
-    status: str = "ok"  # "ok" | "check-failed" | "error": a failed run is never a timing
+    status: str = "ok"  # one of STATUSES (module docstring): only "ok" and "unchecked" are timings
     error: str | None = None
     samples_s: list[float] = field(default_factory=list)
     median_s: float | None = None
@@ -55,24 +68,58 @@ class Result:
     schema: int = SCHEMA_VERSION
 
     def key(self) -> tuple:
-        """What identifies a benchmark across runs: (op, backend, shape, dtype, device name)."""
-        return (self.kind, self.op, self.backend, shape_label(self.shape), self.dtype, self.device_name)
+        """What identifies a measurement across runs: (kind, op, backend, shape, dtype, variant, device
+        name), the device name last (the gate drops it to match across chips on request)."""
+        return (self.kind, self.op, self.backend, shape_label(self.shape), self.dtype, self.variant,
+                self.device_name)  # fmt: skip
+
+    @property
+    def variant(self) -> str:
+        """What tells apart measurements of one op, backend, shape and dtype: 'in-place, op=sum, rank=1'.
+
+        Collectives are measured in place and out of place, per reduction op and root; validate
+        records one result per rank. Empty for a kernel benchmark.
+        """
+        x = self.extra
+        parts = []
+        if isinstance(x.get("in_place"), bool):
+            parts.append("in-place" if x["in_place"] else "out-of-place")
+        if self.kind == "collective" and x.get("op"):
+            parts.append(f"op={x['op']}")
+        for name in ("root", "rank"):
+            if isinstance(x.get(name), int) and x[name] >= 0:
+                parts.append(f"{name}={x[name]}")
+        return ", ".join(parts)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The record as JSON-ready data: a NaN or infinity (an error of NaN, a CV of nothing)
+        becomes null, so every file zhisuan writes is strict JSON that its own schema check reads."""
+        return _finite(dataclasses.asdict(self))
+
+    @property
+    def timed(self) -> bool:
+        """True when the samples time a call whose output passed its check (or, unchecked, had none)."""
+        return self.status in TIMED_STATUSES
 
     @classmethod
     def from_dict(cls, data: dict) -> Result:
-        schema = data.get("schema")
-        if schema != SCHEMA_VERSION:
-            raise ResultFileError(
-                f"result schema version {schema!r} is not supported (this zhisuan reads version {SCHEMA_VERSION})"
-            )
+        """A Result from a record, after the schema check (schema.py); ResultFileError names the field."""
+        try:
+            check_record(data)
+        except SchemaError as exc:
+            raise ResultFileError(str(exc)) from None
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = {"kind", "op", "backend", "shape", "dtype", "device", "device_name"} - data.keys()
-        if missing:
-            raise ResultFileError(f"result record lacks field(s): {', '.join(sorted(missing))}")
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def shape_label(shape: dict) -> str:

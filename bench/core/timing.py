@@ -14,6 +14,9 @@ samples per kernel can land one in a quiet spell and the other in a busy one.
 
 run_for calls a callable back to back for a wall-clock window (sustained throughput, burn-in).
 
+A `before` callable (the harness's input variation: a sign flip of one input, so that no cache
+can answer) runs before each sample's cache flush, outside the timed region too.
+
 The sample count is either explicit (`iters`, exactly that many) or a `time_budget_s` (as many as
 fit, at least MIN_SAMPLES); never both. A sample's cost includes its cache flush, so the budget
 bounds the wall time: a flush of a large last-level cache (600 MB on a VM that reports a 300 MiB
@@ -22,11 +25,14 @@ L3) can take 50 ms, far longer than a small kernel.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+
+from zhisuan.bench.core.errors import UsageError
 
 MIN_SAMPLES = 3
 MAX_SAMPLES = 100_000
@@ -55,12 +61,14 @@ class HostTimer:
     def run(self, fn: Callable[[], object], n: int, flush: Callable[[], None] | None) -> list[float]:
         samples = []
         clock = time.perf_counter
+        output = None
         for _ in range(n):
             if flush is not None:
                 flush()
             start = clock()
-            fn()
+            output = fn()
             samples.append(clock() - start)
+        self.last_output = output  # for the harness's check of the last timed call
         return samples
 
 
@@ -73,13 +81,15 @@ class CudaTimer:
         pairs = [
             (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(n)
         ]
+        output = None
         for start, end in pairs:
             if flush is not None:
                 flush()
             start.record()
-            fn()
+            output = fn()
             end.record()
         torch.cuda.synchronize()
+        self.last_output = output  # for the harness's check of the last timed call
         return [start.elapsed_time(end) / 1e3 for start, end in pairs]
 
 
@@ -105,13 +115,21 @@ class TimingPlan:
     time_budget_s: float | None = None
     warmup_s: float = DEFAULT_WARMUP_S
 
-    def __post_init__(self):
+    def __post_init__(self):  # the caller's arguments (bench.run, bench.measure, the fixture)
         if self.iters is not None and self.time_budget_s is not None:
-            raise ValueError("give either iters or time_budget_s, not both")
-        if self.iters is not None and self.iters < 1:
-            raise ValueError(f"iters must be at least 1, got {self.iters}")
-        if self.time_budget_s is not None and self.time_budget_s <= 0:
-            raise ValueError(f"time_budget_s must be positive, got {self.time_budget_s}")
+            raise UsageError("give either iters or time_budget_s, not both")
+        if self.iters is not None and (
+            isinstance(self.iters, bool) or not isinstance(self.iters, int) or self.iters < 1
+        ):
+            raise UsageError(f"iters must be an integer of at least 1, got {self.iters!r}")
+        if self.time_budget_s is not None and not (
+            isinstance(self.time_budget_s, int | float)
+            and math.isfinite(self.time_budget_s)
+            and self.time_budget_s > 0
+        ):
+            raise UsageError(
+                f"time_budget_s must be a positive, finite number of seconds, got {self.time_budget_s!r}"
+            )
         if self.iters is None and self.time_budget_s is None:
             self.time_budget_s = DEFAULT_TIME_BUDGET_S
 
@@ -122,24 +140,45 @@ class TimingPlan:
         return max(MIN_SAMPLES, min(MAX_SAMPLES, fit))
 
 
+def _between_samples(
+    before: Callable[[], None] | None, flush: CacheFlusher | None
+) -> Callable[[], None] | None:
+    """What runs before each sample, untimed: the caller's `before`, then the cache flush."""
+    if before is None or flush is None:
+        return before or flush
+
+    def both() -> None:
+        before()
+        flush()
+
+    return both
+
+
 def measure(
     fn: Callable[[], object],
     *,
     device: str = "cpu",
     plan: TimingPlan | None = None,
     flush_bytes: int | None = None,
+    before: Callable[[], None] | None = None,
+    keep_output: Callable[[object], None] | None = None,
 ) -> list[float]:
     """Time fn (zero arguments) on device; returns every sample in seconds.
 
     Warm-up: fn runs once (compilation, autotuning, first-touch), then again until warmup_s has
     passed; the warm-up calls also estimate the cost of one call, which sizes a time budget.
     flush_bytes: size of the cache-flush buffer (None or 0: no flush, a warm-cache measurement).
+    before: called before each sample (and before its flush), untimed.
+    keep_output: called with the output of the last timed call (the harness checks it).
     """
     plan = plan or TimingPlan()
     timer = timer_for(device)
     flush = CacheFlusher(flush_bytes, device) if flush_bytes else None
     per_call_s = warm_up(fn, device, plan) + flush_cost(flush, device, plan)
-    return timer.run(fn, plan.sample_count(per_call_s), flush)
+    samples = timer.run(fn, plan.sample_count(per_call_s), _between_samples(before, flush))
+    if keep_output is not None:
+        keep_output(timer.last_output)
+    return samples
 
 
 def measure_interleaved(
@@ -148,25 +187,36 @@ def measure_interleaved(
     device: str = "cpu",
     plan: TimingPlan | None = None,
     flush_bytes: int | None = None,
+    before: Sequence[Callable[[], None] | None] = (),
+    keep_output: Callable[[int, object], None] | None = None,
 ) -> list[list[float]]:
     """Time several callables sample by sample in turn; returns every sample of each, in order.
 
     Round i times fns[i % k], fns[(i + 1) % k], ... (k callables), each sample after its own cache
     flush. The plan counts samples per callable: n rounds give each n samples, and a time budget
     is each callable's share, as if it ran alone (the whole takes about k times the budget).
+    before[j], where given, runs before each sample of fns[j] (and before its flush), untimed;
+    keep_output(j, output) gets the output of the last timed call of fns[j].
     """
     if not fns:
         raise ValueError("measure_interleaved: no callables")
     plan = plan or TimingPlan()
     timer = timer_for(device)
     flush = CacheFlusher(flush_bytes, device) if flush_bytes else None
+    hooks = list(before) + [None] * (len(fns) - len(before))
+    between = [_between_samples(hook, flush) for hook in hooks]
     call_s = [warm_up(fn, device, plan) for fn in fns]
     per_call_s = sum(call_s) / len(fns) + flush_cost(flush, device, plan)
     samples: list[list[float]] = [[] for _ in fns]
+    last: list[object] = [None] * len(fns)
     for i in range(plan.sample_count(per_call_s)):
         for j in range(len(fns)):
             which = (i + j) % len(fns)
-            samples[which] += timer.run(fns[which], 1, flush)
+            samples[which] += timer.run(fns[which], 1, between[which])
+            last[which] = timer.last_output
+    if keep_output is not None:
+        for j, output in enumerate(last):
+            keep_output(j, output)
     return samples
 
 

@@ -67,7 +67,21 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def check_outputs(args, inputs: list[str]) -> None:
+    """Refuse, before any work, output files that are inputs, the same file twice, or unwritable."""
+    from zhisuan.bench.core.result_files import prepare_output, refuse_overwrite
+
+    given = [path for path in inputs if path and not path.startswith(sources.HISTORY_PREFIX)]
+    db = getattr(args, "db", None)
+    refuse_overwrite({"--markdown": args.markdown, "--junit": args.junit},
+                     given + [p for p in (args.thresholds, db) if p])  # fmt: skip
+    for option, path in (("--markdown", args.markdown), ("--junit", args.junit)):
+        if path:
+            prepare_output(path, option)
+
+
 def run(args) -> int:
+    check_outputs(args, [args.baseline, args.current])
     current = sources.load(args.current, db=args.db)
     baseline = sources.load(
         args.baseline,

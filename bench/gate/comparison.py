@@ -3,10 +3,12 @@
 Exit codes, one meaning each:
   0  no regression;
   1  at least one benchmark regressed;
-  2  cannot compare: a current result failed (crashed or failed its correctness check), a
-     baseline result has no timing, benchmarks of the baseline are missing from the current run,
+  2  cannot compare: a current result failed (crashed, failed its correctness check, wrote into
+     its inputs, or reached a rate the chip cannot give: "suspect"), a baseline result has no timing, benchmarks of the baseline are missing from the current run,
      the environments differ in what matters, or nothing was left to compare.
-A failed run is never reported as a regression, nor as a pass: 2 wins over 1.
+A failed run is never reported as a regression, nor as a pass: 2 wins over 1. A result timed
+without a check ("unchecked": bench.measure or the pytest fixture without a reference) is
+compared, its time being what the gate judges, and its verdict says it was unchecked.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Pair:
         notes = []
         if self.verdict == decision.UNDECIDED:
             notes.append(_why_undecided(self))
+        if "unchecked" in (self.baseline.status, self.current.status):
+            notes.append("unchecked: output not verified")
         for side, r in (("baseline", self.baseline), ("current", self.current)):
             sampling = sampling_of(r)
             if sampling.get("stop") in ("max-rounds", "time-budget", "interrupted") and sampling.get(
@@ -164,7 +168,7 @@ class GateReport:
 
 
 def describe(r: Result) -> str:
-    return " ".join(part for part in (r.op, r.backend, shape_label(r.shape), r.dtype) if part)
+    return " ".join(part for part in (r.op, r.backend, shape_label(r.shape), r.dtype, r.variant) if part)
 
 
 def _latest_by_key(results: list[Result], ignore_device: bool) -> tuple[dict, int]:
@@ -183,6 +187,8 @@ def _why_not_timed(r: Result, side: str) -> str | None:
         return f"{side} has {len(r.samples_s)} timing sample(s); at least 2 are needed" + (
             hint if r.kind == "pytest-benchmark" else ""
         )
+    if min(r.samples_s) <= 0:
+        return f"{side} has a timing sample of zero: the timer could not resolve the call"
     return None
 
 
@@ -216,11 +222,11 @@ def run_gate(
     report.duplicates_dropped = dropped_b + dropped_c
 
     for r in cur.values():
-        if r.status != "ok":
+        if not r.timed:
             report.failures.append(
                 f"current run failed: {describe(r)} on {r.device_name}: {r.status}: {r.error or 'no reason given'}"
             )
-    report.new = [r for k, r in cur.items() if k not in base and r.status == "ok"]
+    report.new = [r for k, r in cur.items() if k not in base and r.timed]
     report.missing = [r for k, r in base.items() if k not in cur]
     matched = [(base[k], cur[k]) for k in cur if k in base]
     report.env = compare_environments([b for b, _ in matched] or list(base.values()),
@@ -228,9 +234,9 @@ def run_gate(
 
     judged = []
     for b, c in matched:
-        if c.status != "ok":
+        if not c.timed:
             continue  # already a failure
-        if b.status != "ok":
+        if not b.timed:
             report.failures.append(
                 f"baseline has no timing for {describe(b)}: it {b.status} ({b.error or 'no reason given'}); "
                 "record a new baseline"

@@ -1,14 +1,21 @@
-"""The gate's report three ways: a rich table (terminal), Markdown (a PR comment), JUnit XML (CI)."""
+"""The gate's report three ways: a rich table (terminal), Markdown (a PR comment), JUnit XML (CI).
+
+Names, devices and reasons come from result files: each is escaped for where it lands (console.safe
+for the terminal, core/markdown for Markdown, and XML-invalid characters replaced in JUnit).
+"""
 
 from __future__ import annotations
 
 import math
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from rich.table import Table
 
 from zhisuan.bench.core import units
+from zhisuan.bench.core.console import safe
+from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.core.markdown import Markup, bold, code, escape, table
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.gate import decision
@@ -119,15 +126,17 @@ def rich_table(report: GateReport, title: str = "zhisuan compare") -> Table:
         style = VERDICT_STYLE[p.verdict]
         verdict = f"[{style}]{p.verdict}[/{style}]" + (" *" if p.note else "")
         table.add_row(
-            describe(p.current), p.current.device_name, units.duration(p.baseline.median_s),
+            safe(describe(p.current)), safe(p.current.device_name), units.duration(p.baseline.median_s),
             units.duration(p.current.median_s), _pct(p.ratio), _ci(p), _p_value(p), p.units, _threshold(p), verdict,
         )  # fmt: skip
     for r in report.new:
-        table.add_row(describe(r), r.device_name, "-", units.duration(r.median_s), "", "", "", "", "", "new")
+        table.add_row(
+            safe(describe(r)), safe(r.device_name), "-", units.duration(r.median_s), "", "", "", "", "", "new"
+        )
     for r in report.missing:
         table.add_row(
-            describe(r),
-            r.device_name,
+            safe(describe(r)),
+            safe(r.device_name),
             units.duration(r.median_s),
             "-",
             "",
@@ -139,7 +148,18 @@ def rich_table(report: GateReport, title: str = "zhisuan compare") -> Table:
         )
     for u in report.unmatched:
         r = u.current or u.baseline
-        table.add_row(describe(r), r.device_name, "", "", "", "", "", "", "", f"not compared: {u.reason}")
+        table.add_row(
+            safe(describe(r)),
+            safe(r.device_name),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            f"not compared: {safe(u.reason)}",
+        )
     return table
 
 
@@ -229,11 +249,27 @@ def junit(report: GateReport, title: str = "zhisuan compare") -> str:
     suite.attrib.update(tests=str(tests), failures=str(failures), errors=str(errors), skipped=str(skipped))
     root = ET.Element("testsuites", tests=str(tests), failures=str(failures), errors=str(errors))
     root.append(suite)
+    for element in root.iter():
+        element.text = xml_text(element.text) if element.text is not None else None
+        element.attrib = {name: xml_text(value) for name, value in element.attrib.items()}
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+# XML 1.0 allows tab, newline, carriage return and the characters from U+0020 on, less the
+# surrogates and U+FFFE/U+FFFF; a NUL or an ESC from a result file would make the file unparsable.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """text with every character XML 1.0 cannot hold replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def write_text(path: str | Path, text: str) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None

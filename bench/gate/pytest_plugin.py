@@ -193,10 +193,16 @@ class KernelBenchmark:
         flush: bool = True,
         name: str | None = None,
         group: str | None = None,
+        reference=None,
+        tolerance: float | None = None,
     ):
         """Time fn(*args, **kwargs) on device and return its value; the Result goes to self.result.
 
         flops/bytes: the work of one call (for FLOP/s, bytes/s and % of the dtype's peak).
+        reference: what fn must return (a tensor or tuple of tensors): its first and its last timed
+        output are checked against it, within `tolerance` (max abs error; default 4 ulp of dtype x
+        max|reference|). Without it the result is "unchecked": timed, but nobody vouches for it.
+        args that are tensors must not change (status "mutated" if fn writes into them).
         name: needed only to measure more than one thing in one test (each its own name).
         group: this measurement's group (default: self.group).
         """
@@ -211,14 +217,18 @@ class KernelBenchmark:
         call = partial(fn, *args, **(kwargs or {}))
         if self.disabled:
             return call()
+        import torch
+
         from zhisuan.bench.harness.runner import measure
 
         if iters is None and time_budget_s is None:
             iters = self.config.getoption("kernel_benchmark_iters")
             if iters is None:
                 time_budget_s = self.config.getoption("kernel_benchmark_time_budget")
+        tensors = tuple(a for a in (*args, *(kwargs or {}).values()) if isinstance(a, torch.Tensor))
         result = measure(call, flops=flops, bytes=bytes, device=device, dtype=dtype, name=self.node.nodeid,
-                         iters=iters, time_budget_s=time_budget_s, flush=flush)  # fmt: skip
+                         iters=iters, time_budget_s=time_budget_s, flush=flush, reference=reference,
+                         tolerance=tolerance, inputs=tensors)  # fmt: skip
         result.kind, result.backend = "pytest", name or ""
         result.run_id = self._run_id()
         result.extra["pytest_nodeid"] = self.node.nodeid

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
 
+from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.core.results import Result, shape_label
 from zhisuan.bench.gate.decision import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
@@ -71,13 +72,13 @@ def parse_fraction(text: str, name: str = "threshold", *, zero_ok: bool = True) 
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise ValueError(f"{name} {text!r} is not a number (write 5% or 0.05)") from None
+        raise UsageError(f"{name} {text!r} is not a number (write 5% or 0.05)") from None
     if not math.isfinite(value):
-        raise ValueError(f"{name} {text!r} must be a finite number (write 5% or 0.05)")
+        raise UsageError(f"{name} {text!r} is not a finite number (write 5% or 0.05)")
     if not text.endswith("%") and value >= 1:
-        raise ValueError(f"{name} {text!r} is ambiguous: write {value:g}% or {value / 100:g}")
+        raise UsageError(f"{name} {text!r} is ambiguous: write {value:g}% or {value / 100:g}")
     if value < 0 or (value == 0 and not zero_ok):
-        raise ValueError(f"{name} {text!r} must be {'>= 0' if zero_ok else 'positive'}")
+        raise UsageError(f"{name} {text!r} must be {'>= 0' if zero_ok else 'positive'}")
     return value
 
 
@@ -90,9 +91,9 @@ def parse_alpha(value, name: str = "alpha") -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a significance level like 0.01, got {value!r}") from None
+        raise UsageError(f"{name}: expected a significance level like 0.01, got {value!r}") from None
     if isinstance(value, bool) or not 0 < number < 1:
-        raise ValueError(f"{name} must be between 0 and 1, got {value!r}")
+        raise UsageError(f"{name} must be between 0 and 1, got {value!r}")
     return number
 
 
@@ -103,9 +104,9 @@ def _check_setting(name: str, value, where: str) -> float:
         try:
             return parse_threshold(value)
         except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
+            raise UsageError(f"{where}: {exc}") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:  # NaN fails too
-        raise ValueError(
+        raise UsageError(
             f"{where}: threshold must be a fraction in [0, 1) or a string like '5%', got {value!r}"
         )
     return float(value)
@@ -121,27 +122,35 @@ def load_settings(
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ValueError(f"thresholds file {path}: no such file") from None
+        raise UsageError(f"thresholds file {path}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"thresholds file {path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"thresholds file {path}: not a text file") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"thresholds file {path}: not valid TOML ({exc})") from None
+        raise UsageError(f"thresholds file {path}: not valid TOML ({exc})") from None
     unknown = set(data) - {"defaults", "rule"}
     if unknown:
-        raise ValueError(f"thresholds file {path}: unknown section(s) {', '.join(sorted(unknown))}")
-    defaults = data.get("defaults", {})
+        raise UsageError(f"thresholds file {path}: unknown section(s) {', '.join(sorted(unknown))}")
+    defaults, entries = data.get("defaults", {}), data.get("rule", [])
+    if not isinstance(defaults, dict):
+        raise UsageError(f"thresholds file {path}: [defaults] must be a table")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise UsageError(f"thresholds file {path}: rules must be [[rule]] tables")
     for name in set(defaults) - set(SETTING_FIELDS):
-        raise ValueError(f"thresholds file {path}: [defaults] has unknown key {name!r}")
+        raise UsageError(f"thresholds file {path}: [defaults] has unknown key {name!r}")
     if "threshold" in defaults:
         threshold = _check_setting("threshold", defaults["threshold"], f"{path} [defaults]")
     if "alpha" in defaults:
         alpha = _check_setting("alpha", defaults["alpha"], f"{path} [defaults]")
     rules = []
-    for number, entry in enumerate(data.get("rule", []), start=1):
+    for number, entry in enumerate(entries, start=1):
         where = f"{path} rule {number}"
         unknown = set(entry) - set(MATCH_FIELDS) - set(SETTING_FIELDS)
         if unknown:
-            raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+            raise UsageError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
         if not set(entry) & set(SETTING_FIELDS):
-            raise ValueError(f"{where}: sets neither threshold nor alpha")
+            raise UsageError(f"{where}: sets neither threshold nor alpha")
         patterns = {k: str(entry[k]) for k in MATCH_FIELDS if k in entry}
         settings = {k: _check_setting(k, entry[k], where) for k in SETTING_FIELDS if k in entry}
         rules.append(Rule(patterns, **settings))

@@ -1,97 +1,94 @@
-"""The trend of one benchmark over runs: a verdict for each run, and a PNG plot with regressions marked.
+"""The trend of one benchmark over runs: a verdict for each run, as the gate would have given it then.
 
-Each run is judged by the gate's own rule (zhisuan.bench.gate.decision.assess) against a reference: the pinned
-baseline when one is given, else the previous successful run (so a step shows where it happened).
+Each timed run is judged against the runs before it: the last `window` timed runs of the same
+benchmark (or a pinned baseline run, when one is given). The within-run test
+(zhisuan.bench.gate.decision.assess_results, over rounds) compares the run with the median one of those runs, and the
+run-to-run spread of their medians is the noise floor (run_spread.floor_verdict): the same rule as
+`zhisuan history compare CURRENT --last N` (with --branch B for a trend of branch B). With window 1 each run is judged against the previous
+one alone, with no noise floor. On synthetic series (80 runs, 2 % noise within a run, 3 % from run
+to run, a 30 % step up and back down; tests/test_trend_page.py, seeds 0-3) window 1 marks 14 to
+24 false steps per series, window 5 both true steps and 1 to 3 false ones.
+
+A step is marked where it happened; the runs after it sit inside the spread of a window that
+holds it. A step back within `window` runs of it is softened the same way (noisy, with its note).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 
-import numpy as np
-
+from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.core.results import Result
-from zhisuan.bench.gate import decision
+from zhisuan.bench.gate import decision, run_spread
 from zhisuan.bench.gate.settings import GateSettings
+
+DEFAULT_WINDOW = 5
 
 
 @dataclass(frozen=True)
 class Point:
     result: Result
-    reference: Result | None  # what it was judged against
+    reference: Result | None  # the run it was judged against (the median run of its window)
     ratio: float | None
     verdict: str | None  # None: not judged (first run, failed run, too few samples)
+    n_reference_runs: int = 0
+    within_run_verdict: str | None = None  # the test's own verdict, when the spread softened it
+
+    @property
+    def commit(self) -> str | None:
+        return self.result.env.get("git_sha") or None
+
+    @property
+    def note(self) -> str:
+        if self.within_run_verdict and self.within_run_verdict != self.verdict:
+            return (
+                f"{self.within_run_verdict} within the run, inside the spread of {self.n_reference_runs} runs"
+            )
+        return ""
 
 
-def _timed(r: Result) -> bool:
-    return r.status == "ok" and not r.interpreted and len(r.samples_s) >= 2
+def judge_point(result: Result, reference_runs: list[Result], settings: GateSettings) -> Point:
+    """One run judged against reference_runs (timed results of the same benchmark, >= 1).
+
+    The only place where the trend applies the gate's rule: decision.assess against the median
+    reference run, then the run-to-run spread of all reference runs as the noise floor.
+    """
+    reference = run_spread.median_run(reference_runs)
+    threshold, alpha = settings.for_result(result)
+    a = decision.assess_results(reference, result, threshold=threshold, alpha=alpha)
+    within = str(a.verdict)
+    medians = [float(r.median_s) for r in reference_runs]
+    verdict = run_spread.floor_verdict(within, float(result.median_s), medians, threshold)
+    return Point(result, reference, float(a.ratio), verdict, len(reference_runs), within)
 
 
-def judge(results: list[Result], settings: GateSettings, baseline: Result | None = None) -> list[Point]:
-    """A verdict per result, oldest first, against `baseline` or the previous timed result."""
-    points, previous = [], None
+def judge(results: list[Result], settings: GateSettings, baseline: Result | None = None,
+          window: int = DEFAULT_WINDOW) -> list[Point]:  # fmt: skip
+    """A verdict per result, in the given (run) order: against `baseline`, or the last `window`
+    timed results before it."""
+    if window < 1:
+        raise UsageError(f"the trend window must be at least 1 run, got {window}")
+    points: list[Point] = []
+    earlier: list[Result] = []
     for r in results:
-        reference = baseline if baseline is not None else previous
-        if not _timed(r) or reference is None or not _timed(reference) or r is reference:
-            points.append(Point(r, reference, None, None))
+        reference_runs = [baseline] if baseline is not None else earlier[-window:]
+        usable = [x for x in reference_runs if run_spread.timed(x) and x is not r]
+        if run_spread.timed(r) and usable:
+            points.append(judge_point(r, usable, settings))
         else:
-            threshold, alpha = settings.for_result(r)
-            a = decision.assess(reference.samples_s, r.samples_s, threshold=threshold, alpha=alpha)
-            points.append(Point(r, reference, float(a.ratio), str(a.verdict)))
-        if _timed(r):
-            previous = r
+            points.append(Point(r, None, None, None))
+        if run_spread.timed(r):
+            earlier.append(r)
     return points
 
 
-def plot(points: list[Point], path: str | Path, title: str, baseline: Result | None = None,
-         baseline_name: str | None = None) -> Path:  # fmt: skip
-    """Median time per run (bars: interquartile range), regressions as red triangles, failures as x."""
-    # The Agg canvas directly, not pyplot: no global backend switch, no display needed.
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    timed = [p for p in points if _timed(p.result)]
-    if not timed:
-        raise ValueError(f"{title}: no run with a timing to plot")
-    scale, unit = _unit(float(np.median([p.result.median_s for p in timed])))
-    fig = Figure(figsize=(9, 4.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    when = [datetime.fromtimestamp(p.result.timestamp) for p in timed]
-    q25, q50, q75 = (
-        np.array([np.percentile(p.result.samples_s, q) for p in timed]) / scale for q in (25, 50, 75)
-    )
-    ax.errorbar(
-        when, q50, yerr=[q50 - q25, q75 - q50], fmt="o-", color="tab:blue", capsize=3, label="median (IQR)"
-    )
-    for verdict, marker, color in ((decision.REGRESSED, "v", "red"), (decision.IMPROVED, "^", "green")):
-        marked = [i for i, p in enumerate(timed) if p.verdict == verdict]
-        if marked:
-            ax.scatter([when[i] for i in marked], q50[marked], marker=marker, s=120, color=color, zorder=3,
-                       label=verdict)  # fmt: skip
-    failed = [datetime.fromtimestamp(p.result.timestamp) for p in points if p.result.status != "ok"]
-    if failed:
-        ax.scatter(failed, [q50.min()] * len(failed), marker="x", s=80, color="black", label="failed run")
-    if baseline is not None and baseline.median_s:
-        ax.axhline(
-            baseline.median_s / scale, ls="--", color="gray", label=f"baseline {baseline_name or ''}".strip()
-        )
-    ax.set_title(title, fontsize=10)
-    ax.set_ylabel(f"time per call ({unit})")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return path
-
-
-def _unit(seconds: float) -> tuple[float, str]:
-    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
-        if seconds >= scale:
-            return scale, unit
-    return 1e-9, "ns"
+def latest_verdict(points: list[Point]) -> str:
+    """What the newest run says: its verdict, its failure, or why it was not judged."""
+    if not points:
+        return "no runs"
+    last = points[-1]
+    if last.verdict:
+        return last.verdict
+    if last.result.status != "ok":
+        return last.result.status
+    return "not judged"

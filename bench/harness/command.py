@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from zhisuan.bench.cli import parse_csv, positive_float, positive_int
+from zhisuan.bench.cli import device_arg, parse_csv, positive_float, positive_int, seed_arg
 from zhisuan.bench.core import precision as rounds  # the round defaults, without importing torch
 from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
@@ -95,7 +95,12 @@ def add_run_parser(subparsers) -> None:
     p.add_argument(
         "--dtype", type=parse_csv, help="comma-separated dtypes (default: fp32 on CPU, bf16 on GPU)"
     )
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present, else cpu)")
+    p.add_argument(
+        "--device",
+        type=device_arg,
+        default=None,
+        help="cpu, cuda, cuda:1 (default: cuda if present, else cpu)",
+    )
     count = p.add_mutually_exclusive_group()
     count.add_argument(
         "--iters", type=positive_int, help="exactly this many timed samples per benchmark and round"
@@ -114,7 +119,7 @@ def add_run_parser(subparsers) -> None:
     add_round_options(p)
     p.add_argument("--json", help="JSON Lines output (default: zhisuan-results/<run id>.jsonl)")
     p.add_argument("--csv", help="also export the results as CSV")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the random inputs")
     p.set_defaults(func=run_run)
 
 
@@ -158,7 +163,7 @@ def run_run(args) -> int:
 
     from zhisuan.bench.core import timing
     from zhisuan.bench.core.console import console, err_console
-    from zhisuan.bench.core.result_files import ResultWriter, write_csv
+    from zhisuan.bench.core.result_files import ResultWriter, prepare_output, refuse_overwrite, write_csv
     from zhisuan.bench.core.results import new_run_id
     from zhisuan.bench.harness import rounds, runner
     from zhisuan.bench.harness.table import results_table
@@ -188,6 +193,10 @@ def run_run(args) -> int:
         timing_plan = timing.TimingPlan(time_budget_s=rounds.DEFAULT_BLOCK_S)
     else:
         timing_plan = timing.TimingPlan(iters=args.iters, time_budget_s=args.time_budget)
+    refuse_overwrite({"--json": path, "--csv": args.csv}, [])
+    for option, target in (("--json", path), ("--csv", args.csv)):
+        if target:
+            prepare_output(target, option)  # before any work: a directory, a read-only place
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with ResultWriter(path) as writer, Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("starting", total=plan.total)
@@ -212,7 +221,8 @@ def run_run(args) -> int:
             run_id=run_id,
             interleave=args.interleave,
         )
-    console.print(results_table(results, title=f"zhisuan run {run_id} on {results[0].device_name}"))
+    title = f"zhisuan run {run_id} on {results[0].device_name}"
+    console.print(results_table(results, title=title, width=console.width if console.is_terminal else None))
     for line in short_of_target(results):
         err_console.print(line, style="yellow")
     console.print(f"results: {path}")

@@ -139,7 +139,7 @@ def rotated(items: list, by: int) -> list:
 
 
 def run(
-    plan: runner.Plan,
+    plan: runner.RunPlan,
     round_plan: RoundPlan | None = None,
     *,
     timing_plan: timing.TimingPlan | None = None,
@@ -235,7 +235,7 @@ def _stop_reason(tally: Tally, round_plan: RoundPlan) -> str | None:
     return "max-rounds" if done >= round_plan.max_rounds else None
 
 
-def _cases_json(plan: runner.Plan, pending: set, number: int) -> list[dict]:
+def _cases_json(plan: runner.RunPlan, pending: set, number: int) -> list[dict]:
     """The plan's cases restricted to the pending benchmarks, in this round's rotated order."""
     cases = []
     for case in plan.cases:

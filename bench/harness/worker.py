@@ -109,7 +109,7 @@ class Child:
         from zhisuan.bench.core import timing
         from zhisuan.bench.harness import runner
 
-        plan = runner.Plan(device=request["device"], cases=[_case(c) for c in request["cases"]])
+        plan = runner.RunPlan(device=request["device"], cases=[_case(c) for c in request["cases"]])
         from zhisuan.bench.validate import hostload
 
         start, before = hostload.CpuTimes.now(), hostload.load_average()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from zhisuan.bench.core.results import Result
+from zhisuan.bench.core.results import STATUSES, Result
 from zhisuan.bench.report import fmt
 from zhisuan.bench.report.blocks import Block, Document, Text
 from zhisuan.bench.report.grouping import group_by_kind
@@ -39,10 +39,15 @@ def build_document(results: list[Result], sources: list[str] = (), title: str = 
 
 def status_summary(results: list[Result]) -> Text:
     counts = Counter(r.status for r in results)
-    parts = [f"{counts[s]} {s}" for s in ("ok", "check-failed", "error") if counts.get(s)]
-    parts += [f"{n} {s}" for s, n in counts.items() if s not in ("ok", "check-failed", "error")]
+    parts = [f"{counts[s]} {s}" for s in STATUSES if counts.get(s)]
+    parts += [f"{n} {s}" for s, n in counts.items() if s not in STATUSES]
     bad = len(results) - counts.get("ok", 0)
     text = f"{len(results)} results: " + ", ".join(parts) + "."
-    if bad:
-        text += " Results that failed their check or crashed are listed as such, with no rate."
+    if bad - counts.get("unchecked", 0):
+        text += (
+            " Results that failed their check, crashed, wrote into their inputs or reached a rate the chip "
+            "cannot give (suspect) are listed as such, with no rate."
+        )
+    if counts.get("unchecked"):
+        text += " Unchecked results were timed without a reference: nobody vouches for what they computed."
     return Text(text, "fail" if bad else "ok")

@@ -24,16 +24,21 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    from zhisuan.bench.core.console import console
+    from zhisuan.bench.core.console import console, safe
     from zhisuan.bench.core.errors import UsageError
-    from zhisuan.bench.core.result_files import read_results
+    from zhisuan.bench.core.result_files import read_results, refuse_overwrite
     from zhisuan.bench.report.assemble import build_document
     from zhisuan.bench.report.blocks import Banner
     from zhisuan.bench.report.output import prepare_target, write_html, write_markdown
 
     if args.out_dir and (args.html or args.markdown):
         raise UsageError("--out-dir writes both forms; give it, or --html/--markdown, not both")
-    for path, what in ((args.html, "--html"), (args.markdown, "--markdown")):
+    out = Path(args.out_dir or DEFAULT_DIR)
+    targets = {"--html": args.html, "--markdown": args.markdown}
+    if not (args.html or args.markdown):
+        targets = {"--out-dir (report.html)": out / "report.html", "--out-dir (report.md)": out / "report.md"}
+    refuse_overwrite(targets, args.results)
+    for what, path in targets.items():
         if path:
             prepare_target(path, what)  # refuse a bad output path before the work of drawing
     results = read_results(args.results)
@@ -44,14 +49,14 @@ def run(args) -> int:
             written += [write_html(doc, args.html)] if args.html else []
             written += [write_markdown(doc, args.markdown)] if args.markdown else []
         else:
-            out = Path(args.out_dir or DEFAULT_DIR)
             written = [write_html(doc, out / "report.html"), write_markdown(doc, out / "report.md")]
     except OSError as exc:
-        raise ValueError(f"cannot write the report: {exc}") from None
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise UsageError(f"cannot write the report: {exc.strerror or exc}{where}") from None
     banner = next((b for b in doc.blocks if isinstance(b, Banner)), None)
     if banner is not None:
-        console.print(f"verdict: {banner.verdict} ({banner.headline})")
+        console.print(f"verdict: {safe(banner.verdict)} ({safe(banner.headline)})")
     console.print(f"{len(results)} results, {len(doc.figures())} figures")
     for path in written:
-        console.print(f"report: {path}")
+        console.print(f"report: {safe(path)}")
     return 0

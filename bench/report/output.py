@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from zhisuan.bench.core.result_files import prepare_output
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.report.assemble import build_document
 from zhisuan.bench.report.blocks import Document
@@ -13,15 +14,8 @@ from zhisuan.bench.report.to_markdown import render_markdown
 
 
 def prepare_target(path: str | os.PathLike, what: str) -> Path:
-    """The output path, its folder created; a directory given where a file is wanted is refused."""
-    path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{what}: {path} is a directory; give a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"{what}: cannot create the folder of {path}: {exc}") from None
-    return path
+    """The output path, its folder created; a directory or an unwritable place is refused."""
+    return prepare_output(path, what)
 
 
 def write_html(doc: Document, path: str | os.PathLike) -> Path:

@@ -264,9 +264,14 @@ TIMELINE_PANELS = (  # metric key, axis label
 )
 
 
+def timeline_panels(tracks: list[Track]) -> list[tuple[str, str]]:
+    """The (metric, axis label) panels of TIMELINE_PANELS that some track has readings for."""
+    return [(k, label) for k, label in TIMELINE_PANELS if any(_has(t.metrics.get(k)) for t in tracks)]
+
+
 def timeline_chart(tracks: list[Track], *, title: str) -> Figure:
     """Burn-in: throughput and the telemetry sampled with it over time; throttled spans shaded."""
-    panels = [(k, label) for k, label in TIMELINE_PANELS if any(_has(t.metrics.get(k)) for t in tracks)]
+    panels = timeline_panels(tracks)
     fig, axes = _new_figure(height=1.0 + 1.9 * len(panels), rows=len(panels))
     for ax, (key, label) in zip(axes, panels, strict=True):
         for track in tracks:

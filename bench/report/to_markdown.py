@@ -1,9 +1,14 @@
 """The Document as Markdown (GitHub flavour): the same blocks as the HTML page, figures as PNG files
-written beside the .md and linked by relative path."""
+written beside the .md and linked by relative path.
+
+Every text of a block is plain text (it may quote result files: backend names, error messages,
+hosts), so each goes through core/markdown.escape; only the markup added here is Markdown.
+"""
 
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from zhisuan.bench.core import markdown
 from zhisuan.bench.core.markdown import Markup, bold, escape
@@ -46,9 +51,14 @@ def _table(table: Table) -> str:
 
 def _banner(banner: Banner) -> str:
     tone = verdict_tone(banner.verdict)
-    counts = " · ".join(f"{n} {v}" for v, n in banner.counts.items())
-    lines = [f"## {SYMBOLS[tone]} Verdict: {banner.verdict}", "", f"**{banner.headline}** — {counts}", ""]
-    lines += [f"- {d}" for d in banner.details]
+    counts = " · ".join(f"{escape(n)} {escape(v)}" for v, n in banner.counts.items())
+    lines = [
+        f"## {SYMBOLS[tone]} Verdict: {escape(banner.verdict)}",
+        "",
+        f"{bold(banner.headline)} — {counts}",
+        "",
+    ]
+    lines += [f"- {escape(d)}" for d in banner.details]
     return "\n".join(lines)
 
 
@@ -59,14 +69,14 @@ def _metrics(metrics: Metrics) -> str:
 
 def _block(block: Block, folder: str, names: dict[int, str]) -> str:
     if isinstance(block, Heading):
-        return "#" * block.level + " " + block.text
+        return "#" * block.level + " " + escape(block.text)
     if isinstance(block, Text):
-        return f"**{block.text}**" if block.tone in ("fail", "warn") else block.text
+        return bold(block.text) if block.tone in ("fail", "warn") else escape(block.text)
     if isinstance(block, Table):
         return _table(block)
-    if isinstance(block, Figure):
-        link = f"![{block.alt}]({folder}/{names[id(block)]})"
-        return link + (f"\n\n*{block.caption}*" if block.caption else "")
+    if isinstance(block, Figure):  # the file name is made here from a slug: safe in a link
+        link = f"![{escape(block.alt)}]({quote(folder)}/{names[id(block)]})"
+        return link + (f"\n\n*{escape(block.caption)}*" if block.caption else "")
     if isinstance(block, Banner):
         return _banner(block)
     if isinstance(block, Metrics):
@@ -77,6 +87,8 @@ def _block(block: Block, folder: str, names: dict[int, str]) -> str:
 def render_markdown(doc: Document, folder: str) -> tuple[str, dict[str, bytes]]:
     """The Markdown text, and the figure files it links to ({file name: PNG bytes}) inside `folder`."""
     names = figure_file_names(doc)
-    parts = [f"# {doc.title}", f"*{doc.subtitle}*"] + [_block(b, folder, names) for b in doc.blocks]
+    parts = [f"# {escape(doc.title)}", f"*{escape(doc.subtitle)}*"] + [
+        _block(b, folder, names) for b in doc.blocks
+    ]
     files = {names[id(f)]: f.png for f in doc.figures()}
     return "\n\n".join(parts) + "\n", files

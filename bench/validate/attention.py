@@ -47,9 +47,10 @@ def measure_dtype(ctx: CheckContext, dtype: str):
         ctx.step(f"attention {dtype} {backend.name}")
         result = ctx.record("attention", TITLE, backend=backend.name, shape=shape, dtype=dtype)
         result.flops, result.bytes = spec.flops(shape), spec.bytes(shape, storage.itemsize)
-        checktime.check_then_time(result, spec.bind(backend, inputs), against, ctx.sampling(), dtype)
-        if result.status == "check-failed":
-            failures.append(f"{backend.name}: {result.error}")
+        checktime.check_then_time(result, spec.bind(backend, inputs), against, ctx.sampling(), dtype,
+                                  inputs=inputs.tensors())  # fmt: skip
+        if result.status in ("check-failed", "mutated", "suspect"):
+            failures.append(f"{backend.name} {result.status}: {result.error}")
         elif result.status == "error":  # e.g. a pinned SDPA kernel that does not take this shape
             skipped[backend.name] = f"raised {result.error}"
         rows.append(result)

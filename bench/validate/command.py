@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from zhisuan.bench.validate.levels import LEVELS
@@ -37,6 +38,7 @@ def run(args) -> int:
     import torch
 
     from zhisuan.bench.core.errors import UsageError
+    from zhisuan.bench.core.result_files import prepare_output
     from zhisuan.bench.core.results import new_run_id
     from zhisuan.bench.validate import thresholds
     from zhisuan.bench.validate.levels import parse_duration
@@ -44,8 +46,8 @@ def run(args) -> int:
     if args.duration is not None and args.level != "burn-in":
         raise UsageError(f"--duration applies to --level burn-in only (this run: --level {args.level})")
     duration = parse_duration(args.duration) if args.duration is not None else None
-    if args.margin is not None and args.margin < 0:
-        raise UsageError(f"--margin must be a percentage >= 0, got {args.margin}")
+    if args.margin is not None and not (math.isfinite(args.margin) and args.margin >= 0):
+        raise UsageError(f"--margin must be a finite percentage >= 0, got {args.margin}")
     thresholds.load(args.thresholds)  # a bad file is reported now, in one line, not by every rank
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -64,10 +66,11 @@ def run(args) -> int:
     from zhisuan.bench.validate.session import Options, run_rank
 
     run_id = new_run_id()
+    json_path = prepare_output(args.json or f"zhisuan-results/validate-{run_id}.jsonl", "--json")
     options = Options(
         level=args.level,
         device=device,
-        json_path=str(Path(args.json or f"zhisuan-results/validate-{run_id}.jsonl").resolve()),
+        json_path=str(json_path.resolve()),
         run_id=run_id,
         duration_s=duration,
         thresholds_path=str(Path(args.thresholds).resolve()) if args.thresholds else None,

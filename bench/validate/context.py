@@ -21,7 +21,7 @@ from zhisuan.bench.core import chips, threads, timing
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.harness import checktime
 from zhisuan.bench.validate import hostload
-from zhisuan.bench.validate.levels import Plan
+from zhisuan.bench.validate.levels import LevelPlan
 from zhisuan.bench.validate.remeasure import Settled, settle
 from zhisuan.bench.validate.telemetry import reader_for
 from zhisuan.bench.validate.thresholds import Rule, Thresholds, judge
@@ -55,7 +55,7 @@ RECORD_KEYS = frozenset(
 @dataclass
 class CheckContext:
     device: chips.Device
-    plan: Plan
+    plan: LevelPlan
     thresholds: Thresholds
     run_id: str
     env: dict

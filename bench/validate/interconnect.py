@@ -45,7 +45,7 @@ def all_reduce(ctx: CheckContext):
     coll = ops.get("all_reduce")
     count = coll.count_for(size, 4, ctx.world)
     case = driver.Case(coll, torch.float32, "sum", size, count, "torch")
-    plan = driver.Plan(
+    plan = driver.SweepPlan(
         collectives=["all_reduce"],
         dtypes=["fp32"],
         ops=["sum"],

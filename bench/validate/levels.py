@@ -1,4 +1,4 @@
-"""What each level measures, and how big: one Plan per (level, device kind).
+"""What each level measures, and how big: one LevelPlan per (level, device kind).
 
 The sizes are the real ones: matmul products large enough to reach the chip's maximum achievable
 rate, STREAM arrays several times the last-level cache / L2, an attention shape that real models
@@ -12,6 +12,8 @@ import os
 import re
 from dataclasses import dataclass, replace
 
+from zhisuan.bench.core.errors import UsageError
+
 LEVELS = ("quick", "standard", "burn-in")
 TEST_SIZES_ENV = "ZHISUAN_VALIDATE_TEST_SIZES"
 DEFAULT_BURN_IN_S = 600.0
@@ -22,7 +24,7 @@ STREAM_MIN_ARRAY_BYTES = {"cpu": 64 << 20, "cuda": 1 << 30}
 
 
 @dataclass(frozen=True)
-class Plan:
+class LevelPlan:
     level: str
     matmul_sizes: tuple[int, ...]  # square M = N = K
     fp8_sizes: tuple[int, ...]  # GPU fp8 (tensor-core fp8 needs large products to pay off)
@@ -42,7 +44,7 @@ class Plan:
 
 
 _PLANS = {
-    ("quick", "cpu"): Plan(
+    ("quick", "cpu"): LevelPlan(
         level="quick",
         matmul_sizes=(1024, 1536),
         fp8_sizes=(),
@@ -57,7 +59,7 @@ _PLANS = {
         integrity_repeats=20,
         burn_in_size=1024,
     ),
-    ("standard", "cpu"): Plan(
+    ("standard", "cpu"): LevelPlan(
         level="standard",
         matmul_sizes=(512, 1024, 2048, 3072),
         fp8_sizes=(),
@@ -72,7 +74,7 @@ _PLANS = {
         integrity_repeats=100,
         burn_in_size=1536,
     ),
-    ("quick", "cuda"): Plan(
+    ("quick", "cuda"): LevelPlan(
         level="quick",
         matmul_sizes=(4096, 8192),
         fp8_sizes=(8192,),
@@ -87,7 +89,7 @@ _PLANS = {
         integrity_repeats=20,
         burn_in_size=8192,
     ),
-    ("standard", "cuda"): Plan(
+    ("standard", "cuda"): LevelPlan(
         level="standard",
         matmul_sizes=(2048, 4096, 8192, 16384),
         fp8_sizes=(4096, 8192, 16384),
@@ -122,12 +124,12 @@ _TEST = {
 }
 
 
-def plan_for(level: str, device_kind: str, burn_in_s: float | None = None) -> Plan:
+def plan_for(level: str, device_kind: str, burn_in_s: float | None = None) -> LevelPlan:
     """The plan of a level on a device kind ('cpu' or 'cuda'); burn-in = standard + sustained load."""
     if level not in LEVELS:
-        raise ValueError(f"--level must be one of {', '.join(LEVELS)}, got {level!r}")
+        raise UsageError(f"--level must be one of {', '.join(LEVELS)}, got {level!r}")
     if device_kind not in ("cpu", "cuda"):
-        raise ValueError(f"validate runs on cpu or cuda devices, not {device_kind!r}")
+        raise UsageError(f"validate runs on cpu or cuda devices, not {device_kind!r}")
     base = _PLANS[("quick" if level == "quick" else "standard", device_kind)]
     plan = replace(base, level=level)
     if level == "burn-in":
@@ -135,12 +137,12 @@ def plan_for(level: str, device_kind: str, burn_in_s: float | None = None) -> Pl
     override = os.environ.get(TEST_SIZES_ENV)
     if override:
         if override != "tiny":
-            raise ValueError(f"{TEST_SIZES_ENV}={override!r}: the only test size is 'tiny'")
+            raise UsageError(f"{TEST_SIZES_ENV}={override!r}: the only test size is 'tiny'")
         plan = replace(plan, **_TEST)
     return plan
 
 
-def stream_array_bytes(plan: Plan, device_kind: str, cache_bytes: int) -> int:
+def stream_array_bytes(plan: LevelPlan, device_kind: str, cache_bytes: int) -> int:
     """Bytes per STREAM array: at least 4x the largest cache, and never below a floor per kind."""
     if plan.stream_array_bytes is not None:
         return plan.stream_array_bytes
@@ -155,10 +157,10 @@ def parse_duration(text: str) -> float:
     """'10m' -> 600.0; '90' and '90s' -> 90.0; '1.5h' -> 5400.0."""
     match = _DURATION.match(text)
     if not match:
-        raise ValueError(
+        raise UsageError(
             f"--duration {text!r}: write a number with an optional unit s, m or h (e.g. 30s, 10m, 2h)"
         )
     seconds = float(match.group(1)) * _UNIT_S[match.group(2).lower() if match.group(2) else None]
     if seconds <= 0:
-        raise ValueError(f"--duration {text!r} must be positive")
+        raise UsageError(f"--duration {text!r} must be positive")
     return seconds

@@ -138,15 +138,18 @@ def measure_one(ctx: CheckContext, backend: Candidate, dtype: str, inputs, refer
         rule=tolerance.describe("matmul"),
     )
     fn = backend.fn
-    checktime.check_then_time(result, lambda: fn(a, b), against, ctx.sampling(), backend.math)
+    checktime.check_then_time(result, lambda: fn(a, b), against, ctx.sampling(), backend.math, inputs=(a, b))
     return result
 
 
 def failure_text(what: str, result) -> str:
-    """A failed measurement in a few words: wrong output, or a crash."""
+    """A failed measurement in a few words: wrong output, a crash, inputs written into, an
+    impossible rate ("suspect")."""
     if result.status == "check-failed":
         return f"{what}: {result.error}"
-    return f"{what} crashed: {result.error}"
+    if result.status == "error":
+        return f"{what} crashed: {result.error}"
+    return f"{what} {result.status}: {result.error}"
 
 
 def measure_dtype(ctx: CheckContext, dtype: str):

@@ -94,9 +94,9 @@ class StopFlag:
 
 
 def collectives_plan(options: Options, backend: str):
-    from zhisuan.bench.collectives.driver import Plan
+    from zhisuan.bench.collectives.driver import SweepPlan
 
-    return Plan(collectives=["all_reduce"], dtypes=["fp32"], ops=["sum"], sizes=[], device=options.device,
+    return SweepPlan(collectives=["all_reduce"], dtypes=["fp32"], ops=["sum"], sizes=[], device=options.device,
                 backend=backend, timeout_s=options.timeout_s)  # fmt: skip
 
 

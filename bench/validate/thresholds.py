@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
+from zhisuan.bench.core.errors import UsageError
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -80,26 +82,26 @@ def _names(entry: dict, key: str, where: str) -> tuple[str, ...]:
         return (value,)
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise ValueError(f"{where}: `{key}` must be a name or a list of names, got {value!r}")
+    raise UsageError(f"{where}: `{key}` must be a name or a list of names, got {value!r}")
 
 
 def _rule(entry: dict, where: str, origin: str) -> Rule:
     for key in ("pass", "warn", "basis", "source"):
         if key not in entry:
-            raise ValueError(f"{where}: missing `{key}`")
+            raise UsageError(f"{where}: missing `{key}`")
     basis = entry["basis"]
     if basis not in BASES:
-        raise ValueError(f"{where}: basis {basis!r} is not one of {', '.join(BASES)}")
+        raise UsageError(f"{where}: basis {basis!r} is not one of {', '.join(BASES)}")
     try:
         pass_fraction, warn_fraction = float(entry["pass"]), float(entry["warn"])
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: `pass` and `warn` must be numbers") from None
+        raise UsageError(f"{where}: `pass` and `warn` must be numbers") from None
     if not 0 <= warn_fraction <= pass_fraction:
-        raise ValueError(f"{where}: need 0 <= warn <= pass, got warn={warn_fraction}, pass={pass_fraction}")
+        raise UsageError(f"{where}: need 0 <= warn <= pass, got warn={warn_fraction}, pass={pass_fraction}")
     reference = entry.get("reference")
     if basis == "value":
         if not isinstance(reference, (int, float)) or reference <= 0 or not entry.get("unit"):
-            raise ValueError(f"{where}: basis 'value' needs a positive `reference` and its `unit`")
+            raise UsageError(f"{where}: basis 'value' needs a positive `reference` and its `unit`")
         reference = float(reference)
     return Rule(
         chips=_names(entry, "chip", where),
@@ -120,16 +122,16 @@ def parse(text: str, origin: str) -> tuple[list[Rule], float | None]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"thresholds file {origin}: not valid TOML ({exc})") from None
+        raise UsageError(f"thresholds file {origin}: not valid TOML ({exc})") from None
     entries = data.get("rule", [])
     if not isinstance(entries, list):
-        raise ValueError(f"thresholds file {origin}: `rule` must be an array of tables ([[rule]])")
+        raise UsageError(f"thresholds file {origin}: `rule` must be an array of tables ([[rule]])")
     rules = [
         _rule(entry, f"thresholds file {origin}, rule {i + 1}", origin) for i, entry in enumerate(entries)
     ]
     margin = data.get("straggler_margin_pct")
     if margin is not None and (not isinstance(margin, (int, float)) or margin < 0):
-        raise ValueError(f"thresholds file {origin}: straggler_margin_pct must be a number >= 0")
+        raise UsageError(f"thresholds file {origin}: straggler_margin_pct must be a number >= 0")
     return rules, None if margin is None else float(margin)
 
 
@@ -140,8 +142,12 @@ def load(path: str | Path | None = None) -> Thresholds:
     if path is not None:
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"--thresholds {path}: no such file")
-        user_rules, user_margin = parse(path.read_text(), str(path))
+            raise UsageError(f"--thresholds {path}: no such file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--thresholds {path}: cannot read ({exc})") from None
+        user_rules, user_margin = parse(text, str(path))
         rules = user_rules + rules
         margin = user_margin if user_margin is not None else margin
     return Thresholds(tuple(rules), DEFAULT_MARGIN_PCT if margin is None else margin)

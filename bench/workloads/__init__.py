@@ -1,5 +1,6 @@
 """One OpSpec per op (inputs, FLOPs, bytes, reference, tolerance) and the named shape suites."""
 
+from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.workloads.attention import AttentionSpec
 from zhisuan.bench.workloads.attention_train import AttentionTrainSpec
 from zhisuan.bench.workloads.base import Inputs, OpSpec
@@ -14,7 +15,7 @@ SPECS: dict[str, OpSpec] = {
 
 def spec_for(op: str) -> OpSpec:
     if op not in SPECS:
-        raise ValueError(f"unknown op {op!r}; benchmarkable ops: {', '.join(SPECS)}")
+        raise UsageError(f"unknown op {op!r}; benchmarkable ops: {', '.join(SPECS)}")
     return SPECS[op]
 
 

@@ -8,7 +8,8 @@ import re
 import torch
 
 from zhisuan.bench.core import flops
-from zhisuan.bench.workloads.base import Inputs, OpSpec, generator, random_tensor
+from zhisuan.bench.core.errors import UsageError
+from zhisuan.bench.workloads.base import Inputs, OpSpec, generator, negate_, random_tensor, shape_text
 
 # Per (batch, head) the fp64 reference holds one Sq×Sk score matrix: bounded memory at any shape.
 
@@ -36,6 +37,7 @@ def reference_attention(q, k, v, causal: bool, scale: float) -> torch.Tensor:
 
 class AttentionSpec(OpSpec):
     name = "attention"
+    flippable = True
     shape_help = (
         "BxHxSxD (batch, heads, seq, head_dim) or BxHqxHkvxSqxSkxD (grouped heads, seq_q != seq_k), "
         "e.g. 1x8x1024x64; causal is chosen with --causal"
@@ -44,12 +46,23 @@ class AttentionSpec(OpSpec):
     def parse_shape(self, text: str, causal: tuple[bool, ...] = (False, True)) -> list[dict]:
         parts = re.split(r"[x×,]", text.strip().lower())
         if not all(p.isdigit() for p in parts) or len(parts) not in (4, 6):
-            raise ValueError(f"attention shape {text!r}: expected {self.shape_help}")
+            raise UsageError(f"attention shape {text!r}: expected {self.shape_help}")
         nums = list(map(int, parts))
         if len(nums) == 4:
             b, h, s, d = nums
             nums = [b, h, h, s, s, d]
-        return [self.shape(*nums, causal=c) for c in causal]
+        shapes = [self.shape(*nums, causal=c) for c in causal]
+        for shape in shapes:
+            self.check_shape(shape)
+        return shapes
+
+    def check_shape(self, shape: dict) -> None:
+        super().check_shape(shape)
+        if shape["heads"] % shape["heads_kv"]:
+            raise UsageError(
+                f"attention shape {shape_text(shape)}: heads ({shape['heads']}) must be a multiple of the "
+                f"kv heads ({shape['heads_kv']}): each kv head serves a whole group of query heads"
+            )
 
     @staticmethod
     def shape(batch, heads, heads_kv, seq_q, seq_k, head_dim, causal) -> dict:
@@ -74,6 +87,16 @@ class AttentionSpec(OpSpec):
 
     def reference(self, inputs: Inputs) -> torch.Tensor:
         return reference_attention(*inputs.args, **inputs.kwargs)
+
+    def flip(self, inputs: Inputs) -> None:
+        negate_(inputs.args[2])  # softmax(q k^T) (-v) = -(softmax(q k^T) v), exactly
+
+    def memory_bytes(self, shape: dict, itemsize: int, copies: int = 1) -> int:
+        s = shape
+        q_o = 2 * s["batch"] * s["heads"] * s["seq_q"] * s["head_dim"]  # q and the output
+        k_v = 2 * s["batch"] * s["heads_kv"] * s["seq_k"] * s["head_dim"]
+        scores = 3 * s["seq_q"] * s["seq_k"]  # the reference's scores, mask and probabilities of one head
+        return (q_o + k_v) * (copies * itemsize + 8) + scores * 8
 
     def flops(self, shape: dict) -> float:
         s = shape

@@ -11,7 +11,7 @@ import torch
 
 from zhisuan.bench.core import flops
 from zhisuan.bench.workloads.attention import AttentionSpec, reference_attention
-from zhisuan.bench.workloads.base import Inputs, generator, random_tensor
+from zhisuan.bench.workloads.base import Inputs, generator, negate_, random_tensor
 
 
 class AttentionTrainSpec(AttentionSpec):
@@ -58,6 +58,18 @@ class AttentionTrainSpec(AttentionSpec):
                 outs[0][b, heads], outs[1][b, heads] = o[0].detach(), dq[0]
                 outs[2][b, h], outs[3][b, h] = dk[0, 0], dv[0, 0]
         return tuple(outs)
+
+    def flip(self, inputs: Inputs) -> None:
+        negate_(inputs.private["grad_out"])  # the gradients are linear in it: dq, dk, dv negate, o not
+
+    def flipped(self, reference):
+        o, dq, dk, dv = reference
+        return (o, -dq, -dk, -dv)
+
+    def memory_bytes(self, shape: dict, itemsize: int, copies: int = 1) -> int:
+        """Forward and backward: the gradients, upstream gradient and autograd's saved tensors
+        double the forward's inputs and outputs, in the dtype and in float64."""
+        return 3 * super().memory_bytes(shape, itemsize, copies)
 
     def flops(self, shape: dict) -> float:
         s = shape

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from zhisuan.bench.core.errors import UsageError
+
 TOLERANCE_K = 4.0
 FLOOR_ULPS = 4.0
 RULE = "err <= max(4 x baseline error, 4 ulp x max|ref|)"
@@ -32,10 +34,15 @@ class Inputs:
     kwargs: dict
     private: dict = field(default_factory=dict)  # the spec's own data, never passed to a backend
 
+    def tensors(self) -> tuple:
+        """Every tensor a backend receives (what it must not write into)."""
+        return tuple(v for v in (*self.args, *self.kwargs.values()) if isinstance(v, torch.Tensor))
+
 
 class OpSpec(ABC):
     name: str  # the benchmark's name (results' `op`)
     shape_help: str  # how a --shape is written for this op
+    flippable: bool = False  # flip() negates an input so that the output negates exactly
 
     @property
     def registry_op(self) -> str:
@@ -48,7 +55,18 @@ class OpSpec(ABC):
 
     @abstractmethod
     def parse_shape(self, text: str) -> list[dict]:
-        """Shape(s) from command-line text; raises ValueError naming the expected form."""
+        """Shape(s) from command-line text; raises UsageError naming the expected form."""
+
+    def check_shape(self, shape: dict) -> None:
+        """UsageError unless every size of shape is a positive integer: a zero-size problem has no
+        work to time. Ops add their own rules (attention: heads a multiple of kv heads)."""
+        for name, value in shape.items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                continue
+            if value < 1:
+                raise UsageError(
+                    f"{self.name} shape {shape_text(shape)}: {name} must be at least 1, got {value}"
+                )
 
     @abstractmethod
     def make_inputs(self, shape: dict, dtype: torch.dtype, device: str, seed: int) -> Inputs:
@@ -80,6 +98,33 @@ class OpSpec(ABC):
     def bind(self, backend, inputs: Inputs) -> Callable[[], torch.Tensor]:
         """A zero-argument callable: what the timer runs (the backend's set-up, if it has one, done here)."""
         return backend.bind(*inputs.args, **inputs.kwargs)
+
+    @abstractmethod
+    def memory_bytes(self, shape: dict, itemsize: int, copies: int = 1) -> int:
+        """Bytes a case needs at its peak: the float64 reference (with its temporaries) and `copies`
+        sets of inputs and output in the dtype. Estimated before anything is allocated."""
+
+    def flip(self, inputs: Inputs) -> None:
+        """Negate, in place, the input whose sign the exact output follows (outside any timed
+        region), so that the reference becomes flipped(reference) exactly: IEEE arithmetic is
+        symmetric under a sign change. Only for ops with flippable = True."""
+        raise TypeError(f"{self.name}: no input to negate (flippable is False)")
+
+    def flipped(self, reference):
+        """The reference of the flipped inputs (flip): the reference negated."""
+        if isinstance(reference, (tuple, list)):
+            return type(reference)(-r for r in reference)
+        return -reference
+
+
+def shape_text(shape: dict) -> str:
+    return ",".join(f"{k}={v}" for k, v in shape.items())
+
+
+def negate_(tensor: torch.Tensor) -> None:
+    """tensor = -tensor in place, outside autograd (inputs may require grad)."""
+    with torch.no_grad():
+        tensor.neg_()
 
 
 def generator(device: str, seed: int) -> torch.Generator:

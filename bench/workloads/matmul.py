@@ -17,8 +17,9 @@ import re
 import torch
 
 from zhisuan.bench.core import flops
+from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.validate.tolerance import describe, matmul_tolerance
-from zhisuan.bench.workloads.base import Inputs, OpSpec, generator, random_tensor
+from zhisuan.bench.workloads.base import Inputs, OpSpec, generator, negate_, random_tensor
 
 FP8_DTYPES = frozenset(
     getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2") if hasattr(torch, name)
@@ -27,14 +28,17 @@ FP8_DTYPES = frozenset(
 
 class MatmulSpec(OpSpec):
     name = "matmul"
+    flippable = True
     shape_help = "MxNxK (e.g. 1024x1024x1024), or one number N for a square N×N×N product"
 
     def parse_shape(self, text: str) -> list[dict]:
         parts = re.split(r"[x×,]", text.strip().lower())
         if not all(p.isdigit() for p in parts) or len(parts) not in (1, 3):
-            raise ValueError(f"matmul shape {text!r}: expected {self.shape_help}")
+            raise UsageError(f"matmul shape {text!r}: expected {self.shape_help}")
         m, n, k = (int(parts[0]),) * 3 if len(parts) == 1 else map(int, parts)
-        return [{"M": m, "N": n, "K": k}]
+        shape = {"M": m, "N": n, "K": k}
+        self.check_shape(shape)
+        return [shape]
 
     def make_inputs(self, shape: dict, dtype: torch.dtype, device: str, seed: int) -> Inputs:
         gen = generator(device, seed)
@@ -53,6 +57,14 @@ class MatmulSpec(OpSpec):
         a, b = inputs.args
         # Exact fp8 products summed in fp32 (UNIT_ROUNDOFF of fp8e4m3 there is fp32's).
         return matmul_tolerance(a, b, reference, "fp8e4m3", dtype), describe("matmul")
+
+    def flip(self, inputs: Inputs) -> None:
+        negate_(inputs.args[0])  # (-A) @ B = -(A @ B), exactly
+
+    def memory_bytes(self, shape: dict, itemsize: int, copies: int = 1) -> int:
+        m, n, k = shape["M"], shape["N"], shape["K"]
+        elements = m * k + k * n + m * n  # A, B and C
+        return copies * elements * itemsize + elements * 8  # and the float64 copies of all three
 
     def flops(self, shape: dict) -> float:
         return flops.matmul_flops(shape["M"], shape["N"], shape["K"])

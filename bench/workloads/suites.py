@@ -16,6 +16,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.workloads.attention import AttentionSpec
 
 
@@ -26,7 +27,7 @@ def suite_names() -> list[str]:
 
 def load_suite(name: str) -> dict:
     if name not in suite_names():
-        raise ValueError(f"unknown suite {name!r}; suites: {', '.join(suite_names())}")
+        raise UsageError(f"unknown suite {name!r}; suites: {', '.join(suite_names())}")
     return tomllib.loads(files("zhisuan.bench").joinpath(f"data/suites/{name}.toml").read_text())
 
 

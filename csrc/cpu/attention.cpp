@@ -14,9 +14,9 @@
 // Scores are pre-multiplied by scale·log2(e) (folded into the packed Q) so the softmax uses exp2,
 // computed by a degree-6 polynomial (max relative error ~1e-7, about 1 ulp).
 //
-// The kernels (attention_kernels.inc) are written once with GCC vector extensions and compiled three
-// times, each copy under its own `#pragma GCC target`: AVX-512, AVX2+FMA and portable. The path is
-// picked at run time from what the CPU supports, so the default build runs anywhere.
+// The kernels (attention_kernels.inc) are written once with GCC vector extensions and compiled once
+// per instruction-set level (isa.h: AVX-512, AVX2, portable); the level is picked at run time from
+// what the CPU supports, so the default build runs anywhere.
 #include "cpu/attention.h"
 
 #include <algorithm>
@@ -28,6 +28,10 @@
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
+#include <vector>
+
+#include "cpu/isa.h"
+#include "cpu/simd.h"
 
 // Wide vectors are passed by value only between functions of one code path, compiled for one
 // target, so the ABI note GCC gives for vector arguments does not apply.
@@ -82,55 +86,12 @@ int64_t key_end(const Plan& p, int64_t row1) {
   return p.args->causal ? std::min(p.args->seq_k, row1 + p.offset) : p.args->seq_k;
 }
 
-// ---- code paths: the kernels of attention_kernels.inc compiled per instruction set ------------
+// ---- the kernels of attention_kernels.inc, compiled per instruction-set level -----------------
 
-#if defined(__x86_64__) || defined(__i386__)
-#pragma GCC push_options
-#pragma GCC target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,bmi2")
-namespace avx512 {
-constexpr int kWidth = 16;
-constexpr int kQkMr = 6, kQkNr = 4, kPvMr = 6, kPvNr = 4;  // 24 of 32 zmm registers accumulate
-#include "cpu/attention_kernels.inc"
-}  // namespace avx512
-#pragma GCC pop_options
-
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,bmi2")
-namespace avx2 {
-constexpr int kWidth = 8;
-constexpr int kQkMr = 4, kQkNr = 3, kPvMr = 4, kPvNr = 3;  // 12 of 16 ymm registers accumulate
-#include "cpu/attention_kernels.inc"
-}  // namespace avx2
-#pragma GCC pop_options
-#endif
-
-namespace portable {
-constexpr int kWidth = 4;
-constexpr int kQkMr = 4, kQkNr = 3, kPvMr = 4, kPvNr = 3;
-#include "cpu/attention_kernels.inc"
-}  // namespace portable
+#define ZHISUAN_PER_ISA_BODY "cpu/attention_kernels.inc"
+#include "cpu/per_isa.h"
 
 using ItemFn = void (*)(const Plan&, const Scratch&, const WorkItem&);
-
-struct Path {
-  const char* name;
-  int width;
-  ItemFn item;
-};
-
-std::vector<Path> supported_paths() {
-  std::vector<Path> paths;
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-    paths.push_back({"avx512", avx512::kWidth, avx512::process_item});
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    paths.push_back({"avx2", avx2::kWidth, avx2::process_item});
-#endif
-  paths.push_back({"portable", portable::kWidth, portable::process_item});
-  return paths;
-}
 
 // ---- buffers ---------------------------------------------------------------------------------
 
@@ -159,23 +120,11 @@ void check_args(const AttentionArgs& a) {
 
 }  // namespace
 
-std::vector<std::string> attention_isas() {
-  std::vector<std::string> names;
-  for (const Path& path : supported_paths()) names.emplace_back(path.name);
-  return names;
-}
-
 std::string attention_forward_f32(const AttentionArgs& a, const std::string& isa) {
   check_args(a);
-  const std::vector<Path> paths = supported_paths();
-  const Path* path = nullptr;
-  for (const Path& candidate : paths)
-    if (isa == "auto" || isa == candidate.name) {
-      path = &candidate;
-      break;
-    }
-  if (path == nullptr)
-    throw std::invalid_argument("attention: code path '" + isa + "' is unknown or not supported by this CPU");
+  const Isa level = select_isa(isa, "attention");
+  const ItemFn process_item = pick(level, &avx512::process_item, &avx2::process_item, &portable::process_item);
+  const int64_t width = pick(level, avx512::kWidth, avx2::kWidth, portable::kWidth);
 
   Plan p{};
   p.args = &a;
@@ -187,7 +136,7 @@ std::string attention_forward_f32(const AttentionArgs& a, const std::string& isa
   p.first_row = a.causal ? std::max<int64_t>(0, -p.offset) : 0;
   p.q_scale = a.scale * kLog2e;
   const int64_t dim = a.head_dim;
-  p.dp = round_up(dim, path->width);
+  p.dp = round_up(dim, width);
 
   // K is read in place when its rows are contiguous, V when its rows are also whole vectors;
   // otherwise they are packed once, shared by every query head of the group.
@@ -204,7 +153,7 @@ std::string attention_forward_f32(const AttentionArgs& a, const std::string& isa
   // Work items head by head, so that consecutive items (and the threads working side by side)
   // share K and V in cache. Causal items go longest first within a head: the queue then ends with
   // the shortest items, which even out the threads' finishing times under dynamic scheduling.
-  // (Sorting all items by length instead costs ~20% in cache misses.)
+  // (Sorting all items by length instead would lose that sharing.)
   std::vector<WorkItem> items;
   const int64_t q_blocks = (a.seq_q - p.first_row + p.block_q - 1) / p.block_q;
   for (int64_t b = 0; b < a.batch; ++b)
@@ -238,7 +187,7 @@ std::string attention_forward_f32(const AttentionArgs& a, const std::string& isa
     Buffer stats = allocate(3 * p.ld_q);
     const Scratch scratch{qt.get(), s.get(), o.get(), stats.get(), stats.get() + p.ld_q, stats.get() + 2 * p.ld_q};
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t i = 0; i < n_items; ++i) path->item(p, scratch, items[size_t(i)]);
+    for (int64_t i = 0; i < n_items; ++i) process_item(p, scratch, items[size_t(i)]);
 
     // Rows that see no key (causal, seq_q > seq_k): output 0, log-sum-exp -inf.
 #pragma omp for schedule(static)
@@ -247,7 +196,7 @@ std::string attention_forward_f32(const AttentionArgs& a, const std::string& isa
       if (a.lse != nullptr) std::fill(a.lse + bh * a.seq_q, a.lse + bh * a.seq_q + p.first_row, kNegInf);
     }
   }
-  return path->name;
+  return isa_name(level);
 }
 
 }  // namespace zhisuan::cpu

@@ -8,7 +8,6 @@
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
 namespace zhisuan::cpu {
 
@@ -29,12 +28,9 @@ struct AttentionArgs {
   int64_t block_k = 0;
 };
 
-// The code paths this CPU can run, fastest first: a subset of {"avx512", "avx2", "portable"}.
-std::vector<std::string> attention_isas();
-
-// Runs the forward pass with the named path ("auto": the first of attention_isas()) and returns
-// the name of the path used. Throws std::invalid_argument for bad sizes or an unknown or
-// unsupported path. Validates nothing about the memory behind the addresses.
+// Runs the forward pass with the named instruction-set level ("auto": the widest the CPU runs;
+// isa.h) and returns the name of the level used. Throws std::invalid_argument for bad sizes or an
+// unknown or unsupported level. Validates nothing about the memory behind the addresses.
 std::string attention_forward_f32(const AttentionArgs& args, const std::string& isa);
 
 }  // namespace zhisuan::cpu

@@ -4,8 +4,9 @@
 // FMA per FMA latency. With C independent chains a core retires min(C / latency, pipes) FMAs per
 // cycle; C must reach latency x pipes: Zen 4 needs 4 for zmm (latency 4, one 512-bit FMA per cycle
 // on its two 256-bit pipes) and 8 for ymm; Intel cores with two 512-bit units need 8 for zmm.
-// We run 16 zmm / 12 ymm chains (all fit in registers) for margin. mul < 1 makes every chain
-// converge to add / (1 - mul) = 0.1, far from overflow and from subnormal numbers.
+// We run 16 zmm / 12 ymm chains (12 xmm on the portable level; all fit in registers) for margin.
+// mul < 1 makes every chain converge to add / (1 - mul) = 0.1, far from overflow and from subnormal
+// numbers.
 //
 // Rates are per thread CPU time (CLOCK_THREAD_CPUTIME_ID) as well as per wall time: on a shared
 // machine the OS lends our threads' cores to other processes, which lowers the wall-time rate but
@@ -20,8 +21,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "cpu/simd_isa.h"
-#include "cpu/simd_vec.h"
+#include "cpu/isa.h"
+#include "cpu/simd.h"
 
 namespace zhisuan::cpu {
 namespace {
@@ -34,62 +35,18 @@ struct Chains {
   static constexpr T add = T(1e-4);
 };
 
-#ifdef ZHISUAN_X86
-namespace avx512 {
-using namespace simd::avx512;
-constexpr int kChains = 16;
-#pragma GCC push_options
-#pragma GCC target("avx512f")
-#include "cpu/simd_fma_chains.h"
-#pragma GCC pop_options
-}  // namespace avx512
+#define ZHISUAN_PER_ISA_BODY "cpu/fma_chains.inc"
+#include "cpu/per_isa.h"
 
-namespace avx2 {
-using namespace simd::avx2;
-constexpr int kChains = 12;
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#include "cpu/simd_fma_chains.h"
-#pragma GCC pop_options
-}  // namespace avx2
-#endif
-
-// Portable: 16 scalar chains (the compiler may pack them into the baseline's vectors; a
-// multiply and an add count as the same 2 FLOPs as one FMA).
 template <typename T>
-__attribute__((noinline)) T run_scalar(long iters, T seed) {
-  constexpr int C = 16;
-  T x[C];
-  for (int j = 0; j < C; ++j) x[j] = seed + T(j);
-  for (long it = 0; it < iters; ++it)
-    for (int j = 0; j < C; ++j) x[j] = x[j] * Chains<T>::mul + Chains<T>::add;
-  T sum = 0;
-  for (int j = 0; j < C; ++j) sum += x[j];
-  return sum;
-}
-
-// FLOPs of one iteration of the chains loop: chains x lanes x 2.
-template <typename T>
-double flops_per_iter(Isa isa) {
-  switch (isa) {
-#ifdef ZHISUAN_X86
-    case Isa::avx512:
-      return avx512::kChains * (64.0 / sizeof(T)) * 2;
-    case Isa::avx2:
-      return avx2::kChains * (32.0 / sizeof(T)) * 2;
-#endif
-    default:
-      return 16.0 * 2;
-  }
+double flops_per_chunk(Isa isa) {
+  return kChunkIters * pick(isa, avx512::kFlopsPerStep<T>, avx2::kFlopsPerStep<T>, portable::kFlopsPerStep<T>);
 }
 
 template <typename T>
 T run_chunk(Isa isa, T seed) {
-#ifdef ZHISUAN_X86
-  if (isa == Isa::avx512) return avx512::chains<T, avx512::kChains>(kChunkIters, seed, Chains<T>::mul, Chains<T>::add);
-  if (isa == Isa::avx2) return avx2::chains<T, avx2::kChains>(kChunkIters, seed, Chains<T>::mul, Chains<T>::add);
-#endif
-  return run_scalar<T>(kChunkIters, seed);
+  return pick(isa, &avx512::chunk<T>, &avx2::chunk<T>, &portable::chunk<T>)(kChunkIters, seed, Chains<T>::mul,
+                                                                             Chains<T>::add);
 }
 
 using Clock = std::chrono::steady_clock;
@@ -130,7 +87,7 @@ FmaProbeResult probe(Isa isa, int threads, double seconds, int windows) {
         ++chunks;
         took = std::chrono::duration<double>(Clock::now() - start).count();
       } while (took < window_s);
-      flops[tid] = chunks * kChunkIters * flops_per_iter<T>(isa);
+      flops[tid] = chunks * flops_per_chunk<T>(isa);
       elapsed[tid] = took;
       cpu[tid] = thread_cpu_seconds() - cpu_start;
 #pragma omp barrier
@@ -159,7 +116,7 @@ FmaProbeResult probe(Isa isa, int threads, double seconds, int windows) {
 
 }  // namespace
 
-FmaProbeResult fma_probe(const std::string& dtype, int threads, double seconds, const std::string& isa_name_,
+FmaProbeResult fma_probe(const std::string& dtype, int threads, double seconds, const std::string& requested_isa,
                          int windows) {
   if (dtype != "fp32" && dtype != "fp64")
     throw std::invalid_argument("fma_probe: dtype must be 'fp32' or 'fp64', got '" + dtype + "'");
@@ -167,12 +124,7 @@ FmaProbeResult fma_probe(const std::string& dtype, int threads, double seconds, 
   if (!(seconds > 0) || seconds > 60)
     throw std::invalid_argument("fma_probe: seconds must be in (0, 60]");
   if (windows < 1) throw std::invalid_argument("fma_probe: windows must be >= 1");
-  Isa isa = widest_isa();
-  if (isa_name_ != "auto") {
-    if (!parse_isa(isa_name_, &isa))
-      throw std::invalid_argument("fma_probe: unknown ISA '" + isa_name_ + "' (auto, avx512, avx2, scalar)");
-    if (!isa_supported(isa)) throw std::invalid_argument("fma_probe: this CPU cannot run " + isa_name_);
-  }
+  const Isa isa = select_isa(requested_isa, "fma_probe");
   const int team = threads > 0 ? threads : omp_get_max_threads();
   return dtype == "fp32" ? probe<float>(isa, team, seconds, windows) : probe<double>(isa, team, seconds, windows);
 }

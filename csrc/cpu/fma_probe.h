@@ -16,7 +16,7 @@ struct FmaProbeResult {
   double cpu_share;         // in the best window, mean fraction of wall time our threads ran
   double seconds;           // wall time spent measuring (warm-up excluded)
   int threads;
-  std::string isa;   // "avx512" | "avx2" | "scalar"
+  std::string isa;   // "avx512" | "avx2" | "portable"
   std::string dtype; // "fp32" | "fp64"
 };
 

@@ -11,27 +11,25 @@
 //
 // B is the micro-kernel's vector operand (NR is several vectors wide) and A the broadcast one, so
 // the B panel, not the A block, is what must stay close: its slivers stream from L2 through every
-// micro-kernel call. NC is sized from the L2 read at run time (panel_columns). A row-major A is read
-// in place: an A sliver is then MR rows of KC contiguous elements, streams the hardware
-// prefetchers follow, and packing it (a copy of all of A for every B panel) bought nothing. Only
-// the last sliver of a ragged M and an A with non-unit column stride (a transposed view) are
-// packed. Measured on a 2-core Xeon (AVX-512, 2 MiB L2), fp32 1024-2048^3, against torch in
-// alternating processes: A in place and the B panel in L2 (NC 512 instead of 4096, where the
-// panel sat in L3 and the first call on each sliver waited for it) each gained about 3 %, together
-// 5-8 % (with the C prefetch of the micro-kernel, 2 threads, warm caches, quiet host: 0.85-0.87x torch
-// before, 0.95-0.97x after, medians of paired rounds).
+// micro-kernel call. NC is sized from the L2 read at run time (panel_columns), so the panel is not
+// left in L3 where the first call on each sliver would wait for it. A row-major A is read in place:
+// an A sliver is then MR rows of KC contiguous elements, streams the hardware prefetchers follow,
+// and packing it would copy all of A once per B panel for nothing. Only the last sliver of a ragged
+// M and an A with non-unit column stride (a transposed view) are packed.
 //
 // Threads split C into a grid of rectangles (split_threads) and never wait for each other: every
 // thread packs the parts of A and B its rectangle needs. A shared B panel would save one thread
 // the packing of its half of B (a few % of the work at 1024^3), but needs two barriers per KC step,
 // and on a shared machine each barrier can wait a whole scheduler time slice for a thread whose
-// core was lent to another process. Measured on a 2-core Zen 4 VM, the barrier-free split was
-// 1.2-3x faster at every shape tried while other jobs ran, and 1-3 % faster on an idle machine
-// (with the A packing of pack_rows). The first KC step writes C, the later ones accumulate, so C needs
-// no zeroing. Edge tiles (M or N not a multiple of the tile) run the same kernel on zero-padded
-// panels into a scratch tile and copy back the valid part. A short C (a few rows of tiles) with a
-// row-major B reads B in place instead of packing it: each B element is used only a few times, so
-// packing would cost more than it saves (matrix-vector products, LLM decoding).
+// core was lent to another process. The first KC step writes C, the later ones accumulate, so C
+// needs no zeroing. Edge tiles (M or N not a multiple of the tile) run the same kernel on
+// zero-padded panels into a scratch tile and copy back the valid part. A short C (a few rows of
+// tiles) with a row-major B reads B in place instead of packing it: each B element is used only a
+// few times, so packing would cost more than it saves (matrix-vector products, LLM decoding).
+//
+// The micro-kernel (gemm_kernel.inc) is compiled once per instruction-set level (isa.h); the
+// level's register tile and cache blocks are in plan_for. The measurements behind these choices
+// are in docs/benchmarks/cpu.md ("Notes moved from the sources").
 #include "cpu/gemm.h"
 
 #include <omp.h>
@@ -44,11 +42,17 @@
 #include <exception>
 #include <stdexcept>
 
-#include "cpu/simd_gemm_kernels.h"
-#include "cpu/simd_isa.h"
+#include "cpu/isa.h"
+#include "cpu/simd.h"
 
 namespace zhisuan::cpu {
 namespace {
+
+// How far ahead (in k steps) the micro-kernel prefetches a packed A sliver: it streams from L2.
+constexpr int kPrefetchA = 8;
+
+#define ZHISUAN_PER_ISA_BODY "cpu/gemm_kernel.inc"
+#include "cpu/per_isa.h"
 
 template <typename T>
 using MicroKernel = void (*)(long kc, const T* a, long a_rs, long a_cs, const T* b, long ldb, T* c, long ldc,
@@ -66,32 +70,28 @@ struct Plan {
 
 constexpr int kMaxTile = 8 * 64;  // elements of the largest register tile (scratch for edge tiles)
 
-// Register tiles. AVX-512: 6 rows x 4 vectors = 24 zmm accumulators + 4 for B + 1 broadcast of the
-// 32 registers. AVX2: 6 x 2 vectors = 12 of the 16 ymm registers (the classic Haswell tile).
-// Cache blocks, for Zen 4 (32 KiB L1d, 1 MiB L2 per core) and the Intel cores alike: MC x KC of A
-// (192 KiB) and the B panel (half the L2, panel_columns) share each core's L2. KC is larger than
-// the textbook "B sliver fits half of L1": measured on Zen 4, the fp32 AVX-512 kernel ran 3-6 %
-// faster with KC = 512 than with 256 (fewer C tile reloads; the L2 prefetchers stream the 128 KiB
-// B sliver well). fp64 keeps the same byte sizes (half the elements).
+// Register tiles: MR rows x NV vectors of accumulators. AVX-512: 6 x 4 = 24 of the 32 zmm registers
+// (+ 4 for B + 1 broadcast). AVX2 and portable: 6 x 2 = 12 of the 16 ymm / xmm registers (the
+// classic Haswell tile). Cache blocks, for Zen 4 (32 KiB L1d, 1 MiB L2 per core) and the Intel cores
+// alike: MC x KC of A (192 KiB) and the B panel (half the L2, panel_columns) share each core's L2.
+// The AVX-512 fp32 KC is larger than the textbook "B sliver fits half of L1": fewer reloads of the
+// C tile, and the L2 prefetchers stream the 128 KiB B sliver well. fp64 keeps the same byte sizes
+// (half the elements).
 template <typename T>
 Plan<T> plan_for(Isa isa);
 
 template <>
 Plan<float> plan_for<float>(Isa isa) {
-#ifdef ZHISUAN_X86
-  if (isa == Isa::avx512) return {6, 64, 512, 6 * 16, &ukr::avx512::kernel<float, 6, 4>};
-  if (isa == Isa::avx2) return {6, 16, 256, 6 * 32, &ukr::avx2::kernel<float, 6, 2>};
-#endif
-  return {4, 16, 256, 4 * 32, &ukr::scalar<float, 4, 16>};
+  return pick<Plan<float>>(isa, {6, 64, 512, 6 * 16, &avx512::micro_kernel<float, 6, 4>},
+                           {6, 16, 256, 6 * 32, &avx2::micro_kernel<float, 6, 2>},
+                           {6, 8, 256, 6 * 32, &portable::micro_kernel<float, 6, 2>});
 }
 
 template <>
 Plan<double> plan_for<double>(Isa isa) {
-#ifdef ZHISUAN_X86
-  if (isa == Isa::avx512) return {6, 32, 256, 6 * 16, &ukr::avx512::kernel<double, 6, 4>};
-  if (isa == Isa::avx2) return {6, 8, 256, 6 * 16, &ukr::avx2::kernel<double, 6, 2>};
-#endif
-  return {4, 8, 256, 4 * 32, &ukr::scalar<double, 4, 8>};
+  return pick<Plan<double>>(isa, {6, 32, 256, 6 * 16, &avx512::micro_kernel<double, 6, 4>},
+                            {6, 8, 256, 6 * 16, &avx2::micro_kernel<double, 6, 2>},
+                            {6, 4, 256, 6 * 16, &portable::micro_kernel<double, 6, 2>});
 }
 
 // Columns of the packed B panel: as many as fill half of one core's L2 at depth KC (a multiple of
@@ -111,19 +111,15 @@ long panel_columns(const Plan<T>& plan) {
 
 // ---- settings shared by every call ----
 
-std::atomic<int> g_forced_isa{-1};  // -1: automatic
+std::atomic<int> g_forced_isa{-1};  // -1: automatic (the widest level the CPU runs)
 std::atomic<int> g_threads{0};      // 0: OpenMP's default
 
-// The widest ISA, AVX-512 included on Zen 4. Zen 4 executes a 512-bit FMA on its two 256-bit pipes,
-// so the FMA peak is the same with AVX2 (the probe measures 117 GFLOP/s per core either way), but
-// the 32 zmm registers hold a 6 x 64 tile (24 accumulators) against AVX2's 6 x 16 (12): half the
-// loads, broadcasts and instructions per FLOP. Measured side by side (alternating, one process) on
-// a 2-core Zen 4 VM, fp32 1024^3 and 2048^3: AVX-512 5-14 % faster (e.g. 194 vs 184 GFLOP/s).
-Isa automatic_isa() { return widest_isa(); }
-
+// The widest level, AVX-512 included on Zen 4: Zen 4 executes a 512-bit FMA on its two 256-bit
+// pipes, so the FMA peak is the same as with AVX2, but the 32 zmm registers hold a 6 x 64 tile (24
+// accumulators) against AVX2's 6 x 16 (12): half the loads, broadcasts and instructions per FLOP.
 Isa current_isa() {
   const int forced = g_forced_isa.load(std::memory_order_relaxed);
-  return forced < 0 ? automatic_isa() : static_cast<Isa>(forced);
+  return forced < 0 ? widest_isa() : static_cast<Isa>(forced);
 }
 
 long ceil_div(long a, long b) { return (a + b - 1) / b; }
@@ -157,8 +153,7 @@ thread_local Scratch t_a_block;
 thread_local Scratch t_b_panel;
 
 // R full rows, each contiguous (p stride 1), interleaved: dst[p * R + r] = src[r * s_r + p]. One
-// pass with R read streams and contiguous writes: twice as fast as a pass per row (measured with
-// R = 6, 3-4 % of a whole 1024^3 product).
+// pass with R read streams and contiguous writes, rather than a pass per row.
 template <typename T, int R>
 void pack_rows(T* __restrict dst, const T* __restrict src, long s_r, long kc) {
   const T* lines[R];
@@ -174,8 +169,7 @@ void pack_rows(T* __restrict dst, const T* __restrict src, long s_r, long kc) {
 template <typename T>
 void pack_sliver(T* __restrict dst, const T* __restrict src, long s_r, long s_p, int rows, int R, long kc) {
   if (s_p == 1 && s_r != 1) {
-    if (rows == 6 && R == 6) return pack_rows<T, 6>(dst, src, s_r, kc);  // the SIMD kernels' MR
-    if (rows == 4 && R == 4) return pack_rows<T, 4>(dst, src, s_r, kc);  // the portable kernel's MR
+    if (rows == 6 && R == 6) return pack_rows<T, 6>(dst, src, s_r, kc);  // the micro-kernels' MR
     for (int r = 0; r < rows; ++r) {
       const T* line = src + r * s_r;
       for (long p = 0; p < kc; ++p) dst[p * R + r] = line[p];
@@ -198,8 +192,7 @@ void pack_sliver(T* __restrict dst, const T* __restrict src, long s_r, long s_p,
 
 // A panel of slivers: `total` rows split into slivers of R (the last one zero-padded). With
 // s_r == 1 (a row-major B) it copies row p of every sliver before row p + 1: the reads then run
-// along B's rows, which measured 1.6x faster than sliver after sliver (that reads kc rows at a
-// large stride at once).
+// along B's rows, instead of reading kc rows at a large stride at once as sliver after sliver would.
 template <typename T>
 void pack_panel(T* __restrict dst, const T* __restrict src, long s_r, long s_p, long total, int R, long kc) {
   const long slivers = ceil_div(total, R);
@@ -226,11 +219,10 @@ void split_range(long total, long count, long index, long* begin, long* end) {
   *end = total * (index + 1) / count;
 }
 
-// A short C with a row-major B reads B in place (see the top of this file). Measured on Zen 4 (one
-// thread, N = K = 4096): in place beat packing up to 8 tiles of rows (1.2-3x faster), and tied at
-// 16. The KC step shrinks with the rows: each micro-kernel call then walks only 8 rows of B per
-// tile row, and all the slivers of one KC step sweep those rows left to right, a pattern the
-// hardware prefetchers follow (with KC = 512 the same product ran 2-3x slower).
+// A short C with a row-major B reads B in place (see the top of this file), up to 8 rows of tiles:
+// beyond that, packing B pays for itself. The KC step shrinks with the rows: each micro-kernel call then
+// walks only 8 rows of B per tile row, and all the slivers of one KC step sweep those rows left to
+// right, a pattern the hardware prefetchers follow (a full KC of 512 defeats them).
 constexpr long kInPlaceMaxTiles = 8;  // rows of register tiles
 constexpr long kInPlaceKcPerTile = 8;
 
@@ -275,7 +267,7 @@ int threads_for(long m, long n, long k) {
 // ---- the blocked product ----
 
 // C[rows x cols tile] (+)= A sliver x B sliver; edge tiles go through a zero-padded scratch tile.
-// The A sliver's element (i, p) is a_sliver[i * a_rs + p * a_cs] (see simd_gemm_kernels.h).
+// The A sliver's element (i, p) is a_sliver[i * a_rs + p * a_cs] (see gemm_kernel.inc).
 template <typename T>
 void tile(const Plan<T>& plan, long kc, const T* a_sliver, long a_rs, long a_cs, const T* b_sliver, long ldb,
           T* c_tile, long ldc, int rows, int cols, bool accumulate) {
@@ -409,23 +401,8 @@ void gemm_f64(long m, long n, long k, const double* a, long a_rs, long a_cs, con
 
 std::string gemm_isa() { return isa_name(current_isa()); }
 
-std::vector<std::string> gemm_isas() {
-  std::vector<std::string> names;
-  for (Isa isa : {Isa::avx512, Isa::avx2, Isa::scalar})
-    if (isa_supported(isa)) names.emplace_back(isa_name(isa));
-  return names;
-}
-
 void gemm_set_isa(const std::string& name) {
-  if (name == "auto") {
-    g_forced_isa.store(-1);
-    return;
-  }
-  Isa isa;
-  if (!parse_isa(name, &isa))
-    throw std::invalid_argument("gemm_set_isa: unknown ISA '" + name + "' (auto, avx512, avx2, scalar)");
-  if (!isa_supported(isa)) throw std::invalid_argument("gemm_set_isa: this CPU cannot run " + name);
-  g_forced_isa.store(static_cast<int>(isa));
+  g_forced_isa.store(name == "auto" ? -1 : static_cast<int>(select_isa(name, "gemm_set_isa")));
 }
 
 void gemm_set_threads(int n) {

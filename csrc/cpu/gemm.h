@@ -1,5 +1,5 @@
 // C = A @ B on the CPU, fp32 and fp64: cache-blocked, packed panels, SIMD micro-kernels picked at
-// run time (AVX-512, AVX2+FMA or portable), OpenMP across cores.
+// run time (AVX-512, AVX2 or portable), OpenMP across cores.
 //
 // A (M x K) and B (K x N) are read through element strides (row stride, column stride), so a
 // transposed or sliced view needs no copy: packing reads through the strides, and a row-major A
@@ -9,7 +9,6 @@
 #pragma once
 
 #include <string>
-#include <vector>
 
 namespace zhisuan::cpu {
 
@@ -18,12 +17,10 @@ void gemm_f32(long m, long n, long k, const float* a, long a_rs, long a_cs, cons
 void gemm_f64(long m, long n, long k, const double* a, long a_rs, long a_cs, const double* b, long b_rs,
               long b_cs, double* c, long ldc);
 
-// The instruction set the micro-kernels use now ("avx512", "avx2" or "scalar").
+// The instruction-set level the micro-kernels use now ("avx512", "avx2" or "portable"; isa.h).
 std::string gemm_isa();
-// Every level this CPU can run, widest first.
-std::vector<std::string> gemm_isas();
-// Force a level ("auto" restores the automatic choice); throws std::invalid_argument for an unknown
-// name or one this CPU cannot run.
+// Force a level ("auto" restores the automatic choice, the widest the CPU runs); throws
+// std::invalid_argument for an unknown name or one this CPU cannot run.
 void gemm_set_isa(const std::string& name);
 
 // Threads used by gemm: 0 means OpenMP's default (all cores, or OMP_NUM_THREADS).

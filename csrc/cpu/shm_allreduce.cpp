@@ -22,316 +22,109 @@
 #include <stdexcept>
 #include <type_traits>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define ZHISUAN_X86 1
-#endif
+#include "cpu/simd.h"
 
 namespace zhisuan::shm {
 
+using cpu::BFloat;
+using cpu::Half;
 using cpu::Isa;
 
 // ---- reductions ----------------------------------------------------------------------------------
 
 namespace {
 
-// Distinct element types for the two 16-bit float formats (same bits, different meaning).
-struct Half {
-  uint16_t bits;
-};
-struct BFloat {
-  uint16_t bits;
-};
-
-// Portable kernels: any CPU. Also the tails (count % vector width) of the vector kernels.
-namespace scalar {
-
-inline float to_f32(float x) { return x; }
-inline float to_f32(Half h) {
-  _Float16 v;
-  std::memcpy(&v, &h.bits, 2);
-  return static_cast<float>(v);
-}
-inline float to_f32(BFloat b) {
-  const uint32_t u = static_cast<uint32_t>(b.bits) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-inline void store(float* d, float x) { *d = x; }
-inline void store(Half* d, float x) {
-  const _Float16 v = static_cast<_Float16>(x);  // round to nearest even
-  std::memcpy(&d->bits, &v, 2);
-}
-inline void store(BFloat* d, float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) {
-    d->bits = static_cast<uint16_t>((u >> 16) | 0x40u);  // NaN stays a (quiet) NaN
-  } else {
-    d->bits = static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);  // round to nearest even
-  }
-}
-
 // max/min propagate NaN from either side, as torch does.
-template <RedOp OP>
-inline float combine(float a, float b) {
-  if constexpr (OP == RedOp::max) return (a > b || a != a) ? a : b;
-  if constexpr (OP == RedOp::min) return (a < b || a != a) ? a : b;
+template <ReduceOp OP>
+inline float combine_one(float a, float b) {
+  if constexpr (OP == ReduceOp::max) return (a > b || a != a) ? a : b;
+  if constexpr (OP == ReduceOp::min) return (a < b || a != a) ? a : b;
   return a + b;
 }
-template <RedOp OP>
-inline int32_t combine(int32_t a, int32_t b) {
-  if constexpr (OP == RedOp::max) return std::max(a, b);
-  if constexpr (OP == RedOp::min) return std::min(a, b);
+template <ReduceOp OP>
+inline int32_t combine_one(int32_t a, int32_t b) {
+  if constexpr (OP == ReduceOp::max) return std::max(a, b);
+  if constexpr (OP == ReduceOp::min) return std::min(a, b);
   // Sums wrap around on overflow (two's complement), like torch's integer all_reduce.
   return static_cast<int32_t>(static_cast<uint32_t>(a) + static_cast<uint32_t>(b));
 }
 
-template <RedOp OP, typename T>
-void reduce_range(const T* const* src, int nsrc, T* dst, size_t begin, size_t end, float divisor) {
+// Elements [begin, end) one at a time: the tails of the vector loops.
+template <ReduceOp OP, typename T>
+void reduce_tail(const T* const* src, int nsrc, T* dst, size_t begin, size_t end, float divisor) {
   for (size_t i = begin; i < end; ++i) {
     if constexpr (std::is_same_v<T, int32_t>) {
       int32_t acc = src[0][i];
-      for (int k = 1; k < nsrc; ++k) acc = combine<OP>(acc, src[k][i]);
+      for (int k = 1; k < nsrc; ++k) acc = combine_one<OP>(acc, src[k][i]);
       dst[i] = acc;
     } else {
-      float acc = to_f32(src[0][i]);
-      for (int k = 1; k < nsrc; ++k) acc = combine<OP>(acc, to_f32(src[k][i]));
-      if constexpr (OP == RedOp::avg) acc /= divisor;
-      store(dst + i, acc);
+      float acc = cpu::to_float(src[0][i]);
+      for (int k = 1; k < nsrc; ++k) acc = combine_one<OP>(acc, cpu::to_float(src[k][i]));
+      if constexpr (OP == ReduceOp::avg) acc /= divisor;
+      cpu::store_float(dst + i, acc);
     }
   }
 }
 
-struct Kernels {
-  template <RedOp OP, typename T>
-  static void run(const T* const* src, int nsrc, T* dst, size_t count, float divisor) {
-    reduce_range<OP>(src, nsrc, dst, 0, count, divisor);
-  }
-};
+#define ZHISUAN_PER_ISA_BODY "cpu/shm_reduce.inc"
+#include "cpu/per_isa.h"
 
-}  // namespace scalar
-
-#ifdef ZHISUAN_X86
-
-// ---- AVX-512F: 16 lanes ----
-namespace avx512 {
-#define ZHISUAN_AVX512 __attribute__((target("avx512f"), always_inline)) inline
-constexpr size_t kLanes = 16;
-
-ZHISUAN_AVX512 __m512 load(const float* p) { return _mm512_loadu_ps(p); }
-ZHISUAN_AVX512 __m512 load(const Half* p) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-ZHISUAN_AVX512 __m512 load(const BFloat* p) {
-  const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
-}
-ZHISUAN_AVX512 __m512i load(const int32_t* p) { return _mm512_loadu_si512(p); }
-
-ZHISUAN_AVX512 void store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
-ZHISUAN_AVX512 void store(Half* p, __m512 v) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
-                      _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-}
-ZHISUAN_AVX512 void store(BFloat* p, __m512 v) {
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i high = _mm512_srli_epi32(u, 16);
-  const __m512i lsb = _mm512_and_si512(high, _mm512_set1_epi32(1));
-  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), 16);
-  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-  r = _mm512_mask_or_epi32(r, nan, high, _mm512_set1_epi32(0x40));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(r));
-}
-ZHISUAN_AVX512 void store(int32_t* p, __m512i v) { _mm512_storeu_si512(p, v); }
-
-// vmaxps/vminps return the second operand when either is NaN: blend a back in where a is NaN.
-template <RedOp OP>
-ZHISUAN_AVX512 __m512 combine(__m512 a, __m512 b) {
-  if constexpr (OP == RedOp::max || OP == RedOp::min) {
-    const __m512 r = OP == RedOp::max ? _mm512_max_ps(a, b) : _mm512_min_ps(a, b);
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), r, a);
-  }
-  return _mm512_add_ps(a, b);
-}
-template <RedOp OP>
-ZHISUAN_AVX512 __m512i combine(__m512i a, __m512i b) {
-  if constexpr (OP == RedOp::max) return _mm512_max_epi32(a, b);
-  if constexpr (OP == RedOp::min) return _mm512_min_epi32(a, b);
-  return _mm512_add_epi32(a, b);
-}
-ZHISUAN_AVX512 __m512 divide(__m512 a, float d) { return _mm512_div_ps(a, _mm512_set1_ps(d)); }
-
-struct Kernels {
-  template <RedOp OP, typename T>
-  __attribute__((target("avx512f"))) static void run(const T* const* src, int nsrc, T* dst, size_t count,
-                                                     float divisor) {
-    size_t i = 0;
-    for (; i + kLanes <= count; i += kLanes) {
-      auto acc = load(src[0] + i);
-      for (int k = 1; k < nsrc; ++k) acc = combine<OP>(acc, load(src[k] + i));
-      if constexpr (OP == RedOp::avg) acc = divide(acc, divisor);
-      store(dst + i, acc);
-    }
-    scalar::reduce_range<OP>(src, nsrc, dst, i, count, divisor);
-  }
-};
-#undef ZHISUAN_AVX512
-}  // namespace avx512
-
-// ---- AVX2 + F16C: 8 lanes ----
-namespace avx2 {
-#define ZHISUAN_AVX2 __attribute__((target("avx2,f16c"), always_inline)) inline
-constexpr size_t kLanes = 8;
-
-ZHISUAN_AVX2 __m256 load(const float* p) { return _mm256_loadu_ps(p); }
-ZHISUAN_AVX2 __m256 load(const Half* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-ZHISUAN_AVX2 __m256 load(const BFloat* p) {
-  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
-}
-ZHISUAN_AVX2 __m256i load(const int32_t* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+template <ReduceOp OP, typename T>
+void reduce_with(Isa isa, const T* const* src, int nsrc, T* dst, size_t count, float divisor) {
+  pick(isa, &avx512::reduce_span<OP, T>, &avx2::reduce_span<OP, T>, &portable::reduce_span<OP, T>)(
+      src, nsrc, dst, count, divisor);
 }
 
-ZHISUAN_AVX2 void store(float* p, __m256 v) { _mm256_storeu_ps(p, v); }
-ZHISUAN_AVX2 void store(Half* p, __m256 v) {
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
-                   _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-}
-ZHISUAN_AVX2 void store(BFloat* p, __m256 v) {
-  const __m256i u = _mm256_castps_si256(v);
-  const __m256i high = _mm256_srli_epi32(u, 16);
-  const __m256i lsb = _mm256_and_si256(high, _mm256_set1_epi32(1));
-  __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)), lsb), 16);
-  const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-  r = _mm256_blendv_epi8(r, _mm256_or_si256(high, _mm256_set1_epi32(0x40)), nan);
-  // Pack the eight 32-bit lanes (each < 0x10000) to 16 bits: packus works per 128-bit half, so
-  // gather the two halves' results into the low 128 bits afterwards.
-  const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08);
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(packed));
-}
-ZHISUAN_AVX2 void store(int32_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
-
-template <RedOp OP>
-ZHISUAN_AVX2 __m256 combine(__m256 a, __m256 b) {
-  if constexpr (OP == RedOp::max || OP == RedOp::min) {
-    const __m256 r = OP == RedOp::max ? _mm256_max_ps(a, b) : _mm256_min_ps(a, b);
-    return _mm256_blendv_ps(r, a, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
-  }
-  return _mm256_add_ps(a, b);
-}
-template <RedOp OP>
-ZHISUAN_AVX2 __m256i combine(__m256i a, __m256i b) {
-  if constexpr (OP == RedOp::max) return _mm256_max_epi32(a, b);
-  if constexpr (OP == RedOp::min) return _mm256_min_epi32(a, b);
-  return _mm256_add_epi32(a, b);
-}
-ZHISUAN_AVX2 __m256 divide(__m256 a, float d) { return _mm256_div_ps(a, _mm256_set1_ps(d)); }
-
-struct Kernels {
-  template <RedOp OP, typename T>
-  __attribute__((target("avx2,f16c"))) static void run(const T* const* src, int nsrc, T* dst, size_t count,
-                                                       float divisor) {
-    size_t i = 0;
-    for (; i + kLanes <= count; i += kLanes) {
-      auto acc = load(src[0] + i);
-      for (int k = 1; k < nsrc; ++k) acc = combine<OP>(acc, load(src[k] + i));
-      if constexpr (OP == RedOp::avg) acc = divide(acc, divisor);
-      store(dst + i, acc);
-    }
-    scalar::reduce_range<OP>(src, nsrc, dst, i, count, divisor);
-  }
-};
-#undef ZHISUAN_AVX2
-}  // namespace avx2
-
-#endif  // ZHISUAN_X86
-
-template <class K, typename T>
-void reduce_typed(RedOp op, const std::vector<const void*>& srcs, void* dst_raw, size_t count) {
+template <typename T>
+void reduce_typed(Isa isa, ReduceOp op, const std::vector<const void*>& srcs, void* dst_raw, size_t count) {
   const auto* src = reinterpret_cast<const T* const*>(srcs.data());
   const int nsrc = static_cast<int>(srcs.size());
   T* dst = static_cast<T*>(dst_raw);
   const float divisor = static_cast<float>(nsrc);
   switch (op) {
-    case RedOp::sum:
-      K::template run<RedOp::sum>(src, nsrc, dst, count, divisor);
-      break;
-    case RedOp::max:
-      K::template run<RedOp::max>(src, nsrc, dst, count, divisor);
-      break;
-    case RedOp::min:
-      K::template run<RedOp::min>(src, nsrc, dst, count, divisor);
-      break;
-    case RedOp::avg:
+    case ReduceOp::sum:
+      return reduce_with<ReduceOp::sum>(isa, src, nsrc, dst, count, divisor);
+    case ReduceOp::max:
+      return reduce_with<ReduceOp::max>(isa, src, nsrc, dst, count, divisor);
+    case ReduceOp::min:
+      return reduce_with<ReduceOp::min>(isa, src, nsrc, dst, count, divisor);
+    case ReduceOp::avg:
       if constexpr (std::is_same_v<T, int32_t>) {
         // Integer average: the (wrapping) sum, then floor division, as torch's floor_divide.
         // A double holds every int32 exactly and floor(s / n) is exact for n < 2^21.
-        K::template run<RedOp::sum>(src, nsrc, dst, count, divisor);
+        reduce_with<ReduceOp::sum>(isa, src, nsrc, dst, count, divisor);
         for (size_t i = 0; i < count; ++i)
           dst[i] = static_cast<int32_t>(std::floor(static_cast<double>(dst[i]) / nsrc));
       } else {
-        K::template run<RedOp::avg>(src, nsrc, dst, count, divisor);
+        reduce_with<ReduceOp::avg>(isa, src, nsrc, dst, count, divisor);
       }
-      break;
+      return;
   }
 }
 
-template <class K>
-void reduce_with(DType dtype, RedOp op, const std::vector<const void*>& srcs, void* dst, size_t count) {
-  switch (dtype) {
-    case DType::fp32:
-      return reduce_typed<K, float>(op, srcs, dst, count);
-    case DType::fp16:
-      return reduce_typed<K, Half>(op, srcs, dst, count);
-    case DType::bf16:
-      return reduce_typed<K, BFloat>(op, srcs, dst, count);
-    case DType::int32:
-      return reduce_typed<K, int32_t>(op, srcs, dst, count);
-  }
+void check_members(DType dtype, ReduceOp op, const char* who) {
+  if (!is_member(dtype))
+    throw std::invalid_argument(std::string(who) + ": unknown dtype " + std::to_string(static_cast<int>(dtype)));
+  if (!is_member(op))
+    throw std::invalid_argument(std::string(who) + ": unknown op " + std::to_string(static_cast<int>(op)));
 }
 
 }  // namespace
 
-size_t dtype_size(DType dtype) {
-  switch (dtype) {
-    case DType::fp32:
-    case DType::int32:
-      return 4;
-    case DType::fp16:
-    case DType::bf16:
-      return 2;
-  }
-  throw std::invalid_argument("shm all_reduce: unknown dtype code " + std::to_string(int(dtype)));
-}
-
-bool isa_usable(Isa isa) {
-#ifdef ZHISUAN_X86
-  if (isa == Isa::avx2) return cpu::isa_supported(Isa::avx2) && __builtin_cpu_supports("f16c");
-  return cpu::isa_supported(isa);
-#else
-  return isa == Isa::scalar;
-#endif
-}
-
-Isa default_isa() {
-  for (Isa isa : {Isa::avx512, Isa::avx2})
-    if (isa_usable(isa)) return isa;
-  return Isa::scalar;
-}
-
-void reduce(Isa isa, DType dtype, RedOp op, const std::vector<const void*>& srcs, void* dst, size_t count) {
+void reduce(Isa isa, DType dtype, ReduceOp op, const std::vector<const void*>& srcs, void* dst, size_t count) {
+  check_members(dtype, op, "shm reduce");
   if (srcs.empty()) throw std::invalid_argument("shm reduce: no source buffers");
   if (count == 0) return;
-#ifdef ZHISUAN_X86
-  if (isa == Isa::avx512) return reduce_with<avx512::Kernels>(dtype, op, srcs, dst, count);
-  if (isa == Isa::avx2) return reduce_with<avx2::Kernels>(dtype, op, srcs, dst, count);
-#endif
-  reduce_with<scalar::Kernels>(dtype, op, srcs, dst, count);
+  switch (dtype) {
+    case DType::fp32:
+      return reduce_typed<float>(isa, op, srcs, dst, count);
+    case DType::fp16:
+      return reduce_typed<Half>(isa, op, srcs, dst, count);
+    case DType::bf16:
+      return reduce_typed<BFloat>(isa, op, srcs, dst, count);
+    case DType::int32:
+      return reduce_typed<int32_t>(isa, op, srcs, dst, count);
+  }
 }
 
 // ---- the segment ---------------------------------------------------------------------------------
@@ -343,8 +136,6 @@ constexpr size_t kLine = 128;  // two cache lines: no false sharing even with ad
 constexpr size_t kPage = 4096;
 constexpr int kMaxWorld = 1024;
 constexpr size_t kSliceAlign = 64;  // two-shot slices start on cache-line boundaries
-// Spin this long before sleeping: a peer that is running arrives within microseconds; one that is
-// descheduled (more processes than cores) needs our core to get there.
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -406,7 +197,7 @@ ShmAllReduce::ShmAllReduce(const std::string& name, int rank, int world, bool cr
       slot_bytes_(round_up(slot_bytes, kPage)),
       one_shot_max_bytes_(one_shot_max_bytes),
       timeout_s_(timeout_s),
-      isa_(default_isa()),
+      isa_(cpu::widest_isa()),
       srcs_(static_cast<size_t>(std::max(world, 1))) {
   if (world < 1 || world > kMaxWorld)
     throw std::invalid_argument("shm all_reduce: world size must be in [1, " + std::to_string(kMaxWorld) +
@@ -498,13 +289,7 @@ void ShmAllReduce::set_spin(double seconds) {
   spin_ = std::chrono::nanoseconds(static_cast<int64_t>(seconds * 1e9));
 }
 
-void ShmAllReduce::set_isa(const std::string& name) {
-  Isa isa;
-  if (!cpu::parse_isa(name, &isa))
-    throw std::invalid_argument("shm all_reduce: unknown isa '" + name + "' (avx512, avx2, scalar)");
-  if (!isa_usable(isa)) throw std::invalid_argument("shm all_reduce: this CPU cannot run isa '" + name + "'");
-  isa_ = isa;
-}
+void ShmAllReduce::set_isa(const std::string& name) { isa_ = cpu::select_isa(name, "shm all_reduce"); }
 
 void ShmAllReduce::wait_opened_and_unlink() {
   if (unlinked_) return;
@@ -580,16 +365,9 @@ void ShmAllReduce::wait_for(int k, uint64_t target, std::chrono::steady_clock::t
 }
 
 namespace {
-const char* dtype_label(int32_t code) {
-  static const char* names[] = {"fp32", "fp16", "bf16", "int32"};
-  return code >= 0 && code < 4 ? names[code] : "?";
-}
-const char* op_label(int32_t code) {
-  static const char* names[] = {"sum", "max", "min", "avg"};
-  return code >= 0 && code < 4 ? names[code] : "?";
-}
 std::string describe(const Descriptor& d) {
-  return "count=" + std::to_string(d.count) + " " + dtype_label(d.dtype) + " " + op_label(d.op);
+  return "count=" + std::to_string(d.count) + " " + dtype_name(static_cast<DType>(d.dtype)) + " " +
+         reduce_op_name(static_cast<ReduceOp>(d.op));
 }
 }  // namespace
 
@@ -608,7 +386,7 @@ void ShmAllReduce::check_descriptors(int parity) {
   }
 }
 
-void ShmAllReduce::chunk_one_shot(const char* in, char* out, size_t count, DType dtype, RedOp op, int check) {
+void ShmAllReduce::chunk_one_shot(const char* in, char* out, size_t count, DType dtype, ReduceOp op, int check) {
   const int set = static_cast<int>(chunk_++ & 1);
   std::memcpy(slot(set, rank_), in, count * dtype_size(dtype));
   barrier("the one-shot exchange");
@@ -617,7 +395,7 @@ void ShmAllReduce::chunk_one_shot(const char* in, char* out, size_t count, DType
   reduce(isa_, dtype, op, srcs_, out, count);
 }
 
-void ShmAllReduce::chunk_two_shot(const char* in, char* out, size_t count, DType dtype, RedOp op, int check) {
+void ShmAllReduce::chunk_two_shot(const char* in, char* out, size_t count, DType dtype, ReduceOp op, int check) {
   const int set = static_cast<int>(chunk_++ & 1);
   const size_t esize = dtype_size(dtype);
   const size_t align = kSliceAlign / esize;
@@ -647,7 +425,8 @@ void ShmAllReduce::chunk_two_shot(const char* in, char* out, size_t count, DType
       std::memcpy(out + begin(k) * esize, slot(set, k) + begin(k) * esize, length(k) * esize);
 }
 
-void ShmAllReduce::all_reduce(uintptr_t in_addr, uintptr_t out_addr, size_t count, DType dtype, RedOp op) {
+void ShmAllReduce::all_reduce(uintptr_t in_addr, uintptr_t out_addr, size_t count, DType dtype, ReduceOp op) {
+  check_members(dtype, op, "shm all_reduce");
   require_open();
   const size_t esize = dtype_size(dtype);
   if (count == 0) return;

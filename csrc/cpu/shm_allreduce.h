@@ -34,22 +34,15 @@
 #include <string>
 #include <vector>
 
-#include "cpu/simd_isa.h"
+#include "cpu/isa.h"
+#include "dtypes.h"
 
 namespace zhisuan::shm {
 
-enum class DType : int { fp32 = 0, fp16 = 1, bf16 = 2, int32 = 3 };
-enum class RedOp : int { sum = 0, max = 1, min = 2, avg = 3 };
-
-size_t dtype_size(DType dtype);
-
-// The widest reduction kernel this CPU runs (avx512 needs AVX-512F; avx2 needs AVX2 and F16C).
-cpu::Isa default_isa();
-bool isa_usable(cpu::Isa isa);
-
-// dst[i] = srcs[0][i] op srcs[1][i] op ... (in order); avg divides the sum by srcs.size()
-// (floor division for int32). dst may alias any source. Addresses are raw element pointers.
-void reduce(cpu::Isa isa, DType dtype, RedOp op, const std::vector<const void*>& srcs, void* dst,
+// dst[i] = srcs[0][i] op srcs[1][i] op ... (in order) with the reduction kernel of level `isa`
+// (one this CPU runs); avg divides the sum by srcs.size() (floor division for int32). dst may alias
+// any source. Addresses are raw element pointers.
+void reduce(cpu::Isa isa, DType dtype, ReduceOp op, const std::vector<const void*>& srcs, void* dst,
             size_t count);
 
 struct SegmentHeader;
@@ -67,7 +60,7 @@ class ShmAllReduce {
   // Rank 0: wait until every rank has mapped the segment, then remove its name. Idempotent.
   void wait_opened_and_unlink();
   // Reduce count elements of in (all ranks) into out; out may equal in.
-  void all_reduce(uintptr_t in, uintptr_t out, size_t count, DType dtype, RedOp op);
+  void all_reduce(uintptr_t in, uintptr_t out, size_t count, DType dtype, ReduceOp op);
   // Unmap (and, on rank 0, unlink if not yet done). Further calls raise.
   void close();
 
@@ -91,8 +84,8 @@ class ShmAllReduce {
                 const char* where);
   void check_descriptors(int parity);
   // check: the call parity whose descriptors to compare after the first barrier, or -1.
-  void chunk_one_shot(const char* in, char* out, size_t count, DType dtype, RedOp op, int check);
-  void chunk_two_shot(const char* in, char* out, size_t count, DType dtype, RedOp op, int check);
+  void chunk_one_shot(const char* in, char* out, size_t count, DType dtype, ReduceOp op, int check);
+  void chunk_two_shot(const char* in, char* out, size_t count, DType dtype, ReduceOp op, int check);
   void require_open() const;
 
   std::string name_;

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "ipc_allreduce.h"  // nvcc gets no include path from setup.py: the header sits beside this file
+#include "cuda/ipc_allreduce.h"
 
 namespace zhisuan::ipc {
 namespace {
@@ -83,21 +83,21 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
 }
 
 // max/min propagate NaN from either side, as torch does.
-template <RedOp OP>
+template <ReduceOp OP>
 __device__ __forceinline__ float combine(float a, float b) {
-  if constexpr (OP == RedOp::max) return (a > b || a != a) ? a : b;
-  if constexpr (OP == RedOp::min) return (a < b || a != a) ? a : b;
+  if constexpr (OP == ReduceOp::max) return (a > b || a != a) ? a : b;
+  if constexpr (OP == ReduceOp::min) return (a < b || a != a) ? a : b;
   return a + b;
 }
 
 // out[i] (and copy[i], when given) = src[0][i] op ... op src[world-1][i], in rank order, in fp32.
-template <typename T, RedOp OP>
+template <typename T, ReduceOp OP>
 __global__ void reduce_kernel(Sources src, int world, T* out, T* copy, std::size_t n, float divisor) {
   const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
   for (std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     float acc = to_float(static_cast<const T*>(src.ptr[0])[i]);
     for (int k = 1; k < world; ++k) acc = combine<OP>(acc, to_float(static_cast<const T*>(src.ptr[k])[i]));
-    if constexpr (OP == RedOp::avg) acc = __fdiv_rn(acc, divisor);  // IEEE division even under fast math
+    if constexpr (OP == ReduceOp::avg) acc = __fdiv_rn(acc, divisor);  // IEEE division even under fast math
     const T v = from_float<T>(acc);
     out[i] = v;
     if (copy != nullptr) copy[i] = v;
@@ -105,29 +105,29 @@ __global__ void reduce_kernel(Sources src, int world, T* out, T* copy, std::size
 }
 
 template <typename T>
-void launch_reduce(RedOp op, const Sources& src, int world, void* out, void* copy, std::size_t n,
+void launch_reduce(ReduceOp op, const Sources& src, int world, void* out, void* copy, std::size_t n,
                    cudaStream_t stream) {
   const int blocks = static_cast<int>(std::min<std::size_t>((n + kThreads - 1) / kThreads, kMaxBlocks));
   T* o = static_cast<T*>(out);
   T* c = static_cast<T*>(copy);
   const float d = static_cast<float>(world);
   switch (op) {
-    case RedOp::sum:
-      reduce_kernel<T, RedOp::sum><<<blocks, kThreads, 0, stream>>>(src, world, o, c, n, d);
+    case ReduceOp::sum:
+      reduce_kernel<T, ReduceOp::sum><<<blocks, kThreads, 0, stream>>>(src, world, o, c, n, d);
       break;
-    case RedOp::max:
-      reduce_kernel<T, RedOp::max><<<blocks, kThreads, 0, stream>>>(src, world, o, c, n, d);
+    case ReduceOp::max:
+      reduce_kernel<T, ReduceOp::max><<<blocks, kThreads, 0, stream>>>(src, world, o, c, n, d);
       break;
-    case RedOp::min:
-      reduce_kernel<T, RedOp::min><<<blocks, kThreads, 0, stream>>>(src, world, o, c, n, d);
+    case ReduceOp::min:
+      reduce_kernel<T, ReduceOp::min><<<blocks, kThreads, 0, stream>>>(src, world, o, c, n, d);
       break;
-    case RedOp::avg:
-      reduce_kernel<T, RedOp::avg><<<blocks, kThreads, 0, stream>>>(src, world, o, c, n, d);
+    case ReduceOp::avg:
+      reduce_kernel<T, ReduceOp::avg><<<blocks, kThreads, 0, stream>>>(src, world, o, c, n, d);
       break;
   }
 }
 
-void reduce(DType dtype, RedOp op, const Sources& src, int world, void* out, void* copy, std::size_t n,
+void reduce(DType dtype, ReduceOp op, const Sources& src, int world, void* out, void* copy, std::size_t n,
             cudaStream_t stream) {
   switch (dtype) {
     case DType::fp32:
@@ -136,10 +136,10 @@ void reduce(DType dtype, RedOp op, const Sources& src, int world, void* out, voi
       return launch_reduce<__half>(op, src, world, out, copy, n, stream);
     case DType::bf16:
       return launch_reduce<__nv_bfloat16>(op, src, world, out, copy, n, stream);
+    case DType::int32:  // refused by IpcAllReduce::all_reduce
+      break;
   }
 }
-
-std::size_t element_size(DType dtype) { return dtype == DType::fp32 ? 4 : 2; }
 
 }  // namespace
 
@@ -214,9 +214,13 @@ void IpcAllReduce::barrier(cudaStream_t stream) {
 }
 
 void IpcAllReduce::all_reduce(std::uintptr_t in_addr, std::uintptr_t out_addr, std::size_t count, DType dtype,
-                              RedOp op, cudaStream_t stream) {
+                              ReduceOp op, cudaStream_t stream) {
   if (!opened_) throw std::runtime_error("ipc all_reduce: the peers' buffers are not open (call open())");
-  const std::size_t esize = element_size(dtype);
+  if (dtype != DType::fp32 && dtype != DType::fp16 && dtype != DType::bf16)
+    throw std::invalid_argument(std::string("ipc all_reduce: dtype ") + dtype_name(dtype) +
+                                " not supported (fp32, fp16, bf16)");
+  if (!is_member(op)) throw std::invalid_argument("ipc all_reduce: unknown op");
+  const std::size_t esize = dtype_size(dtype);
   const std::size_t bytes = count * esize;
   if (bytes > half_bytes_)
     throw std::invalid_argument("ipc all_reduce: " + std::to_string(bytes) + " bytes exceed the buffer half of " +

@@ -30,12 +30,11 @@
 #include <string>
 #include <vector>
 
+#include "dtypes.h"
+
 namespace zhisuan::ipc {
 
 constexpr int kMaxRanks = 16;
-
-enum class DType : int { fp32 = 0, fp16 = 1, bf16 = 2 };
-enum class RedOp : int { sum = 0, max = 1, min = 2, avg = 3 };
 
 class IpcAllReduce {
  public:
@@ -50,8 +49,8 @@ class IpcAllReduce {
   // Open every other rank's buffer; handles[k] is rank k's handle (ours is skipped).
   void open(const std::vector<std::string>& handles);
   // Reduce count elements at in (every rank) into out (may equal in) on `stream`; returns at once.
-  // count * element size must be at most half_bytes().
-  void all_reduce(std::uintptr_t in, std::uintptr_t out, std::size_t count, DType dtype, RedOp op,
+  // dtype fp32, fp16 or bf16; count * element size must be at most half_bytes().
+  void all_reduce(std::uintptr_t in, std::uintptr_t out, std::size_t count, DType dtype, ReduceOp op,
                   cudaStream_t stream);
   void close();
 

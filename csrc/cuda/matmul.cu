@@ -24,7 +24,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "matmul.h"  // nvcc gets no include path from setup.py: the header sits beside this file
+#include "cuda/matmul.h"
 
 namespace zhisuan {
 namespace {
@@ -373,10 +373,12 @@ std::string gemm_operand_problem(std::uintptr_t ptr, std::int64_t rows, std::int
   return layout_of(ptr, rows, cols, stride_row, stride_col, element_size).problem;
 }
 
-void gemm_tensor_core(GemmType type, std::int64_t m, std::int64_t n, std::int64_t k, std::uintptr_t a,
+void gemm_tensor_core(DType dtype, std::int64_t m, std::int64_t n, std::int64_t k, std::uintptr_t a,
                       std::int64_t a_stride_row, std::int64_t a_stride_col, std::uintptr_t b,
                       std::int64_t b_stride_row, std::int64_t b_stride_col, std::uintptr_t c, std::int64_t ldc,
                       cudaStream_t stream) {
+  if (dtype != DType::fp16 && dtype != DType::bf16)
+    throw std::invalid_argument(std::string("gemm: dtype ") + dtype_name(dtype) + " not supported (fp16, bf16)");
   constexpr std::int64_t kMaxDim = (std::int64_t{1} << 31) - kBlockM;
   if (m < 1 || n < 1 || k < 1 || m > kMaxDim || n > kMaxDim || k > kMaxDim) {
     throw std::invalid_argument("gemm: M, N, K must be in [1, 2^31 - 128], got " + std::to_string(m) + ", " +
@@ -390,7 +392,7 @@ void gemm_tensor_core(GemmType type, std::int64_t m, std::int64_t n, std::int64_
   const Operand op_a{a, la.ld, la.row_major};
   const Operand op_b{b, lb.ld, !lb.row_major};
   const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
-  if (type == GemmType::f16) {
+  if (dtype == DType::fp16) {
     dispatch<__half>(mi, ni, ki, op_a, op_b, c, ldc, stream);
   } else {
     dispatch<__nv_bfloat16>(mi, ni, ki, op_a, op_b, c, ldc, stream);

@@ -13,17 +13,17 @@
 #include <cstdint>
 #include <string>
 
-namespace zhisuan {
+#include "dtypes.h"
 
-enum class GemmType { f16, bf16 };
+namespace zhisuan {
 
 // Empty when the kernel can read a rows x cols operand in place, else the reason.
 std::string gemm_operand_problem(std::uintptr_t ptr, std::int64_t rows, std::int64_t cols, std::int64_t stride_row,
                                  std::int64_t stride_col, std::int64_t element_size);
 
-// Launches on `stream` and returns at once; throws std::invalid_argument for bad arguments and
-// std::runtime_error for a CUDA launch error.
-void gemm_tensor_core(GemmType type, std::int64_t m, std::int64_t n, std::int64_t k, std::uintptr_t a,
+// dtype fp16 or bf16. Launches on `stream` and returns at once; throws std::invalid_argument for bad
+// arguments and std::runtime_error for a CUDA launch error.
+void gemm_tensor_core(DType dtype, std::int64_t m, std::int64_t n, std::int64_t k, std::uintptr_t a,
                       std::int64_t a_stride_row, std::int64_t a_stride_col, std::uintptr_t b,
                       std::int64_t b_stride_row, std::int64_t b_stride_col, std::uintptr_t c, std::int64_t ldc,
                       cudaStream_t stream);

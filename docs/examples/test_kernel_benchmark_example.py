@@ -9,8 +9,9 @@ import), then:
                                                  # (--kernel-benchmark-disable without pytest-benchmark)
 
 The fixture is pytest-benchmark's `benchmark` for kernels: `kernel_benchmark(fn, *args, **kwargs)`
-returns fn's value, and `kernel_benchmark.measure(fn, args=..., flops=..., device=..., dtype=...)`
-does the same with zhisuan's options; `kernel_benchmark.result` is then the measurement (every
+returns fn's value, and `kernel_benchmark.measure(fn, args=..., flops=..., device=..., dtype=...,
+reference=..., tolerance=...)` does the same with zhisuan's options and checks fn's output (without
+a reference the result is marked "unchecked"); `kernel_benchmark.result` is then the measurement (every
 sample, FLOP/s, % of the chip's peak). Each kernel is checked first (timing a wrong kernel is
 pointless), then timed with device synchronisation, a warm-up, a cache flush between samples and
 an explicit sample count.
@@ -46,6 +47,10 @@ def test_scaled_matmul_speed(kernel_benchmark, m, n, k):
     torch.testing.assert_close(my_scaled_matmul(a, b, 0.5).double(), expected, **tolerance)
 
     work = {
+        # Checked before timing and again on the last timed call's output: a kernel that caches or
+        # breaks after its first call cannot pass (max abs error within the tolerance given).
+        "reference": expected,
+        "tolerance": 2e-2 * float(expected.abs().max()),  # max abs error: 2 % of the largest value
         "flops": 2 * m * n * k,
         "bytes": (m * k + k * n + m * n) * a.element_size(),
         "device": device,
@@ -78,6 +83,7 @@ def test_attention_speed_gpu(kernel_benchmark):
     torch.testing.assert_close(kernels.attention(q, k, v).float(), expected, rtol=2e-2, atol=2e-2)
     # FlashAttention's FLOP count for the forward pass: 4 * batch * heads * seq_q * seq_k * head_dim.
     flops = 4 * 1 * 16 * 2048 * 2048 * 128
-    kernel_benchmark.measure(kernels.attention, args=(q, k, v), flops=flops, device="cuda", dtype="bf16")
+    kernel_benchmark.measure(kernels.attention, args=(q, k, v), flops=flops, device="cuda", dtype="bf16",
+                             reference=expected, tolerance=2e-2)  # fmt: skip
     if not kernel_benchmark.disabled:
         assert kernel_benchmark.result.flops_per_s > 0

@@ -23,11 +23,9 @@ from zhisuan.kernels._ext import cuda_ext, cuda_ext_missing
 from zhisuan.kernels.allreduce.groups import PerGroup
 from zhisuan.kernels.allreduce.shm import host_id
 from zhisuan.kernels.devices import cuda_missing
-from zhisuan.kernels.registry import get, register
+from zhisuan.kernels.registry import dtype_name, get, register
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-_DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
-_OP_CODES = {"sum": 0, "max": 1, "min": 2, "avg": 3}
 HALF_BYTES = 8 << 20  # largest message on the IPC path (each rank's buffer holds two halves)
 ONE_SHOT_MAX_BYTES = 256 << 10  # up to here every rank reduces everything (one barrier)
 TIMEOUT_S = 60.0  # a barrier that waits longer traps its kernel (a CUDA error, not a hang)
@@ -80,6 +78,9 @@ def all_reduce_ipc(t: torch.Tensor, *, op: str, group=None) -> None:
         get("all_reduce", "torch").fn(t, op=op, group=group)
         return
     comm = communicator(group, t.device.index)
+    ext = cuda_ext()
+    # The extension's DType and ReduceOp members carry zhisuan's dtype and op names.
+    kind, reduction = getattr(ext.DType, dtype_name(t.dtype)), getattr(ext.ReduceOp, op)
     stream = torch.cuda.current_stream(t.device).cuda_stream
     ptr = t.data_ptr()
-    comm.all_reduce(ptr, ptr, t.numel(), _DTYPE_CODES[t.dtype], _OP_CODES[op], stream)
+    comm.all_reduce(ptr, ptr, t.numel(), kind, reduction, stream)

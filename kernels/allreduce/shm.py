@@ -29,11 +29,9 @@ import torch.distributed as dist
 
 from zhisuan.kernels._ext import cpu_ext, cpu_ext_missing
 from zhisuan.kernels.allreduce.groups import PerGroup
-from zhisuan.kernels.registry import register
+from zhisuan.kernels.registry import dtype_name, register
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int32)
-_DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.int32: 3}
-_OP_CODES = {"sum": 0, "max": 1, "min": 2, "avg": 3}
 
 # Per rank and buffer set; the segment holds 2 * world slots. Messages larger than a slot go
 # through it in chunks. 1 MiB keeps a chunk in L2 between its copy-in and its reduction.
@@ -151,7 +149,10 @@ def prepare_shm(t: torch.Tensor, *, op: str, group=None, out: torch.Tensor | Non
     while the call lives (it holds the tensors)."""
     comm = communicator(group)
     dst = t if out is None else out
-    args = (t.data_ptr(), dst.data_ptr(), t.numel(), _DTYPE_CODES[t.dtype], _OP_CODES[op])
+    ext = cpu_ext()
+    # The extension's DType and ReduceOp members carry zhisuan's dtype and op names.
+    kind, reduction = getattr(ext.DType, dtype_name(t.dtype)), getattr(ext.ReduceOp, op)
+    args = (t.data_ptr(), dst.data_ptr(), t.numel(), kind, reduction)
     run = comm.all_reduce
 
     def call():

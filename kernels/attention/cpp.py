@@ -83,7 +83,8 @@ def attention_with_lse(
     """(o, lse): the attention output and the natural-log log-sum-exp of each query row's scaled,
     masked scores, (batch, heads_q, seq_q) float32; -inf (and o = 0) for a row that sees no key.
 
-    isa picks the code path: 'auto' or one of isas(); the front door's input checks apply.
+    isa picks the instruction-set level: 'auto' (the widest this CPU runs) or one of isas(); the
+    front door's input checks apply.
     """
     from zhisuan.kernels.attention import check_inputs  # the package imports this module: import lazily
 
@@ -99,5 +100,5 @@ def attention_with_lse(
 
 
 def isas() -> list[str]:
-    """Code paths of the attention kernel this CPU runs, fastest first ('avx512', 'avx2', 'portable')."""
-    return list(cpu_ext().attention_isas())
+    """Instruction-set levels this CPU runs, widest first (a subset of 'avx512', 'avx2', 'portable')."""
+    return list(cpu_ext().isas())

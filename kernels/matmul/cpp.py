@@ -56,12 +56,12 @@ def matmul_cpp(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def isa() -> str:
-    """Instruction set the GEMM micro-kernels use now: 'avx512', 'avx2' or 'scalar'."""
+    """Instruction-set level the GEMM micro-kernels use now: 'avx512', 'avx2' or 'portable'."""
     return cpu_ext().gemm_isa()
 
 
 def set_isa(name: str) -> None:
-    """Force 'avx512', 'avx2' or 'scalar' (must run on this CPU), or 'auto' for the automatic choice."""
+    """Force a level this CPU runs ('avx512', 'avx2' or 'portable'), or 'auto' for the widest."""
     cpu_ext().gemm_set_isa(name)
 
 

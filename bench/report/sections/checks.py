@@ -261,6 +261,8 @@ def timeline(results: list[Result]) -> list[Block]:
                 label, [s.get("t", 0.0) for s in samples], metrics, throttled, palette[where(r, True)]
             )
         )
+    if not any(plots.timeline_panels(tracks)):
+        return [Text("The burn-in timeline holds no readings to plot.", "muted")]
     fig = plots.timeline_chart(tracks, title="burn-in: sustained throughput and telemetry over time")
     caption = f"{provenance(runs)}. Shaded: samples with a throttle reason"
     caption += f" ({', '.join(sorted(reasons))})." if reasons else " (none seen)."

@@ -32,21 +32,25 @@ def devices_text(results: list[Result]) -> str:
 
 
 def status_cell(r: Result) -> Cell:
-    """The status column: 'ok', or what went wrong in words."""
+    """The status column: 'ok', or what went wrong in words ('unchecked': timed, output unverified)."""
     if r.status == "ok":
         return Cell(
             "ok (interpreted: times not meaningful)" if r.interpreted else "ok",
             "muted" if r.interpreted else "ok",
         )
-    return Cell(f"{r.status}: {r.error}" if r.error else r.status, "fail")
+    tone = "warn" if r.status == "unchecked" else "fail"
+    return Cell(f"{r.status}: {r.error}" if r.error else r.status, tone)
 
 
 def failed_cell(r: Result) -> Cell:
     """What stands in a number's place when the result has no trustworthy number."""
-    if r.status != "ok":
+    if not r.timed:
         return Cell(r.status, "fail")
-    return Cell("interpreted: no rate", "muted")
+    if r.interpreted:
+        return Cell("interpreted: no rate", "muted")
+    return Cell("no rate recorded", "muted")
 
 
 def has_rate(r: Result) -> bool:
-    return r.status == "ok" and not r.interpreted and r.median_s is not None
+    """A timing whose rates may be shown: checked (or unchecked, and marked so), not interpreted."""
+    return r.timed and not r.interpreted and r.median_s is not None

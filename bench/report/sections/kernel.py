@@ -41,7 +41,7 @@ def _not_plotted(results: list[Result]) -> list[str]:
         return []
     counts: dict[str, int] = {}
     for r in skipped:
-        reason = "interpreted (no rate)" if r.status == "ok" else r.status
+        reason = r.status if not r.timed else "interpreted (no rate)" if r.interpreted else "no rate recorded"
         counts[reason] = counts.get(reason, 0) + 1
     listed = ", ".join(f"{n} {reason}" for reason, n in counts.items())
     return [f"not plotted: {listed} (see the table)"]
@@ -49,15 +49,15 @@ def _not_plotted(results: list[Result]) -> list[str]:
 
 def op_blocks(op: str, results: list[Result], backend_colours: dict[str, str]) -> list[Block]:
     flops = _uses_flops(results)
-    rated = [r for r in results if has_rate(r)]
+    rated = [r for r in results if has_rate(r) and _point(r, flops) is not None]
     blocks: list[Block] = [Heading(op, 4)]
     if rated:
         fig = plots.line_chart(
             [
                 plots.Series(
                     backend,
-                    [r.flops if flops else r.bytes for r in members],
-                    [r.flops_per_s if flops else r.bytes_per_s for r in members],
+                    [_point(r, flops)[0] for r in members],
+                    [_point(r, flops)[1] for r in members],
                     colour=backend_colours[backend],
                 )
                 for (backend,), members in group_by(rated, lambda r: (r.backend,)).items()
@@ -80,6 +80,12 @@ def op_blocks(op: str, results: list[Result], backend_colours: dict[str, str]) -
         )
     blocks.append(results_table(results, flops))
     return blocks
+
+
+def _point(r: Result, flops: bool) -> tuple[float, float] | None:
+    """(work per call, achieved rate) of a result, in FLOPs or bytes; None where either is missing."""
+    work, rate = (r.flops, r.flops_per_s) if flops else (r.bytes, r.bytes_per_s)
+    return (work, rate) if work and rate else None
 
 
 def _peak_lines(results: list[Result], flops: bool) -> list[plots.RefLine]:
@@ -116,7 +122,7 @@ def _peak_column(results: list[Result], flops: bool) -> str:
 
 
 def _check_text(r: Result) -> Cell:
-    if "max_abs_err" not in r.check:
+    if not units.is_number(r.check.get("max_abs_err")) or not units.is_number(r.check.get("tolerance")):
         return Cell(units.DASH, "muted")
     text = f"{r.check['max_abs_err']:.2g} / {r.check['tolerance']:.2g}"
     return Cell(text, None if r.check.get("passed") else "fail")

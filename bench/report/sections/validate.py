@@ -35,17 +35,28 @@ SEVERITY = {"FAIL": 3, "WARN": 2, "PASS": 1, "SKIP": 0}
 
 
 def validate_section(results: list[Result]) -> list[Block]:
-    """The banner first (the document puts it at the top of the page), then the validation."""
+    """The banner first (the document puts it at the top of the page), then the validation.
+
+    Results of several validate runs (a merged report) get a verdict per run in the banner, the
+    worst of them on top, and each run's cluster figures, stragglers and devices under its run id:
+    the headline is never one run's while the tables show all of them.
+    """
     summaries = [r for r in results if r.op == "summary"]
     checks = [r for r in results if r.op != "summary"]
-    summary = summaries[-1] if summaries else None
-    stragglers = (summary.extra.get("stragglers") or []) if summary else []
-    blocks: list[Block] = [banner(summary, checks), Heading("Validation")]
-    if summary is not None:
+    stragglers = [s for summary in summaries for s in _stragglers(summary)]
+    blocks: list[Block] = [banner(summaries, checks), Heading("Validation")]
+    several = len(summaries) > 1
+    for summary in summaries:
+        blocks += [Heading(f"Run {summary.run_id or '(no run id)'}", 3)] if several else []
         blocks += cluster_blocks(summary)
     blocks += [Heading("Checks", 3), overview_table(checks)]
-    if summary is not None:
-        blocks += straggler_blocks(stragglers)
+    for summary in summaries:
+        blocks += (
+            [Heading(f"Stragglers and devices of run {summary.run_id or '(no run id)'}", 3)]
+            if several
+            else []
+        )
+        blocks += straggler_blocks(_stragglers(summary))
         blocks += device_blocks(summary)
     blocks += unreadable_telemetry(checks)
     for op in sorted({r.op for r in checks}, key=check_order):
@@ -53,31 +64,62 @@ def validate_section(results: list[Result]) -> list[Block]:
     return blocks
 
 
-def banner(summary: Result | None, checks: list[Result]) -> Banner:
-    recorded = (summary.extra.get("counts") or {}) if summary else {}
-    counts = Counter(recorded) if recorded else Counter(verdict_of(r) for r in checks)
+def _stragglers(summary: Result) -> list[dict]:
+    return [s for s in summary.extra.get("stragglers") or [] if isinstance(s, dict)]
+
+
+def run_verdict(summary: Result | None, checks: list[Result]) -> str:
+    """A run's verdict: its summary's, or the worst of its checks where it has no summary."""
+    if summary is not None:
+        return str(summary.extra.get("verdict") or "UNKNOWN").upper()
+    known = [v for v in (verdict_of(r) for r in checks) if v in SEVERITY]
+    return max(known, key=SEVERITY.get) if known else "UNKNOWN"
+
+
+def banner(summaries: list[Result], checks: list[Result]) -> Banner:
+    """The verdict and counts of every run in these results; one line per run when there are several."""
+    runs = list(dict.fromkeys([r.run_id for r in summaries] + [r.run_id for r in checks]))
+    by_run = {
+        run: ([s for s in summaries if s.run_id == run], [r for r in checks if r.run_id == run])
+        for run in runs
+    }
+    verdicts = {run: run_verdict(s[-1] if s else None, c) for run, (s, c) in by_run.items()}
+    if len(summaries) == 1 and len(runs) == 1:
+        recorded = summaries[0].extra.get("counts") or {}
+        counts = Counter({str(v): n for v, n in recorded.items() if isinstance(n, int)}) if recorded else None
+    else:
+        counts = None
+    counts = counts or Counter(verdict_of(r) for r in checks)  # what the tables below count
     ordered = {v: counts.get(v, 0) for v in VERDICTS}
     ordered.update({v: n for v, n in counts.items() if v not in VERDICTS})
+    verdict = max(verdicts.values(), key=lambda v: SEVERITY.get(v, -1)) if verdicts else "UNKNOWN"
     details = []
-    if summary is not None:
+    if len(runs) > 1:
+        details.append(f"{len(runs)} runs merged; the verdict is the worst of theirs:")
+        for run, (_, run_checks) in by_run.items():
+            fails = sum(verdict_of(r) == "FAIL" for r in run_checks)
+            details.append(
+                f"run {run or '(no run id)'}: {verdicts[run]} ({len(run_checks)} check results, {fails} FAIL)"
+            )
+    for summary in summaries:
         x = summary.extra
-        verdict = str(x.get("verdict") or "UNKNOWN").upper()
         duration = units.duration(x["duration_s"]) if units.is_number(x.get("duration_s")) else units.DASH
-        details.append(f"level {x.get('level', units.DASH)}; ran for {duration}")
+        prefix = f"run {summary.run_id}: " if len(runs) > 1 else ""
+        details.append(f"{prefix}level {x.get('level') or units.DASH}; ran for {duration}")
         if x.get("interrupted"):
-            details.append("interrupted before the end (Ctrl-C): this report covers what ran")
-    else:
-        known = [v for v in counts if v in SEVERITY]
-        verdict = max(known, key=SEVERITY.get) if known else "UNKNOWN"
+            details.append(f"{prefix}interrupted before the end (Ctrl-C): this report covers what ran")
+    if not summaries:
         details.append("no summary record in these results: the verdict is the worst of the checks")
     per_device = {
-        (host_of(r), r.extra.get("rank"), r.device): r for r in checks if r.extra.get("rank", 0) != -1
+        (r.run_id, host_of(r), r.extra.get("rank"), r.device): r
+        for r in checks
+        if r.extra.get("rank", 0) != -1
     }
     names = Counter(r.device_name for r in per_device.values())
     hosts = list(dict.fromkeys(host_of(r) for r in checks))
     fleet = ", ".join(f"{n} × {name}" for name, n in names.items()) or "no device"
     details.append(f"{fleet} on {len(hosts)} host{'s' if len(hosts) != 1 else ''} ({', '.join(hosts[:8])})")
-    scope = checks + ([summary] if summary else [])
+    scope = checks + summaries
     details.append(provenance(scope).split("; ", 1)[1])  # the run ids and dates
     if any(r.extra.get("sizes") == "test" for r in scope):
         details.append(
@@ -85,6 +127,7 @@ def banner(summary: Result | None, checks: list[Result]) -> Banner:
         )
     devices = sum(names.values())
     headline = f"{len(checks)} check results on {devices} device{'s' if devices != 1 else ''}"
+    headline += f" from {len(runs)} runs" if len(runs) > 1 else ""
     return Banner(verdict, headline, ordered, details)
 
 
