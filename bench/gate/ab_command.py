@@ -16,8 +16,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from zhisuan.bench.cli import parse_csv, positive_float, positive_int
+from zhisuan.bench.cli import positive_float, positive_int, seed_arg
 from zhisuan.bench.gate import compare_command
+from zhisuan.bench.harness import command
 
 DEFAULT_THRESHOLD = 0.03  # ab pairs its rounds, so it can resolve (and afford) a smaller effect than compare
 DEFAULT_MAX_TIME_S = 240.0
@@ -37,24 +38,10 @@ def add_parser(subparsers) -> None:
         "baseline", help="git revision (or git:REV), source tree (tree:PATH) or interpreter (python:PATH)"
     )
     p.add_argument("current", help="the same kinds as BASELINE; '.' is the working tree as it is on disk")
+    command.add_selection_options(p)
     p.add_argument(
-        "ops", nargs="*", default=["matmul", "attention"], help="ops to time (default: matmul attention)"
+        "--seed", type=seed_arg, default=0, help="seed of the random inputs (the same on both sides)"
     )
-    p.add_argument(
-        "--backend", type=parse_csv, help="comma-separated backends (default: every available one)"
-    )
-    shape = p.add_mutually_exclusive_group()
-    shape.add_argument(
-        "--shape", action="append", default=[], help="a shape, e.g. 1024x1024x1024; repeatable"
-    )
-    shape.add_argument("--suite", default=None, help="a named shape suite (default: 'default')")
-    p.add_argument("--tokens", type=positive_int, help="M of the LLM suites' projections")
-    p.add_argument("--causal", choices=("no", "yes", "both"), default="both", help="attention masks to run")
-    p.add_argument(
-        "--dtype", type=parse_csv, help="comma-separated dtypes (default: fp32 on CPU, bf16 on GPU)"
-    )
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if present, else cpu)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (the same on both sides)")
     p.add_argument("--no-flush", action="store_true", help="do not flush caches between samples")
     p.add_argument(
         "--repo", help="git repository of the revisions (default: the one around the current folder)"

@@ -79,28 +79,7 @@ def add_run_parser(subparsers) -> None:
         description="Check every available backend of each op against a float64 reference, "
         "then time it; prints achieved FLOP/s and percent of peak, and writes JSON Lines.",
     )
-    p.add_argument(
-        "ops", nargs="*", default=["matmul", "attention"], help="ops to run (default: matmul attention)"
-    )
-    p.add_argument(
-        "--backend", type=parse_csv, help="comma-separated backends (default: every available one)"
-    )
-    shape = p.add_mutually_exclusive_group()
-    shape.add_argument(
-        "--shape", action="append", default=[], help="a shape, e.g. 1024x1024x1024; repeatable"
-    )
-    shape.add_argument("--suite", default=None, help="a named shape suite (default: 'default')")
-    p.add_argument("--tokens", type=positive_int, help="M of the LLM suites' projections (tokens in flight)")
-    p.add_argument("--causal", choices=("no", "yes", "both"), default="both", help="attention masks to run")
-    p.add_argument(
-        "--dtype", type=parse_csv, help="comma-separated dtypes (default: fp32 on CPU, bf16 on GPU)"
-    )
-    p.add_argument(
-        "--device",
-        type=device_arg,
-        default=None,
-        help="cpu, cuda, cuda:1 (default: cuda if present, else cpu)",
-    )
+    add_selection_options(p)
     count = p.add_mutually_exclusive_group()
     count.add_argument(
         "--iters", type=positive_int, help="exactly this many timed samples per benchmark and round"
@@ -155,6 +134,32 @@ def fraction_arg(text: str) -> float:
         return parse_fraction(text, "precision", zero_ok=False)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_selection_options(p) -> None:
+    """What to time: ops, backends, shapes, dtypes, device (`zhisuan run` and `zhisuan ab`)."""
+    p.add_argument(
+        "ops", nargs="*", default=["matmul", "attention"], help="ops to run (default: matmul attention)"
+    )
+    p.add_argument(
+        "--backend", type=parse_csv, help="comma-separated backends (default: every available one)"
+    )
+    shape = p.add_mutually_exclusive_group()
+    shape.add_argument(
+        "--shape", action="append", default=[], help="a shape, e.g. 1024x1024x1024; repeatable"
+    )
+    shape.add_argument("--suite", default=None, help="a named shape suite (default: 'default')")
+    p.add_argument("--tokens", type=positive_int, help="M of the LLM suites' projections (tokens in flight)")
+    p.add_argument("--causal", choices=("no", "yes", "both"), default="both", help="attention masks to run")
+    p.add_argument(
+        "--dtype", type=parse_csv, help="comma-separated dtypes (default: fp32 on CPU, bf16 on GPU)"
+    )
+    p.add_argument(
+        "--device",
+        type=device_arg,
+        default=None,
+        help="cpu, cuda, cuda:1 (default: cuda if present, else cpu)",
+    )
 
 
 def run_run(args) -> int:
