@@ -11,7 +11,7 @@ collect: trial after trial until the wall-clock budget ends (a trial begun finis
 - `zhisuan ab` of two commits of a throw-away copy of this repository's bench/ and kernels/:
   the same code (A/A), and the torch matmul doing 5%, 10% or 30% more work, in turn.
 Every result file and exit code is kept in the folder (trials.jsonl), so the report can be redone.
-Run it with OMP_NUM_THREADS=1 on a shared host: with both cores' threads in one parallel region, a
+Every process runs with OMP_NUM_THREADS=1: on a shared host, with both cores' threads in one parallel region, a
 neighbour that preempts one of them stalls the other at the barrier for a scheduler slice, and a
 256^3 matmul measured 32 ms instead of 0.9 ms (single-threaded), hiding the work it does.
 report: the rates, with the device, date, versions and commands, into the "real-runs" section.
@@ -35,6 +35,7 @@ from zhisuan.bench.dev.sections import replace_section
 ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = ROOT / "tests" / "plugins"
 SLOWDOWNS = (0.30, 0.10, 0.05)
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # see the module's docstring
 RUN_ARGS = ["matmul", "--shape", "128", "--shape", "256", "--backend", "torch,cpp,testwork"]
 AB_ARGS = ["matmul", "--shape", "256", "--backend", "torch", "--no-build"]
 PLANT = "    rows = round({extra} * a.shape[0])  # planted: {extra:.0%} more work\n    torch.matmul(a[:rows], b)\n"
@@ -51,7 +52,7 @@ def zhisuan(*args: str, env: dict | None = None) -> tuple[int, str, float]:
 
 def run_env(extra: float) -> dict:
     path = os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "ZHISUAN_TESTWORK_EXTRA": str(extra)}
+    return {**os.environ, "PYTHONPATH": path, "ZHISUAN_TESTWORK_EXTRA": str(extra), **ONE_THREAD}
 
 
 def git(repo: Path, *args: str) -> str:
@@ -108,7 +109,8 @@ def collect(folder: Path, budget_s: float, only: str | None) -> None:
             for kind, sha in (("A/A", shas["same"]), ("slower", shas[f"{extra:.2f}"])):
                 out_file = folder / f"t{trial:02d}-ab-{'aa' if kind == 'A/A' else 'slower'}.jsonl"
                 code, out, took = zhisuan("ab", shas["base"], sha, *AB_ARGS, "--repo", str(folder / "repo"),
-                                          "--workdir", str(folder / "work"), "--json", str(out_file))  # fmt: skip
+                                          "--workdir", str(folder / "work"), "--json", str(out_file),
+                                          env={**os.environ, **ONE_THREAD})  # fmt: skip
                 records.append({"flow": "ab", "trial": trial, "kind": kind, "extra": extra if kind != "A/A" else 0,
                                 "exit": code, "wall_s": took, "summary": out.strip().splitlines()[-1]})  # fmt: skip
         with log.open("a") as f:
@@ -136,6 +138,8 @@ def ab_exit(path: Path) -> int:
 
 
 def rate_rows(records: list[dict], flow: str) -> list[list]:
+    """Per true change: trials, how many exited as wanted, the exit codes, and (plain flow) the
+    verdicts of the two testwork benchmarks, the ones the slowdown is planted in."""
     rows = []
     for kind, extra, want in [("A/A", 0, 0)] + [("slower", e, 1) for e in sorted(SLOWDOWNS)]:
         hits = [r for r in records if r["flow"] == flow and r["kind"] == kind and r["extra"] == extra]
@@ -144,42 +148,59 @@ def rate_rows(records: list[dict], flow: str) -> list[list]:
         codes = [r["exit"] for r in hits]
         label = "none (A/A)" if kind == "A/A" else f"+{extra:.0%}"
         expected = sum(c == want for c in codes)
+        verdicts = [v for r in hits for v in r.get("verdicts", [])]
+        seen = ", ".join(f"{v} {verdicts.count(v)}" for v in sorted(set(verdicts)))
         rows.append([label, len(hits), f"exit {want}", f"{expected} of {len(hits)}",
-                     ", ".join(f"{c}: {codes.count(c)}" for c in sorted(set(codes)))])  # fmt: skip
+                     ", ".join(f"{c}: {codes.count(c)}" for c in sorted(set(codes))), seen])  # fmt: skip
     return rows
 
 
-def report(folder: Path, command: str) -> str:
+def load_trials(folder: Path) -> list[dict]:
+    """A folder's trials, judged again by the rule as it is now (compare's, in this process)."""
+    from zhisuan.bench.core.precision import sampling_of
+    from zhisuan.bench.core.result_files import read_results
+    from zhisuan.bench.gate import comparison
+
+    records = [json.loads(line) for line in (folder / "trials.jsonl").read_text().splitlines()]
+    for r in records:
+        if r["flow"] == "plain":
+            other = "same" if r["kind"] == "A/A" else "slower"
+            base, current = (
+                read_results(folder / f"t{r['trial']:02d}-{name}.jsonl") for name in ("base", other)
+            )
+            gate = comparison.run_gate(base, current)
+            r["exit"] = gate.exit_code
+            r["verdicts"] = [p.verdict for p in gate.pairs if p.current.backend == "testwork"]
+            r["load"] = [h["load_1m"] for x in base + current for h in sampling_of(x).get("host") or []]
+        else:  # ab's verdicts again from the epochs it kept (its stopping rule stays as it ran)
+            name = "aa" if r["kind"] == "A/A" else "slower"
+            r["exit"] = ab_exit(folder / f"t{r['trial']:02d}-ab-{name}.jsonl")
+    return records
+
+
+def report(folders: list[Path], command: str) -> str:
     import numpy as np
     import scipy
     import torch
 
     from zhisuan.bench.core import chips, markdown
 
-    records = [json.loads(line) for line in (folder / "trials.jsonl").read_text().splitlines()]
-    for r in records:  # the plain flow's verdicts again, by the rule as it is now
-        if r["flow"] == "plain":
-            other = "same" if r["kind"] == "A/A" else "slower"
-            files = [str(folder / f"t{r['trial']:02d}-{name}.jsonl") for name in ("base", other)]
-            r["exit"], out, _ = zhisuan("compare", *files)
-            r["summary"] = out.strip().splitlines()[-1]
-        else:  # ab's verdicts again from the epochs it kept (its stopping rule stays as it ran)
-            r["exit"] = ab_exit(
-                folder / f"t{r['trial']:02d}-ab-{'aa' if r['kind'] == 'A/A' else 'slower'}.jsonl"
-            )
+    records = [r for folder in folders for r in load_trials(folder)]
     plain_s = [sum(r["run_s"]) / 3 for r in records if r["flow"] == "plain" and r["kind"] == "A/A"]
     ab_s = [r["wall_s"] for r in records if r["flow"] == "ab"]
-    stamp = datetime.fromtimestamp((folder / "trials.jsonl").stat().st_mtime, timezone.utc)
-    head = ["true change", "trials", "wanted", "as wanted", "exit codes seen"]
-    align = [False, True, False, True, False]
+    stamp = datetime.fromtimestamp(max((f / "trials.jsonl").stat().st_mtime for f in folders), timezone.utc)
+    head = ["true change", "trials", "wanted", "as wanted", "exit codes seen", "testwork verdicts"]
+    align = [False, True, False, True, False, False]
+    loads = [x for r in records for x in r.get("load", [])]
     lines = [
         "## Real runs of this machine",
         "",
         f"Measured {stamp:%Y-%m-%d} on {chips.detect('cpu').name} ({platform.machine()}, {chips.cpu_cores()} "
-        f"cores, shared with other sessions: load average 3-6 while it ran, the noise CI runners see), Python "
+        f"cores, shared with other sessions: 1-minute load average {min(loads):.1f} to {max(loads):.1f} in the "
+        f"rounds of the plain flow, median {np.median(loads):.1f}), Python "
         f"{platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, scipy {scipy.__version__}. "
-        f"Commands: `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '(unset)')} python -m "
-        f"zhisuan.bench.dev.gate_realruns collect --folder {folder} --budget 1700` then `{command}`. One thread "
+        "Commands: `python -m zhisuan.bench.dev.gate_realruns collect --folder F [--only ab]` (one trial after another, for a time "
+        f"budget) then `{command}`. One thread (OMP_NUM_THREADS=1) "
         "per process: with two, a neighbour that preempts one thread stalls the other at the barrier for a "
         "scheduler slice (a 256^3 matmul took 32 ms instead of 0.9 ms), which hides the work a kernel does.",
         "",
@@ -198,7 +219,7 @@ def report(folder: Path, command: str) -> str:
         if ab_s
         else "",
         "",
-        markdown.table(head, rate_rows(records, "ab"), align) if ab_s else "",
+        markdown.table(head[:5], [row[:5] for row in rate_rows(records, "ab")], align[:5]) if ab_s else "",
         "",
     ]
     return "\n".join(lines)
@@ -214,14 +235,16 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--budget", type=float, default=1800.0, help="wall-clock seconds (default %(default)s)")
     c.add_argument("--only", choices=("plain", "ab"), help="one flow only")
     r = sub.add_parser("report", help="the rates, as Markdown")
-    r.add_argument("--folder", required=True)
+    r.add_argument("--folder", action="append", required=True, help="a collect folder; repeatable")
     r.add_argument("--out", help="rewrite the real-runs section of this Markdown file (default: print it)")
     args = parser.parse_args(argv)
     if args.step == "collect":
         collect(Path(args.folder), args.budget, args.only)
         return 0
-    command = f"python -m zhisuan.bench.dev.gate_realruns report --folder {args.folder}"
-    text = report(Path(args.folder), command + (f" --out {args.out}" if args.out else ""))
+    command = "python -m zhisuan.bench.dev.gate_realruns report " + " ".join(
+        f"--folder {f}" for f in args.folder
+    )
+    text = report([Path(f) for f in args.folder], command + (f" --out {args.out}" if args.out else ""))
     if args.out:
         replace_section(Path(args.out), "real-runs", text)
     print(text)
