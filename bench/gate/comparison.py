@@ -110,7 +110,12 @@ def _why_undecided(p: Pair) -> str:
                 "time both versions in one job (zhisuan ab)"
             )
         return f"cannot decide: too close to the threshold to decide with {p.units}, or far more"
-    return f"cannot decide yet: ~{int(p.units_needed)} {e.unit}s per run would likely decide (now {p.units})"
+    floor = (
+        f", with the run-to-run noise floor of +-{math.expm1(math.sqrt(float(e.floor_var))):.1%} ({e.floor_source})"
+        if e.floor_var > 0
+        else ""
+    )
+    return f"cannot decide yet: ~{int(p.units_needed)} {e.unit}s per run would likely decide (now {p.units}){floor}"
 
 
 @dataclass
