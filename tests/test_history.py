@@ -120,7 +120,7 @@ def test_trend_marks_the_step_that_regressed():
     # Against the runs before it (default window): the step is marked where it happened; the next
     # run, slower than the median run before it, sits inside their spread, which now holds the step.
     points = trend.judge(results, GateSettings())
-    assert [p.verdict for p in points] == [None, "unchanged", None, "regressed", "noisy"]
+    assert [p.verdict for p in points] == [None, "unchanged", None, "regressed", "undecided"]
     assert points[4].within_run_verdict == "regressed" and "inside the spread of 3 runs" in points[4].note
     assert points[3].reference in (results[0], results[1]) and points[3].n_reference_runs == 2
     against_base = trend.judge(results, GateSettings(), baseline=results[0])

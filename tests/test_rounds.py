@@ -42,20 +42,23 @@ def test_api_rounds_in_process_keep_every_sample_and_say_how_they_stopped():
 
 
 def test_a_backend_that_goes_wrong_in_a_later_round_is_a_failure_without_timing():
-    calls = {"n": 0}
+    wrong = {"from round": 3, "round": 0}
 
     def flaky(a, b):
-        calls["n"] += 1
         out = a @ b
-        return out * 1.5 if calls["n"] > 8 else out  # right at first, wrong later
+        return out * 1.5 if wrong["round"] >= wrong["from round"] else out  # right at first, wrong later
 
     registry.register("matmul", "test-flaky", devices=("cpu",), dtypes=(torch.float32,))(flaky)
     try:
-        (r,) = bench.run("matmul", backends=["test-flaky"], shapes=["7x9x11"], iters=2, rounds=5)
+        plan = runner.RunPlan("cpu", [runner.Case("matmul", {"M": 7, "N": 9, "K": 11}, torch.float32,
+                                                  [registry.registered("matmul")["test-flaky"]])])  # fmt: skip
+        (r,) = rounds.run(plan, rounds.RoundPlan(rounds=5, in_process=True),
+                          timing_plan=runner.timing.TimingPlan(iters=2),
+                          on_round=lambda number, pending: wrong.__setitem__("round", number))  # fmt: skip
     finally:
         registry.unregister("matmul", "test-flaky")
     assert r.status == "check-failed" and r.samples_s == [] and r.flops_per_s is None
-    assert r.extra["sampling"]["stop"] == "failed" and r.extra["sampling"]["failed_in_round"] > 1
+    assert r.extra["sampling"]["stop"] == "failed" and r.extra["sampling"]["failed_in_round"] == 3
 
 
 def fake_result(median_s: float) -> Result:

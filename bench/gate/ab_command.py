@@ -76,6 +76,7 @@ def run(args) -> int:
     import torch
 
     from zhisuan.bench.core.console import err_console
+    from zhisuan.bench.core.errors import UsageError
     from zhisuan.bench.core.result_files import ResultWriter
     from zhisuan.bench.core.results import new_run_id
     from zhisuan.bench.gate import ab_measure, ab_report, ab_sides
@@ -83,7 +84,7 @@ def run(args) -> int:
 
     settings = load_settings(args.thresholds, args.threshold, args.alpha)
     if args.min_epochs < 2 or args.max_epochs < args.min_epochs:
-        raise ValueError(
+        raise UsageError(
             f"need 2 <= --min-epochs <= --max-epochs, got {args.min_epochs} and {args.max_epochs}"
         )
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -121,6 +122,7 @@ def plan_cases(args, device: str) -> list[dict]:
     """The benchmarks to time, as the worker's JSON cases: the suite's or --shape's shapes; the
     backends named, or every backend this installation can run (a side without one says so)."""
     from zhisuan.bench.core.console import err_console
+    from zhisuan.bench.core.errors import UsageError
     from zhisuan.bench.harness import runner
     from zhisuan.kernels.registry import dtype_name
 
@@ -139,7 +141,5 @@ def plan_cases(args, device: str) -> list[dict]:
         cases = [{"op": c.op, "shape": c.shape, "dtype": dtype_name(c.dtype), "backends": [b.name for b in c.backends]}
                  for c in plan.cases]  # fmt: skip
     if not cases:
-        from zhisuan.bench.core.errors import UsageError
-
         raise UsageError("nothing to time: no shape or no available backend for these ops and dtypes")
     return cases

@@ -188,6 +188,7 @@ def run_run(args) -> int:
         why += ["no available backend for these ops/dtypes"] if plan.skipped else []
         err_console.print(f"zhisuan: nothing to run ({'; '.join(why)})")
         return EXIT_USAGE
+    runner.check_memory(plan, args.interleave)  # here, in one line, not from inside a round's process
     run_id = new_run_id()
     path = Path(args.json or f"zhisuan-results/{run_id}.jsonl")
     round_plan = rounds.RoundPlan(

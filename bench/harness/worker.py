@@ -150,10 +150,11 @@ class Child:
                 data["op"], data["shape"], dtype, [known[n] for n in data["backends"] if n in known]
             )
             inputs = spec.make_inputs(case.shape, dtype, request["device"], request["seed"])
-            reference = spec.reference(inputs)
-            base_err = runner.baseline_error(spec, inputs, reference, device.kind, dtype)
-            self.keep.append((inputs, reference))
+            reference, expected = spec.reference(inputs), runner.fingerprint(inputs.tensors())
+            base_err = runner.baseline_error(spec, case, request["device"], request["seed"], reference)
+            self.keep.append(reference)
             fingerprint = _fingerprint(inputs)
+            del inputs  # each backend gets its own copy, as in the runner
             for name in data["backends"]:
                 entry = {"backend": name, "inputs": fingerprint, "id": len(self.items)}
                 backend = known.get(name)
@@ -164,7 +165,9 @@ class Child:
                     entry["unavailable"] = why_not
                 else:
                     result = runner.new_result(case, backend, spec, device, env, request.get("run_id", ""))
-                    item = runner.check_backend(result, backend, spec, inputs, reference, base_err)
+                    own = spec.make_inputs(case.shape, dtype, request["device"], request["seed"])
+                    self.keep.append(own)
+                    item = runner.check_backend(result, backend, spec, own, reference, base_err, expected)
                     entry["result"] = result.to_dict()
                 self.items.append(item)
                 benchmarks.append(entry)
