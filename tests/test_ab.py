@@ -21,7 +21,7 @@ from zhisuan.bench.gate import ab_sides
 
 ROOT = Path(__file__).resolve().parents[1]
 PLANTED = "    for _ in range(9):  # planted: ten times the work\n        torch.matmul(a, b)\n"
-QUICK = ["matmul", "--shape", "256", "--backend", "torch", "--no-build", "--min-epochs", "2", "--max-epochs", "4",
+QUICK = ["matmul", "--shape", "256", "--backend", "torch", "--no-build", "--min-epochs", "2", "--max-epochs", "6",
          "--rounds", "2", "--block-time", "0.05"]  # fmt: skip
 
 
@@ -52,8 +52,15 @@ def repo(tmp_path_factory) -> Path:
     return repo
 
 
+@pytest.fixture
+def one_thread(monkeypatch):
+    """Both sides single-threaded: on a shared 2-core host two threads stall at each barrier when a
+    neighbour preempts one (a 256^3 matmul took 21-32 ms instead of 1), which hides a slowdown."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
 @pytest.mark.slow
-def test_a_planted_slowdown_between_two_revisions_is_a_regression(repo, tmp_path, capsys):
+def test_a_planted_slowdown_between_two_revisions_is_a_regression(repo, tmp_path, capsys, one_thread):
     md, xml, out = tmp_path / "comment.md", tmp_path / "junit.xml", tmp_path / "ab.jsonl"
     code = main(["ab", "HEAD~1", "HEAD", *QUICK, "--repo", str(repo), "--workdir", str(tmp_path / "work"),
                  "--markdown", str(md), "--junit", str(xml), "--json", str(out)])  # fmt: skip
@@ -73,7 +80,7 @@ def test_a_planted_slowdown_between_two_revisions_is_a_regression(repo, tmp_path
 
 
 @pytest.mark.slow
-def test_the_same_code_from_an_environment_and_a_tree_passes(repo, tmp_path, capsys):
+def test_the_same_code_from_an_environment_and_a_tree_passes(repo, tmp_path, capsys, one_thread):
     tree = tmp_path / "tree"
     git(repo, "worktree", "add", "-q", "--detach", str(tree), "HEAD~1")  # this checkout's code, as is
     code = main(
