@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "zhisuan.bench.collectives.command",
     "zhisuan.bench.collectives.model_command",
     "zhisuan.bench.gate.compare_command",
+    "zhisuan.bench.gate.ab_command",
     "zhisuan.bench.gate.history_command",
     "zhisuan.bench.report.command",
     "zhisuan.bench.validate.command",

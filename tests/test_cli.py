@@ -24,7 +24,7 @@ def test_run_prints_table_and_writes_json_lines(tmp_path, capsys):
 @pytest.mark.skipif(cpp_missing("cpu") is not None, reason=str(cpp_missing("cpu")))
 def test_run_interleaved_times_the_backends_in_turn(tmp_path, capsys):
     path = tmp_path / "r.jsonl"
-    code = main(["run", "matmul", "--backend", "torch,cpp", "--shape", "33x7x97", "--iters", "3",
+    code = main(["run", "matmul", "--backend", "torch,cpp", "--shape", "33x7x97", "--iters", "3", "--rounds", "1",
                  "--interleave", "--json", str(path)])  # fmt: skip
     assert code == 0
     records = [json.loads(line) for line in path.read_text().splitlines()]

@@ -24,7 +24,7 @@ def baseline(tmp_path):
 
 
 def compare(*argv):
-    return main(["compare", *argv, "--resamples", "999"])
+    return main(["compare", *argv])
 
 
 def test_no_regression_exit_0_with_table(tmp_path, baseline, capsys):

@@ -10,7 +10,7 @@ from zhisuan.bench.gate.settings import GateSettings, load_settings, parse_thres
 
 
 def run_gate(baseline, current, **kwargs):
-    return comparison.run_gate(baseline, current, n_resamples=999, **kwargs)
+    return comparison.run_gate(baseline, current, **kwargs)
 
 
 def test_matching_reports_new_missing_and_not_comparable():

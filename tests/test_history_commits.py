@@ -139,7 +139,7 @@ def test_read_checkout_and_add_without_branch(tmp_path, db, monkeypatch, capsys)
 
 
 def cli(db, *args):
-    return main(["history", "compare", "--db", str(db), "--resamples", "999", *args])
+    return main(["history", "compare", "--db", str(db), *args])
 
 
 def test_compare_by_commit(tmp_path, db, capsys):

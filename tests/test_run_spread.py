@@ -54,7 +54,7 @@ def _report(baseline_medians, current_median, *, threshold=0.05):
     ]
     current = timed_result(current_median, noise=0.01, seed=99, run_id="cur", timestamp=1.8e9)
     representatives = run_spread.representatives(baseline_runs, current=False)
-    report = comparison.run_gate(representatives, [current], GateSettings(threshold), n_resamples=999)
+    report = comparison.run_gate(representatives, [current], GateSettings(threshold))
     return report, baseline_runs
 
 

@@ -50,7 +50,7 @@ def test_bad_shapes_and_outputs_are_one_line_errors(argv, expect, capsys):
         (["run", "--device", "bogus"], "device 'bogus': torch has no such device type"),
         (["run", "--device", "meta"], "device 'meta': torch has no device module for it"),
         (["run", "--seed", str(2**70)], "a seed is an integer from 0 to 2**63 - 1"),
-        (["compare", "a", "b", "--resamples", "0"], "expected a positive integer"),
+        (["compare", "a", "b", "--alpha", "1.5"], "alpha must be between 0 and 1"),
         (["compare", "a", "b", "--threshold", "nan%"], "is not a finite number"),
     ],
 )

@@ -41,7 +41,7 @@ def test_collective_results_differing_in_place_op_or_root_are_different_measurem
         (added,) = history.add(read_results(path))
     assert added.added == len(results) and added.already_present == 0
     ok = [r for r in results if r.status == "ok"]
-    report = run_gate(ok, ok, n_resamples=999)
+    report = run_gate(ok, ok)
     assert len(report.pairs) + len(report.unmatched) == len(ok)
 
 

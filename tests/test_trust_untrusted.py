@@ -125,7 +125,7 @@ def hostile_pair():
 
 def test_compare_markdown_junit_and_terminal_escape_what_files_say():
     baseline, current = hostile_pair()
-    report = run_gate(baseline, current, n_resamples=999)
+    report = run_gate(baseline, current)
     md = formats.markdown(report)
     assert_inert_markdown(md)
     assert md.count("\n### ") == 0 and md.startswith("### ⚠️")  # the one heading is zhisuan's
@@ -219,7 +219,7 @@ def _each_reader(path: str, tmp_path) -> None:
     doc = build_document(results, [path])
     render_markdown(doc, "figures")
     render_html(doc)
-    report = run_gate(results, results, n_resamples=999)
+    report = run_gate(results, results)
     formats.markdown(report)
     ET.fromstring(formats.junit(report).encode("utf-8"))
     Console(file=io.StringIO(), width=200).print(formats.rich_table(report))

@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zhisuan.bench.cli import positive_int
 from zhisuan.bench.gate import comparison, decision, formats, sources
-from zhisuan.bench.gate.settings import load_settings, parse_threshold
+from zhisuan.bench.gate.settings import load_settings, parse_alpha, parse_threshold
 
 
 def threshold_arg(text: str) -> float:
@@ -23,12 +22,9 @@ def threshold_arg(text: str) -> float:
 
 def alpha_arg(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a significance level like 0.01, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"alpha must be between 0 and 1, got {text!r}")
-    return value
+        return parse_alpha(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_gate_options(p) -> None:
@@ -39,7 +35,7 @@ def add_gate_options(p) -> None:
     )  # fmt: skip
     p.add_argument(
         "--alpha", type=alpha_arg, default=decision.DEFAULT_ALPHA,
-        help="significance level of the Mann-Whitney U test (default 0.01)",
+        help="significance level of the one-sided t-test over rounds (default 0.01)",
     )  # fmt: skip
     p.add_argument("--thresholds", metavar="TOML", help="per-benchmark thresholds (see docs/ci-gate.md)")
     p.add_argument(
@@ -52,20 +48,15 @@ def add_gate_options(p) -> None:
     )  # fmt: skip
     p.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown (a PR comment)")
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML (each benchmark a test case)")
-    p.add_argument(
-        "--resamples",
-        type=positive_int,
-        default=decision.DEFAULT_RESAMPLES,
-        help="bootstrap resamples (default 9999)",
-    )
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "compare",
         help="the regression gate: compare two sets of results, noise-aware",
-        description="Compare CURRENT against BASELINE benchmark by benchmark: ratio of medians with a "
-        "bootstrap confidence interval and a Mann-Whitney U test. Each is a results file (JSON Lines "
+        description="Compare CURRENT against BASELINE benchmark by benchmark, over the rounds of each run "
+        "(fresh processes): the ratio of their times, its interval and a one-sided t-test, with a run-to-run "
+        "noise floor learned across the benchmarks. Each is a results file (JSON Lines "
         "or pytest-benchmark JSON), a directory of them, or history:NAME, history:last, "
         "history:median/N, history:run/ID. Exit 0: no regression, 1: regression, 2: cannot compare.",
     )
@@ -103,23 +94,30 @@ def run(args) -> int:
 
 def report_and_exit(baseline, current, args) -> int:
     """Run the gate, print the table and the verdict, write the requested files; the exit code."""
-    from zhisuan.bench.core.console import console
-
-    settings = load_settings(args.thresholds, args.threshold, args.alpha)
     report = comparison.run_gate(
         baseline,
         current,
-        settings,
+        load_settings(args.thresholds, args.threshold, args.alpha),
         allow_env_mismatch=args.allow_env_mismatch,
         allow_missing=args.allow_missing,
-        n_resamples=args.resamples,
     )
+    return show(report, args, "zhisuan compare")
+
+
+def show(report: comparison.GateReport, args, command: str) -> int:
+    """Print a gate report (table, noise, environment, verdict), write --markdown/--junit; the exit code."""
+    from zhisuan.bench.core.console import console
+
     if report.pairs or report.new or report.missing or report.unmatched:
-        console.print(formats.rich_table(report))
+        console.print(formats.rich_table(report, title=command))
     if report.duplicates_dropped:
         console.print(
             f"{report.duplicates_dropped} older duplicate result(s) ignored (the latest of each is used)"
         )
+    for line in formats.note_lines(report):
+        console.print(line, markup=False)
+    for line in formats.noise_lines(report):
+        console.print(line, style="yellow")
     notes = report.env.describe_notes()
     if report.env.blocks and args.allow_env_mismatch:
         notes = report.env.describe() + notes
@@ -127,11 +125,11 @@ def report_and_exit(baseline, current, args) -> int:
         console.print("environment differences: " + "; ".join(notes))
     console.print(formats.settings_line(report), style="dim")
     if args.markdown:
-        formats.write_text(args.markdown, formats.markdown(report))
+        formats.write_text(args.markdown, formats.markdown(report, title=command))
     if args.junit:
-        formats.write_text(args.junit, formats.junit(report))
+        formats.write_text(args.junit, formats.junit(report, title=command))
     for problem in report.problems:
-        print(f"zhisuan compare: cannot compare: {problem}", file=sys.stderr)
+        print(f"{command}: cannot compare: {problem}", file=sys.stderr)
     style = {0: "bold green", 1: "bold red", 2: "bold yellow"}[report.exit_code]
     console.print(formats.summary_line(report), style=style)
     return report.exit_code

@@ -13,9 +13,12 @@ compared, its time being what the gate judges, and its verdict says it was unche
 
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import dataclass, field
 
 from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from zhisuan.bench.core.precision import sampling_of
 from zhisuan.bench.core.results import Result, shape_label
 from zhisuan.bench.gate import decision
 from zhisuan.bench.gate.envdiff import EnvDiff, compare_environments
@@ -29,28 +32,90 @@ class Pair:
     threshold: float
     alpha: float
     ratio: float
-    ci_low: float
+    ci_low: float  # the (1 - 2 alpha) interval of the ratio
     ci_high: float
     p_slower: float
     p_faster: float
     verdict: str
-    samples_needed: float  # per run, for noisy verdicts (inf: far more than today's)
+    units_needed: float  # undecided: units per side that would likely decide (inf: none would); else 0
+    evidence: decision.Evidence
+
+    @classmethod
+    def judged(cls, baseline: Result, current: Result, threshold: float, alpha: float,
+               a: decision.Assessment) -> Pair:  # fmt: skip
+        return cls(baseline, current, threshold, alpha, float(a.ratio), float(a.ci_low), float(a.ci_high),
+                   float(a.p_slower), float(a.p_faster), str(a.verdict), float(a.units_needed), a.evidence)  # fmt: skip
+
+    @property
+    def units(self) -> str:
+        e = self.evidence
+        return f"{e.n_baseline}/{e.n_current} {e.unit}s"
 
     @property
     def note(self) -> str:
-        unchecked = (
-            "unchecked: output not verified"
-            if "unchecked" in (self.baseline.status, self.current.status)
-            else ""
+        """Why an undecided benchmark is undecided, and what would decide it; caveats of the others."""
+        notes = []
+        if self.verdict == decision.UNDECIDED:
+            notes.append(_why_undecided(self))
+        if "unchecked" in (self.baseline.status, self.current.status):
+            notes.append("unchecked: output not verified")
+        for side, r in (("baseline", self.baseline), ("current", self.current)):
+            sampling = sampling_of(r)
+            if sampling.get("stop") in ("max-rounds", "time-budget", "interrupted") and sampling.get(
+                "precision"
+            ):
+                notes.append(
+                    f"{side} stopped sampling ({sampling['stop']}) at +-{sampling['precision']:.1%}, "
+                    f"short of its +-{sampling.get('target', 0):.1%} target"
+                )
+        return "; ".join(notes)
+
+
+BUSY_FRACTION = 0.25  # other processes' CPU use, of the host's CPUs, beyond which a round ran on a busy host
+BUSY_FLOOR = 0.10  # relative sd between two runs on a busy host (docs/benchmarks/gate.md: real A/A runs)
+
+
+def busy_host(results: list[Result]) -> str | None:
+    """Why these results' rounds ran on a busy host, or None: in the median round, other processes
+    used more than BUSY_FRACTION of the CPUs (CPU benchmarks; the rounds' own readings)."""
+    readings = [
+        host
+        for r in results
+        if r.device == "cpu"
+        for host in sampling_of(r).get("host") or []
+        if isinstance(host, dict) and host.get("others_cores") is not None and host.get("cpus")
+    ]
+    if not readings:
+        return None
+    others = statistics.median(h["others_cores"] for h in readings)
+    cpus = readings[0]["cpus"]
+    if others <= BUSY_FRACTION * cpus:
+        return None
+    return f"other processes used {others:.1f} of {cpus} CPUs in its median round (a busy host)"
+
+
+def _why_undecided(p: Pair) -> str:
+    e = p.evidence
+    if not math.isfinite(float(e.unit_var)):
+        return (
+            f"cannot decide: one {e.unit} in each run says nothing about how the next would land "
+            "(zhisuan run takes several rounds by default)"
         )
-        if self.verdict != decision.NOISY:
-            return unchecked
-        n = f"{len(self.baseline.samples_s)}/{len(self.current.samples_s)}"
-        if self.samples_needed == float("inf"):
-            noisy = f"too close to the threshold to decide with {n} samples, or far more"
-        else:
-            noisy = f"~{int(self.samples_needed)} samples per run would likely decide (now {n})"
-        return "; ".join(part for part in (noisy, unchecked) if part)
+    if p.units_needed == float("inf"):
+        if e.floor_var > 0:
+            floor = math.expm1(math.sqrt(float(e.floor_var)))
+            return (
+                f"cannot decide: the run-to-run noise alone (+-{floor:.1%} between the runs, {e.floor_source}) is too "
+                "wide for this threshold; more rounds will not narrow it: rerun both on a quiet host, or "
+                "time both versions in one job (zhisuan ab)"
+            )
+        return f"cannot decide: too close to the threshold to decide with {p.units}, or far more"
+    floor = (
+        f", with the run-to-run noise floor of +-{math.expm1(math.sqrt(float(e.floor_var))):.1%} ({e.floor_source})"
+        if e.floor_var > 0
+        else ""
+    )
+    return f"cannot decide yet: ~{int(p.units_needed)} {e.unit}s per run would likely decide (now {p.units}){floor}"
 
 
 @dataclass
@@ -72,6 +137,8 @@ class GateReport:
     allow_env_mismatch: bool = False
     allow_missing: bool = False
     duplicates_dropped: int = 0
+    floor_var: float = 0.0  # run-to-run variance learned across the benchmarks (0: none)
+    common_shift: float | None = None  # median log-ratio over the benchmarks: how the whole run moved
 
     def by_verdict(self, verdict: str) -> list[Pair]:
         return [p for p in self.pairs if p.verdict == verdict]
@@ -130,6 +197,18 @@ def _why_not_timed(r: Result, side: str) -> str | None:
     return None
 
 
+def busy_floor(b: Result, c: Result) -> tuple[float, str]:
+    """The noise floor of a pair timed on a busy host (0 when neither run was): a neighbour's load
+    moves a run's times by more than its rounds show, because it persists across them. Not a
+    veto: a change far beyond BUSY_FLOOR still fails the build, one near the threshold becomes
+    undecided and says why."""
+    for side, r in (("baseline", b), ("current", c)):
+        busy = busy_host([r])
+        if busy:
+            return math.log1p(BUSY_FLOOR) ** 2, f"during the {side} run {busy}"
+    return 0.0, ""
+
+
 def run_gate(
     baseline: list[Result],
     current: list[Result],
@@ -137,7 +216,6 @@ def run_gate(
     *,
     allow_env_mismatch: bool = False,
     allow_missing: bool = False,
-    n_resamples: int = decision.DEFAULT_RESAMPLES,
 ) -> GateReport:
     settings = settings or GateSettings()
     report = GateReport(settings, allow_env_mismatch=allow_env_mismatch, allow_missing=allow_missing)
@@ -159,6 +237,7 @@ def run_gate(
     report.env = compare_environments([b for b, _ in matched] or list(base.values()),
                                       [c for _, c in matched] or list(cur.values()))  # fmt: skip
 
+    judged = []
     for b, c in matched:
         if not c.timed:
             continue  # already a failure
@@ -172,14 +251,18 @@ def run_gate(
         if reason:
             report.unmatched.append(Unmatched(b, c, reason))
             continue
+        judged.append((b, c, decision.evidence_for(b, c)))
+    evidence = [e for _, _, e in judged]
+    report.floor_var = decision.cross_benchmark_floor(evidence)
+    if evidence:
+        report.common_shift = statistics.median(float(e.log_ratio) for e in evidence)
+    source = f"learned across {len(evidence)} benchmarks"
+    for b, c, e in judged:
         threshold, alpha = settings.for_result(c)
-        a = decision.assess(
-            b.samples_s, c.samples_s, threshold=threshold, alpha=alpha, n_resamples=n_resamples
-        )
-        report.pairs.append(
-            Pair(b, c, threshold, alpha, float(a.ratio), float(a.ci_low), float(a.ci_high),
-                 float(a.p_slower), float(a.p_faster), str(a.verdict), float(a.samples_needed))
-        )  # fmt: skip
+        busy_var, busy_source = busy_floor(b, c)
+        e = e.with_floor(report.floor_var, source).with_floor(busy_var, busy_source)
+        a = decision.judge(e, threshold=threshold, alpha=alpha)
+        report.pairs.append(Pair.judged(b, c, threshold, alpha, a))
     order = {v: i for i, v in enumerate(decision.VERDICTS)}
     report.pairs.sort(key=lambda p: (order[p.verdict], -abs(p.ratio - 1)))
     return report

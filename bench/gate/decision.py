@@ -1,153 +1,329 @@
-"""The decision rule of the regression gate for one benchmark: ratio of medians, its confidence interval, a verdict.
+"""The decision rule of the regression gate for one benchmark: an estimate, its error, a verdict.
 
-For one benchmark, timed twice (baseline samples b, current samples c; lower is better):
+The unit of evidence is the level that varies. Whole processes shift (where their buffers landed,
+their threads' placement, a neighbour's spell of load) by more than the samples inside one process
+spread, so samples of one process are never treated as independent draws:
 
-- ratio = median(c) / median(b); > 1 means the current run is slower.
-- confidence interval of the ratio: scipy.stats.bootstrap (percentile method, confidence 1 - alpha)
-  over both sample sets, resampled independently.
-- significance: scipy.stats.mannwhitneyu, one-sided (current slower / current faster). It needs no
-  assumption about the shape of the timing distribution, which is skewed and has outliers.
+- compare (two runs): each run's **rounds** (zhisuan.bench.harness.rounds: a fresh process each); a
+  round's median is one unit. Results without rounds (pytest-benchmark files, earlier versions)
+  stand in with **blocks** of consecutive samples, which see drift but not the process: said so.
+- ab (two versions timed in alternation): per-round paired log-ratios, averaged per **epoch** (a
+  pair of fresh worker processes); the epochs are the units.
+- history: a baseline of several **runs**; their spread is the noise floor of one more run.
 
-Verdicts, with t the threshold (0.05 = 5%):
-- regressed: ratio > 1 + t  AND  p(current slower) < alpha. Both, so that neither a tiny but
-  significant shift nor a large but noisy one fails a build.
-- improved: ratio < 1 / (1 + t)  AND  p(current faster) < alpha.
-- unchanged: neither, and the confidence interval lies inside [1 / (1 + t), 1 + t]: the data rule
-  out a change as large as the threshold.
-- noisy: neither, and the interval reaches past a threshold: the spread is too wide to tell. The
-  verdict comes with an estimate of how many samples per run would decide, from the observed
-  spread (the interval narrows as 1/sqrt(n)).
+From the units, in log space: d = the estimated log(current / baseline), its variance from the
+units' spread (trimmed means and Welch: Yuen's test; shrinks as 1/units), plus a **noise floor** that more units cannot shrink
+(run-to-run variation the units cannot see: learned across the benchmarks of one comparison, or
+from the baseline runs' spread in history), with Satterthwaite's degrees of freedom. Then, with
+threshold t and significance alpha (one-sided Student's t tests):
 
-Everything is vectorised over leading axes, so the gate's own power benchmark and its tests run
-thousands of trials through exactly the same rule as a single comparison.
+- regressed: ratio > 1 + t AND p(current slower) < alpha, which is the same as: the (1 - 2 alpha)
+  interval lies above 1. Both, so that neither a tiny but certain shift nor a large unproven one
+  fails a build;
+- improved: the mirror image;
+- unchanged: neither, and the interval lies inside [1/(1+t), 1+t]: a change as large as t is ruled out;
+- undecided: neither, and the interval reaches past a threshold. It says how many units (rounds
+  per run, epochs) would likely decide, or that none would, when the noise floor alone is too wide.
+
+Everything is vectorised over leading axes, so the gate's power benchmark and its tests run
+thousands of trials through exactly the rule a single comparison uses.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_ALPHA = 0.01
-DEFAULT_RESAMPLES = 9999
-# Bound on the bootstrap's work (resamples x samples per side): long sample lists get fewer
-# resamples rather than minutes of CPU and gigabytes of memory. 999 is still a usable percentile CI.
-RESAMPLE_BUDGET = 20_000_000
-MIN_RESAMPLES = 999
-MAX_SUGGESTED_FACTOR = 100  # beyond 100x the current samples the estimate says "more than"
-DEFAULT_SEED = 0  # a fixed seed: the same inputs always give the same verdict
+MAX_BLOCKS = 10  # results without rounds: at most this many blocks of consecutive samples
+MIN_BLOCK = 3  # samples per block
+MIN_FLOOR_BENCHMARKS = 4  # a floor learned across benchmarks needs this many
+FLOOR_QUANTILE = 0.25  # the floor is fitted at the lower quartile: up to 3 in 4 benchmarks may truly differ
+CHI2_1_QUANTILE = 0.101531  # that quantile of a chi-square with 1 degree of freedom
+MAX_UNITS_SUGGESTED = 1000
+TRIM = 0.2  # share of units trimmed from each end (Yuen's trimmed t test; Wilcox recommends 20%)
 
-REGRESSED, IMPROVED, UNCHANGED, NOISY = "regressed", "improved", "unchanged", "noisy"
-VERDICTS = (REGRESSED, IMPROVED, UNCHANGED, NOISY)
+REGRESSED, IMPROVED, UNCHANGED, UNDECIDED = "regressed", "improved", "unchanged", "undecided"
+NOISY = UNDECIDED  # the verdict's earlier name
+VERDICTS = (REGRESSED, IMPROVED, UNCHANGED, UNDECIDED)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one comparison rests on (scalars, or arrays of a leading shape), in log space."""
+
+    log_ratio: np.ndarray  # estimate of log(current / baseline)
+    unit_var: np.ndarray  # its variance from the units' spread
+    unit_spread: np.ndarray  # variance per unit: unit_var would be unit_spread / n with n units per side
+    dof: np.ndarray  # degrees of freedom of unit_var (0: unknown)
+    unit: str  # "round", "block", "epoch", "baseline run"
+    n_baseline: int = 0
+    n_current: int = 0
+    floor_var: float | np.ndarray = 0.0  # variance that more units cannot shrink
+    floor_source: str = ""
+
+    @property
+    def std_error(self) -> np.ndarray:
+        return np.sqrt(self.unit_var + self.floor_var)
+
+    def with_floor(self, floor_var: float, source: str) -> Evidence:
+        """The same evidence with a noise floor (never lowers one already there)."""
+        if floor_var <= np.max(self.floor_var):
+            return self
+        return replace(self, floor_var=floor_var, floor_source=source)
+
+    @property
+    def total_dof(self) -> np.ndarray:
+        """Satterthwaite: a floor counts as known (infinite degrees of freedom)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(self.unit_var > 0, (self.unit_var + self.floor_var) / self.unit_var, 1.0)
+        return np.where(self.dof > 0, self.dof * scale**2, 0.0)
 
 
 @dataclass(frozen=True)
 class Assessment:
-    """One comparison (scalars) or many (arrays of the leading shape)."""
-
     ratio: np.ndarray
-    ci_low: np.ndarray
+    ci_low: np.ndarray  # the (1 - 2 alpha) interval of the ratio
     ci_high: np.ndarray
-    p_slower: np.ndarray  # one-sided Mann-Whitney U p-value: current slower than baseline
+    p_slower: np.ndarray  # one-sided: current slower than baseline
     p_faster: np.ndarray
     verdict: np.ndarray  # of VERDICTS strings
-    samples_needed: np.ndarray  # for noisy verdicts: samples per run that would likely decide; else 0
+    units_needed: np.ndarray  # undecided: units per side that would likely decide (inf: none would); else 0
+    evidence: Evidence
 
 
-def _ratio_of_medians(baseline: np.ndarray, current: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.median(current, axis=axis) / np.median(baseline, axis=axis)
-
-
-def resamples_for(n_baseline: int, n_current: int, requested: int = DEFAULT_RESAMPLES) -> int:
-    """How many bootstrap resamples to draw: `requested`, fewer for very long sample lists."""
-    affordable = RESAMPLE_BUDGET // max(n_baseline, n_current, 1)
-    return int(max(MIN_RESAMPLES, min(requested, affordable)))
-
-
-def min_samples_for(alpha: float) -> int:
-    """Smallest n (per side) at which a one-sided exact Mann-Whitney test can reach p < alpha.
-
-    The smallest possible p-value is 1 / C(2n, n) (all current samples above all baseline ones).
-    """
-    n = 1
-    while 1.0 / math.comb(2 * n, n) >= alpha:
-        n += 1
-    return n
-
-
-def assess(
-    baseline,
-    current,
-    *,
-    threshold: float = DEFAULT_THRESHOLD,
-    alpha: float = DEFAULT_ALPHA,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int | np.random.Generator | None = DEFAULT_SEED,
-) -> Assessment:
-    """Compare timing samples along the last axis; leading axes are independent comparisons."""
-    b = np.asarray(baseline, dtype=np.float64)
-    c = np.asarray(current, dtype=np.float64)
-    if b.shape[-1] < 2 or c.shape[-1] < 2:
-        raise ValueError(
-            f"assess: need at least 2 samples per side, got {b.shape[-1]} baseline and {c.shape[-1]} current"
-        )
-    if not (0 < alpha < 1):
+def check_settings(threshold: float, alpha: float) -> None:
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise ValueError(f"threshold must be a finite fraction >= 0, got {threshold}")
+    if not (0 < alpha < 1):  # also refuses NaN
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
-    if threshold < 0:
-        raise ValueError(f"threshold must be >= 0, got {threshold}")
-    if np.any(~np.isfinite(b)) or np.any(~np.isfinite(c)) or np.any(b <= 0) or np.any(c <= 0):
-        raise ValueError("assess: timing samples must be finite and positive")
 
+
+def _positive_logs(values, what: str) -> np.ndarray:
+    x = np.asarray(values, dtype=np.float64)
+    if np.any(~np.isfinite(x)) or np.any(x <= 0):
+        raise ValueError(f"{what}: timings must be finite and positive")
+    return np.log(x)
+
+
+def _trimmed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Along the last axis: (the TRIM-trimmed mean, its squared standard error, the units kept).
+
+    Yuen's: the mean of the middle units, with the winsorized variance. A round or an epoch in
+    which a neighbour stalled one process is a gross outlier on a shared host (measured: log-ratios
+    of -1.5 and -2.6 among rounds of +-0.2); trimming keeps it from deciding, or hiding, a change.
+    With fewer than 1/TRIM units nothing is trimmed: the plain mean and variance.
+    """
+    n = x.shape[-1]
+    k = int(TRIM * n)
+    ordered = np.sort(x, axis=-1)
+    kept = n - 2 * k
+    center = ordered[..., k : n - k].mean(axis=-1)
+    winsorized = np.clip(ordered, ordered[..., k : k + 1], ordered[..., n - k - 1 : n - k])
+    var = winsorized.var(axis=-1, ddof=1) * (n - 1) / (kept * (kept - 1))
+    return center, var, kept
+
+
+def from_units(baseline, current) -> Evidence:
+    """Two independent runs, each a set of units (round medians, seconds) along the last axis.
+
+    Trimmed means (_trimmed) and Welch's degrees of freedom over the units kept (Yuen's test). A
+    side with a single unit borrows the other side's spread (its own cannot be seen); with a single
+    unit on both sides the variance is unknown (infinite).
+    """
+    lb, lc = _positive_logs(baseline, "baseline"), _positive_logs(current, "current")
+    nb, nc = lb.shape[-1], lc.shape[-1]
+    if nb < 1 or nc < 1:
+        raise ValueError("from_units: each side needs at least one unit")
+    if nb == 1 and nc == 1:
+        d = lc[..., 0] - lb[..., 0]
+        inf = np.full(np.shape(d), np.inf)
+        return Evidence(d, inf, inf, np.zeros(np.shape(d)), "round", nb, nc)
+    if nb == 1 or nc == 1:  # one estimate of the spread serves both sides
+        many, n_many = (lc, nc) if nb == 1 else (lb, nb)
+        center, var, kept = _trimmed(many)
+        single = (lb if nb == 1 else lc)[..., 0]
+        d = center - single if nb == 1 else single - center
+        unit_var = var * (1 + n_many)  # the single unit varies as n_many units' mean does, times n_many
+        return Evidence(d, unit_var, 2 * var * n_many, np.full(np.shape(d), kept - 1.0), "round", nb, nc)
+    cb, vb, hb = _trimmed(lb)
+    cc, vc, hc = _trimmed(lc)
+    d = cc - cb
+    unit_var = vb + vc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dof = unit_var**2 / (vb**2 / (hb - 1) + vc**2 / (hc - 1))
+    dof = np.where(np.isfinite(dof), dof, hb + hc - 2.0)  # both spreads zero: identical units
+    return Evidence(d, unit_var, vb * nb + vc * nc, dof, "round", nb, nc)
+
+
+def from_pairs(log_ratios) -> Evidence:
+    """Paired units (ab's epochs): each a log(current / baseline), along the last axis; their
+    trimmed mean (_trimmed), a one-sample t over the units kept."""
+    x = np.asarray(log_ratios, dtype=np.float64)
+    n = x.shape[-1]
+    if n < 2:
+        d = x.mean(axis=-1) if n else np.float64(np.nan)
+        inf = np.full(np.shape(d), np.inf)
+        return Evidence(d, inf, inf, np.zeros(np.shape(d)), "epoch", n, n)
+    d, var, kept = _trimmed(x)
+    return Evidence(d, var, var * n, np.full(np.shape(d), kept - 1.0), "epoch", n, n)
+
+
+def from_runs(baseline_runs: list, current) -> Evidence:
+    """A baseline of several runs (each a list of units), against one current run (its units).
+
+    The current run is one more draw from the runs' distribution, so the baseline runs' spread is
+    its noise floor: var = v/N (the baseline's mean) + v (the one current run), N-1 degrees of
+    freedom. With fewer than two baseline runs: from_units on the one there is.
+    """
+    centers = np.array([_positive_logs(run, "baseline").mean() for run in baseline_runs])
+    if len(centers) < 2:
+        return from_units(baseline_runs[0], current)
+    n = len(centers)
+    v = float(centers.var(ddof=1))
+    d = float(_positive_logs(current, "current").mean() - centers.mean())
+    return Evidence(np.float64(d), np.float64(v / n), np.float64(v), np.float64(n - 1.0), "baseline run", n, 1,
+                    floor_var=v, floor_source=f"the spread of {n} baseline runs")  # fmt: skip
+
+
+def cross_benchmark_floor(evidence: list[Evidence]) -> float:
+    """The run-to-run variance that the units of one comparison's benchmarks cannot see, learned
+    across those benchmarks (0 with fewer than MIN_FLOOR_BENCHMARKS).
+
+    Two runs on one host share its state: a busy spell or a clock change during one run moves
+    every benchmark (a common shift), and each benchmark's own run-level luck moves it further.
+    For a candidate shift s, each benchmark's excess is fitted to what is left: f(s) solves
+    quantile_q((d_k - s)^2 / (var_k + f)) = that quantile of a chi-square with one degree of
+    freedom, at q = FLOOR_QUANTILE, so benchmarks that truly changed (up to 3 in 4) do not count as
+    noise. The shift is the candidate (one of the d_k) with the smallest floor s^2 + f(s): the
+    tightest group of benchmarks that moved alike, nearest to no change, so that a group that truly
+    regressed is not taken for the host. The floor includes s^2: the gate cannot tell a change of
+    the code from a change of the host as large as the shift, and says so.
+    """
+    usable = [(float(e.log_ratio), float(e.unit_var)) for e in evidence if np.isfinite(e.unit_var)]
+    if len(usable) < MIN_FLOOR_BENCHMARKS:
+        return 0.0
+    d = np.array([d for d, _ in usable])
+    var = np.array([v for _, v in usable])
+    return min(shift * shift + _own_floor((d - shift) ** 2, var) for shift in np.unique(d))
+
+
+def _own_floor(r2: np.ndarray, var: np.ndarray) -> float:
+    """The f >= 0 at which the FLOOR_QUANTILE of r2 / (var + f) is that of a chi-square(1)."""
+
+    def excess(f: float) -> float:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = np.where(var + f > 0, r2 / (var + f), np.where(r2 > 0, np.inf, 0.0))
+        return float(np.quantile(scaled, FLOOR_QUANTILE)) - CHI2_1_QUANTILE
+
+    if excess(0.0) <= 0:
+        return 0.0
+    low, high = 0.0, float(r2.max()) / CHI2_1_QUANTILE + 1e-12
+    for _ in range(60):  # bisection: excess falls as f grows
+        middle = (low + high) / 2
+        low, high = (middle, high) if excess(middle) > 0 else (low, middle)
+    return high
+
+
+def judge(
+    evidence: Evidence, *, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA
+) -> Assessment:
+    """The verdict from the evidence (see the module's docstring)."""
     from scipy import stats  # here, not at the top: importing scipy.stats costs every command ~1 s
 
-    ratio = _ratio_of_medians(b, c)
-    p_slower = stats.mannwhitneyu(c, b, alternative="greater", axis=-1).pvalue
-    p_faster = stats.mannwhitneyu(c, b, alternative="less", axis=-1).pvalue
-    n_resamples = resamples_for(b.shape[-1], c.shape[-1], n_resamples)
-    boot = stats.bootstrap(
-        (b, c),
-        _ratio_of_medians,
-        n_resamples=n_resamples,
-        vectorized=True,
-        axis=-1,
-        method="percentile",
-        confidence_level=1 - alpha,
-        batch=max(1, RESAMPLE_BUDGET // max(int(np.prod(b.shape)), 1)),
-        rng=np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed,
-    )
-    ci_low, ci_high = boot.confidence_interval.low, boot.confidence_interval.high
-
+    check_settings(threshold, alpha)
+    d = np.asarray(evidence.log_ratio, dtype=np.float64)
+    se = np.asarray(evidence.std_error, dtype=np.float64)
+    dof = np.asarray(evidence.total_dof, dtype=np.float64)
+    known = (dof > 0) & np.isfinite(se)
+    safe_dof = np.where(known, dof, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(known & (se > 0), d / se, np.where(known, np.sign(d) * np.inf, 0.0))
+    p_slower = np.where(known, stats.t.sf(z, safe_dof), 0.5)
+    p_faster = np.where(known, stats.t.cdf(z, safe_dof), 0.5)
+    q = np.where(known, stats.t.ppf(1 - alpha, safe_dof), np.inf)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ci_low = np.where(known, np.exp(d - q * se), 0.0)
+        ci_high = np.where(known, np.exp(d + q * se), np.inf)
+    ratio = np.exp(d)
     upper, lower = 1.0 + threshold, 1.0 / (1.0 + threshold)
     regressed = (ratio > upper) & (p_slower < alpha)
     improved = (ratio < lower) & (p_faster < alpha)
     settled = (ci_low >= lower) & (ci_high <= upper)
-    verdict = np.select([regressed, improved, settled], [REGRESSED, IMPROVED, UNCHANGED], NOISY)
-    needed = _samples_needed(ratio, ci_low, ci_high, b.shape[-1], c.shape[-1], threshold, alpha)
-    needed = np.where(verdict == NOISY, needed, 0)
-    return Assessment(ratio, ci_low, ci_high, p_slower, p_faster, verdict, needed)
+    verdict = np.select([regressed, improved, settled], [REGRESSED, IMPROVED, UNCHANGED], UNDECIDED)
+    needed = _units_needed(evidence, d, q, threshold)
+    needed = np.where(verdict == UNDECIDED, needed, 0)
+    return Assessment(ratio, ci_low, ci_high, p_slower, p_faster, verdict, needed, evidence)
 
 
-def _samples_needed(ratio, ci_low, ci_high, n_b: int, n_c: int, threshold: float, alpha: float):
-    """Samples per run (both runs) at which the interval would likely be narrow enough to decide.
+def _units_needed(evidence: Evidence, d, q, threshold: float) -> np.ndarray:
+    """Units per side at which the interval would likely decide, from the spread observed.
 
-    In log space the interval's half-width w shrinks as sqrt(1/n_b + 1/n_c). A ratio beyond the
-    threshold is decided (regressed/improved) once the interval excludes 1: w' < |log ratio|; a
-    ratio inside it is decided (unchanged) once the interval stays inside: w' < log(1+t) - |log ratio|.
-    Solving w * sqrt((2/n) / (1/n_b + 1/n_c)) < distance for n gives the count. An estimate from
-    the observed spread, not a promise. inf: more than MAX_SUGGESTED_FACTOR times today's samples.
+    The units' part of the variance shrinks as unit_spread / n; the floor does not. A ratio beyond
+    the threshold is decided once the interval excludes 1 (q * se < |d|); one inside it once the
+    interval stays inside (q * se < log(1+t) - |d|). inf: no number of units would, because the
+    floor alone is too wide (or the estimate sits on the threshold), or it would take more than
+    MAX_UNITS_SUGGESTED. An estimate from the observed spread, not a promise.
     """
-    log_r = np.abs(np.log(ratio))
     bound = math.log1p(threshold)
-    beyond = log_r > bound
-    distance = np.where(beyond, log_r, bound - log_r)
-    half_width = (np.log(ci_high) - np.log(ci_low)) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n = np.ceil(2 * half_width**2 / (distance**2 * (1 / n_b + 1 / n_c)))
-    n = np.where(np.isfinite(n), n, np.inf)
-    # Significance also needs enough samples for the rank test to reach alpha at all, and a noisy
-    # verdict at today's count cannot be settled by fewer samples than today's.
-    floor = max(n_b, n_c) + 1
-    n = np.maximum(n, np.where(beyond, max(min_samples_for(alpha), floor), floor))
-    return np.where(n > MAX_SUGGESTED_FACTOR * max(n_b, n_c), np.inf, n)
+    distance = np.where(np.abs(d) > bound, np.abs(d), bound - np.abs(d))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        room = (distance / q) ** 2 - evidence.floor_var
+        n = np.ceil(evidence.unit_spread / room)
+    n = np.where((room > 0) & np.isfinite(n), n, np.inf)
+    now = max(evidence.n_baseline, evidence.n_current)
+    n = np.maximum(n, now + 1)
+    return np.where(n > MAX_UNITS_SUGGESTED, np.inf, n)
+
+
+def assess(baseline, current, *, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA,
+           floor_var: float = 0.0) -> Assessment:  # fmt: skip
+    """Two runs' units (round medians) along the last axis: from_units, a floor, judge."""
+    check_settings(threshold, alpha)
+    evidence = from_units(baseline, current)
+    if floor_var:
+        evidence = evidence.with_floor(floor_var, "given")
+    return judge(evidence, threshold=threshold, alpha=alpha)
+
+
+# ---- units of a Result ---------------------------------------------------------------------------
+
+
+def units_of(result) -> tuple[list[float], str]:
+    """A result's units and their kind: its round medians, or blocks of consecutive samples."""
+    from zhisuan.bench.core.precision import round_medians, rounds_of
+
+    rounds = rounds_of(result)
+    if rounds:
+        return rounds, "round"
+    samples = list(result.samples_s)
+    blocks = max(1, min(MAX_BLOCKS, len(samples) // MIN_BLOCK))
+    edges = np.linspace(0, len(samples), blocks + 1).round().astype(int)
+    return round_medians(samples, list(np.diff(edges))), "block"
+
+
+def evidence_for(baseline, current) -> Evidence:
+    """One benchmark's evidence from two Results (no floor yet: comparison adds the learned one)."""
+    (b, kind_b), (c, kind_c) = units_of(baseline), units_of(current)
+    unit = "round" if kind_b == kind_c == "round" else "block"
+    return replace(from_units(b, c), unit=unit)
+
+
+def assess_results(baseline, current, *, threshold: float = DEFAULT_THRESHOLD, alpha: float = DEFAULT_ALPHA,
+                   floor_var: float = 0.0) -> Assessment:  # fmt: skip
+    """Judge one benchmark of two Results (their rounds, or blocks of their samples)."""
+    evidence = evidence_for(baseline, current)
+    if floor_var:
+        evidence = evidence.with_floor(floor_var, "given")
+    return judge(evidence, threshold=threshold, alpha=alpha)
+
+
+def assess_runs(baseline_runs: list, current, *, threshold: float = DEFAULT_THRESHOLD,
+                alpha: float = DEFAULT_ALPHA) -> Assessment:  # fmt: skip
+    """Judge one benchmark of a current Result against several baseline Results (history's runs):
+    their spread is the noise floor (from_runs)."""
+    units = [units_of(r)[0] for r in baseline_runs]
+    return judge(from_runs(units, units_of(current)[0]), threshold=threshold, alpha=alpha)

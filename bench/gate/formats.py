@@ -19,13 +19,13 @@ from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.core.markdown import Markup, bold, code, escape, table
 from zhisuan.bench.core.results import Result
 from zhisuan.bench.gate import decision
-from zhisuan.bench.gate.comparison import GateReport, Pair, describe
+from zhisuan.bench.gate.comparison import GateReport, Pair, busy_host, describe
 
 VERDICT_STYLE = {
     decision.REGRESSED: "bold red",
     decision.IMPROVED: "green",
     decision.UNCHANGED: "dim",
-    decision.NOISY: "yellow",
+    decision.UNDECIDED: "yellow",
 }
 
 
@@ -34,12 +34,18 @@ def _pct(ratio: float) -> str:
 
 
 def _ci(p: Pair) -> str:
+    if not (math.isfinite(p.ci_high) and p.ci_low > 0):
+        return "unknown"
     return f"{_pct(p.ci_low)} .. {_pct(p.ci_high)}"
 
 
 def _p_value(p: Pair) -> str:
     value = p.p_faster if p.ratio < 1 else p.p_slower
     return f"{value:.2g}"
+
+
+def _threshold(p: Pair) -> str:
+    return f"{p.threshold:.1%}".replace(".0%", "%")
 
 
 def summary_line(report: GateReport) -> str:
@@ -50,38 +56,82 @@ def summary_line(report: GateReport) -> str:
     parts += [f"{len(report.unmatched)} not comparable"] * bool(report.unmatched)
     code = report.exit_code
     verdict = {0: "PASS: no regression", 1: "FAIL: performance regressed", 2: "CANNOT COMPARE"}[code]
+    if code == 0 and counts[decision.UNDECIDED]:
+        verdict = "PASS: no regression found, but not every benchmark could be decided"
     return f"{verdict} ({', '.join(parts) or 'nothing compared'})"
+
+
+UNITS_IN_WORDS = {
+    "round": "the runs' rounds (each a fresh process)",
+    "block": "blocks of consecutive samples",
+    "epoch": "the epochs of paired, alternating rounds",
+    "baseline run": "the baseline runs",
+}
 
 
 def settings_line(report: GateReport) -> str:
     s = report.settings
     rules = f", {len(s.rules)} per-benchmark rule(s)" if s.rules else ""
+    units = sorted({UNITS_IN_WORDS.get(p.evidence.unit, p.evidence.unit) for p in report.pairs}) or ["rounds"]
     return (
-        f"regression = median slower by more than the threshold (default {s.threshold:.1%}) AND "
-        f"Mann-Whitney U p < alpha (default {s.alpha:g}); interval: bootstrap {1 - s.alpha:.0%} CI{rules}"
+        f"regression = slower by more than the threshold (default {s.threshold:.1%}) AND a one-sided t-test "
+        f"over {' / '.join(units)} gives p < alpha (default {s.alpha:g}), i.e. the {1 - 2 * s.alpha:.0%} "
+        f"interval lies above 1{rules}"
     )
+
+
+def note_lines(report: GateReport) -> list[str]:
+    """The notes the table marks with *: why a benchmark is undecided, what would decide it."""
+    return [f"* {describe(p.current)}: {p.note}" for p in report.pairs if p.note]
+
+
+def noise_lines(report: GateReport) -> list[str]:
+    """The run-to-run noise the comparison saw: its learned floor, how the whole run moved, the host."""
+    lines = []
+    if report.floor_var > 0:
+        floor = math.expm1(math.sqrt(report.floor_var / 2))
+        lines.append(
+            f"run-to-run noise floor: +-{floor:.1%} per run, learned across {len(report.pairs)} benchmarks "
+            f"(their changes spread more than their rounds explain); every benchmark moved by a median of "
+            f"{_pct(math.exp(report.common_shift or 0.0))}"
+        )
+    blocks = [p for p in report.pairs if p.evidence.unit == "block"]
+    if blocks:
+        lines.append(
+            f"{len(blocks)} benchmark(s) without rounds (another tool's results, or an earlier zhisuan): blocks of "
+            "one process's consecutive samples stand in for rounds, and cannot see variation between processes"
+        )
+    for side, results in (
+        ("baseline", [p.baseline for p in report.pairs]),
+        ("current", [p.current for p in report.pairs]),
+    ):
+        busy = busy_host(results)
+        if busy:
+            lines.append(f"{side} run: {busy}")
+    return lines
 
 
 # ---- terminal ------------------------------------------------------------------------------------
 
 
-def rich_table(report: GateReport) -> Table:
-    table = Table(title="zhisuan compare", header_style="bold")
+def rich_table(report: GateReport, title: str = "zhisuan compare") -> Table:
+    table = Table(title=title, header_style="bold")
     for name, justify in (
         ("benchmark", "left"), ("device", "left"), ("baseline", "right"), ("current", "right"),
-        ("change", "right"), ("CI", "right"), ("p", "right"), ("threshold", "right"), ("verdict", "left"),
+        ("change", "right"), ("interval", "right"), ("p", "right"), ("units", "right"), ("threshold", "right"),
+        ("verdict", "left"),
     ):  # fmt: skip
         table.add_column(name, justify=justify)
     for p in report.pairs:
         style = VERDICT_STYLE[p.verdict]
-        verdict = f"[{style}]{p.verdict}[/{style}]" + (f" ({safe(p.note)})" if p.note else "")
+        verdict = f"[{style}]{p.verdict}[/{style}]" + (" *" if p.note else "")
         table.add_row(
             safe(describe(p.current)), safe(p.current.device_name), units.duration(p.baseline.median_s),
-            units.duration(p.current.median_s), _pct(p.ratio), _ci(p), _p_value(p), f"{p.threshold:.0%}", verdict,
+            units.duration(p.current.median_s), _pct(p.ratio), _ci(p), _p_value(p), p.units, _threshold(p), verdict,
         )  # fmt: skip
     for r in report.new:
         table.add_row(
-            safe(describe(r)), safe(r.device_name), "-", units.duration(r.median_s), "", "", "", "", "new"
+            safe(describe(r)), safe(r.device_name), "-", units.duration(r.median_s), "", "", "", "", "", "new"
         )
     for r in report.missing:
         table.add_row(
@@ -93,12 +143,22 @@ def rich_table(report: GateReport) -> Table:
             "",
             "",
             "",
+            "",
             "[red]missing[/red]",
         )
     for u in report.unmatched:
         r = u.current or u.baseline
         table.add_row(
-            safe(describe(r)), safe(r.device_name), "", "", "", "", "", "", f"not compared: {safe(u.reason)}"
+            safe(describe(r)),
+            safe(r.device_name),
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            f"not compared: {safe(u.reason)}",
         )
     return table
 
@@ -106,10 +166,11 @@ def rich_table(report: GateReport) -> Table:
 # ---- Markdown ------------------------------------------------------------------------------------
 
 
-def markdown(report: GateReport) -> str:
+def markdown(report: GateReport, title: str = "zhisuan compare") -> str:
     """A pull-request comment: verdict first, then regressions, then everything else."""
     icon = {0: "✅", 1: "❌", 2: "⚠️"}[report.exit_code]
-    lines = [f"### {icon} zhisuan performance gate: {escape(summary_line(report))}", ""]
+    heading = "zhisuan performance gate" + ("" if title == "zhisuan compare" else f" ({title})")
+    lines = [f"### {icon} {escape(heading)}: {escape(summary_line(report))}", ""]
     for problem in report.problems:
         lines.append(f"- **cannot compare:** {escape(problem)}")
     if report.problems:
@@ -119,11 +180,13 @@ def markdown(report: GateReport) -> str:
         for p in report.pairs:
             verdict = bold(p.verdict) if p.verdict == decision.REGRESSED else escape(p.verdict)
             if p.note:
-                verdict = Markup(f"{verdict} ({escape(p.note)})")
+                verdict = Markup(f"{verdict} \\*")
             rows.append((verdict, describe(p.current), p.current.device_name, units.duration(p.baseline.median_s),
-                         units.duration(p.current.median_s), _pct(p.ratio), _ci(p), _p_value(p), f"{p.threshold:.0%}"))  # fmt: skip
-        columns = ["verdict", "benchmark", "device", "baseline", "current", "change", "CI", "p", "threshold"]
-        lines += [table(columns, rows, [False] * 3 + [True] * 6), ""]
+                         units.duration(p.current.median_s), _pct(p.ratio), _ci(p), _p_value(p), p.units,
+                         _threshold(p)))  # fmt: skip
+        columns = ["verdict", "benchmark", "device", "baseline", "current", "change", "interval", "p", "units",
+                   "threshold"]  # fmt: skip
+        lines += [table(columns, rows, [False] * 3 + [True] * 7), ""]
     for title, results in (("New benchmarks", report.new), ("Missing from the current run", report.missing)):
         if results:
             lines.append(f"**{title}:** " + ", ".join(code(describe(r)) for r in results))
@@ -134,6 +197,8 @@ def markdown(report: GateReport) -> str:
             f"- {code(describe(u.current or u.baseline))}: {escape(u.reason)}" for u in report.unmatched
         ]
         lines.append("")
+    notes = note_lines(report) + noise_lines(report)
+    lines += [f"- {escape(line)}" for line in notes] + [""] * bool(notes)
     notes = report.env.describe() if report.allow_env_mismatch else []
     notes += report.env.describe_notes()
     if notes:
@@ -154,9 +219,9 @@ def _case(suite: ET.Element, r: Result, seconds: float | None) -> ET.Element:
     return ET.SubElement(suite, "testcase", classname=classname, name=name, time=f"{time:.9f}")
 
 
-def junit(report: GateReport) -> str:
+def junit(report: GateReport, title: str = "zhisuan compare") -> str:
     """Each benchmark a testcase: regressions are failures, failed runs errors, missing skipped."""
-    suite = ET.Element("testsuite", name="zhisuan compare")
+    suite = ET.Element("testsuite", name=title)
     failures = errors = skipped = 0
     for problem in report.problems:  # crashed runs, environment mismatch, missing benchmarks
         case = ET.SubElement(suite, "testcase", classname="zhisuan.gate", name=problem.split(":")[0])
@@ -166,7 +231,7 @@ def junit(report: GateReport) -> str:
         case = _case(suite, p.current, p.current.median_s)
         text = (
             f"{p.verdict}: median {units.duration(p.baseline.median_s)} -> {units.duration(p.current.median_s)} "
-            f"({_pct(p.ratio)}, CI {_ci(p)}, p={_p_value(p)}, threshold {p.threshold:.0%}) {p.note}"
+            f"({_pct(p.ratio)}, interval {_ci(p)}, p={_p_value(p)}, {p.units}, threshold {_threshold(p)}) {p.note}"
         ).strip()
         if p.verdict == decision.REGRESSED:
             ET.SubElement(case, "failure", message=text, type="regression").text = text

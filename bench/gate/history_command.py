@@ -74,10 +74,6 @@ def add_parser(subparsers) -> None:
         help=f"judge each run against the N runs before it (default {trends.DEFAULT_WINDOW})",
     )  # fmt: skip
     trend_options.add_argument(
-        "--resamples", type=positive_int, default=trends.TREND_RESAMPLES,
-        help=f"bootstrap resamples per verdict (default {trends.TREND_RESAMPLES}; regressions do not depend on it)",
-    )  # fmt: skip
-    trend_options.add_argument(
         "--threshold",
         type=threshold_arg,
         default=decision.DEFAULT_THRESHOLD,
@@ -213,7 +209,7 @@ def _trend(args):
         baseline = _pinned(history, args.baseline, results)
         branches = {r.run_id: r.branch for r in history.runs()}
     title = f"{label(results[0])} on {results[0].device_name}"
-    points = trends.judge(results, _settings(args), baseline, args.window, args.resamples)
+    points = trends.judge(results, _settings(args), baseline, args.window)
     return points, baseline, title, branches
 
 
@@ -291,7 +287,7 @@ def run_html(args) -> int:
         for lab, device in matches:
             results = history.series(lab, device, args.branch)
             baseline = _pinned(history, args.baseline, results)
-            points = trends.judge(results, settings, baseline, args.window, args.resamples)
+            points = trends.judge(results, settings, baseline, args.window)
             if not any(run_spread.timed(p.result) for p in points):
                 page.append(Trend(lab, device, points, branches, None, NO_CHART))
                 continue

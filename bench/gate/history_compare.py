@@ -111,8 +111,6 @@ def load_sides(args, history: History) -> tuple[Side, Side]:
 
 
 def run(args) -> int:
-    if args.resamples < 1:
-        raise UsageError(f"--resamples must be positive, got {args.resamples}")
     compare_command.check_outputs(args, [args.current])
     settings = load_settings(args.thresholds, args.threshold, args.alpha)
     with History(args.db) as history:
@@ -123,7 +121,6 @@ def run(args) -> int:
         settings,
         allow_env_mismatch=args.allow_env_mismatch,
         allow_missing=args.allow_missing,
-        n_resamples=args.resamples,
     )
     softened = run_spread.apply(report, baseline.results)
     sides = (

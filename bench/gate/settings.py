@@ -65,33 +65,50 @@ class GateSettings:
         return self.threshold, self.alpha
 
 
-def parse_threshold(text: str) -> float:
-    """'5%' -> 0.05, '0.05' -> 0.05. A bare number of 1 or more is refused as ambiguous."""
+def parse_fraction(text: str, name: str = "threshold", *, zero_ok: bool = True) -> float:
+    """'5%' -> 0.05, '0.05' -> 0.05: a finite fraction. A bare number of 1 or more is refused as
+    ambiguous; NaN, infinities and negative numbers are refused (NaN would switch a gate off)."""
     text = str(text).strip()
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
-        raise UsageError(f"threshold {text!r} is not a number (write 5% or 0.05)") from None
+        raise UsageError(f"{name} {text!r} is not a number (write 5% or 0.05)") from None
     if not math.isfinite(value):
-        raise UsageError(f"threshold {text!r} is not a finite number (write 5% or 0.05)")
+        raise UsageError(f"{name} {text!r} is not a finite number (write 5% or 0.05)")
     if not text.endswith("%") and value >= 1:
-        raise UsageError(f"threshold {text!r} is ambiguous: write {value:g}% or {value / 100:g}")
-    if value < 0:
-        raise UsageError(f"threshold {text!r} must not be negative")
+        raise UsageError(f"{name} {text!r} is ambiguous: write {value:g}% or {value / 100:g}")
+    if value < 0 or (value == 0 and not zero_ok):
+        raise UsageError(f"{name} {text!r} must be {'>= 0' if zero_ok else 'positive'}")
     return value
 
 
+def parse_threshold(text: str) -> float:
+    return parse_fraction(text, "threshold")
+
+
+def parse_alpha(value, name: str = "alpha") -> float:
+    """A significance level strictly between 0 and 1 (NaN refused)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name}: expected a significance level like 0.01, got {value!r}") from None
+    if isinstance(value, bool) or not 0 < number < 1:
+        raise UsageError(f"{name} must be between 0 and 1, got {value!r}")
+    return number
+
+
 def _check_setting(name: str, value, where: str) -> float:
-    if name == "threshold":
-        if isinstance(value, str):
+    if name == "alpha":
+        return parse_alpha(value, f"{where}: alpha")
+    if isinstance(value, str):
+        try:
             return parse_threshold(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-            raise UsageError(
-                f"{where}: threshold must be a fraction in [0, 1) or a string like '5%', got {value!r}"
-            )
-        return float(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-        raise UsageError(f"{where}: alpha must be between 0 and 1, got {value!r}")
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:  # NaN fails too
+        raise UsageError(
+            f"{where}: threshold must be a fraction in [0, 1) or a string like '5%', got {value!r}"
+        )
     return float(value)
 
 

@@ -2,7 +2,7 @@
 
 Each timed run is judged against the runs before it: the last `window` timed runs of the same
 benchmark (or a pinned baseline run, when one is given). The within-run test
-(zhisuan.bench.gate.decision.assess) compares the run with the median one of those runs, and the
+(zhisuan.bench.gate.decision.assess_results, over rounds) compares the run with the median one of those runs, and the
 run-to-run spread of their medians is the noise floor (run_spread.floor_verdict): the same rule as
 `zhisuan history compare CURRENT --last N` (with --branch B for a trend of branch B). With window 1 each run is judged against the previous
 one alone, with no noise floor. On synthetic series (80 runs, 2 % noise within a run, 3 % from run
@@ -23,9 +23,6 @@ from zhisuan.bench.gate import decision, run_spread
 from zhisuan.bench.gate.settings import GateSettings
 
 DEFAULT_WINDOW = 5
-# Regression marks do not depend on the bootstrap (ratio and the rank test decide them); only the
-# unchanged/noisy line does. A page of many benchmarks x many runs takes 15 ms per run this way.
-TREND_RESAMPLES = 999
 
 
 @dataclass(frozen=True)
@@ -50,8 +47,7 @@ class Point:
         return ""
 
 
-def judge_point(result: Result, reference_runs: list[Result], settings: GateSettings,
-                n_resamples: int = TREND_RESAMPLES) -> Point:  # fmt: skip
+def judge_point(result: Result, reference_runs: list[Result], settings: GateSettings) -> Point:
     """One run judged against reference_runs (timed results of the same benchmark, >= 1).
 
     The only place where the trend applies the gate's rule: decision.assess against the median
@@ -59,9 +55,7 @@ def judge_point(result: Result, reference_runs: list[Result], settings: GateSett
     """
     reference = run_spread.median_run(reference_runs)
     threshold, alpha = settings.for_result(result)
-    a = decision.assess(
-        reference.samples_s, result.samples_s, threshold=threshold, alpha=alpha, n_resamples=n_resamples
-    )
+    a = decision.assess_results(reference, result, threshold=threshold, alpha=alpha)
     within = str(a.verdict)
     medians = [float(r.median_s) for r in reference_runs]
     verdict = run_spread.floor_verdict(within, float(result.median_s), medians, threshold)
@@ -69,7 +63,7 @@ def judge_point(result: Result, reference_runs: list[Result], settings: GateSett
 
 
 def judge(results: list[Result], settings: GateSettings, baseline: Result | None = None,
-          window: int = DEFAULT_WINDOW, n_resamples: int = TREND_RESAMPLES) -> list[Point]:  # fmt: skip
+          window: int = DEFAULT_WINDOW) -> list[Point]:  # fmt: skip
     """A verdict per result, in the given (run) order: against `baseline`, or the last `window`
     timed results before it."""
     if window < 1:
@@ -80,7 +74,7 @@ def judge(results: list[Result], settings: GateSettings, baseline: Result | None
         reference_runs = [baseline] if baseline is not None else earlier[-window:]
         usable = [x for x in reference_runs if run_spread.timed(x) and x is not r]
         if run_spread.timed(r) and usable:
-            points.append(judge_point(r, usable, settings, n_resamples))
+            points.append(judge_point(r, usable, settings))
         else:
             points.append(Point(r, None, None, None))
         if run_spread.timed(r):

@@ -3,9 +3,11 @@ kernels, print the table, write every result as it arrives)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from zhisuan.bench.cli import default_device, device_arg, parse_csv, positive_float, positive_int, seed_arg
+from zhisuan.bench.core import precision  # the round defaults, without importing torch
 from zhisuan.bench.core.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 
@@ -87,6 +89,65 @@ def add_run_parser(subparsers) -> None:
         description="Check every available backend of each op against a float64 reference, "
         "then time it; prints achieved FLOP/s and percent of peak, and writes JSON Lines.",
     )
+    add_selection_options(p)
+    count = p.add_mutually_exclusive_group()
+    count.add_argument(
+        "--iters", type=positive_int, help="exactly this many timed samples per benchmark and round"
+    )
+    count.add_argument(
+        "--time-budget", type=positive_float,
+        help=f"seconds of timed samples per benchmark and round (default {precision.DEFAULT_BLOCK_S:g})",
+    )  # fmt: skip
+    p.add_argument("--no-flush", action="store_true", help="do not flush caches between samples (warm-cache)")
+    p.add_argument(
+        "--interleave",
+        action="store_true",
+        help="time the backends of each shape sample by sample in turn, so that all of them see the same "
+        "load of a shared host (side-by-side comparisons)",
+    )
+    add_round_options(p)
+    p.add_argument("--json", help="JSON Lines output (default: zhisuan-results/<run id>.jsonl)")
+    p.add_argument("--csv", help="also export the results as CSV")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the random inputs")
+    p.set_defaults(func=run_run)
+
+
+def add_round_options(p) -> None:
+    """A run is made of rounds, each a fresh process (zhisuan.bench.harness.rounds)."""
+    p.add_argument(
+        "--rounds", type=positive_int,
+        help="exactly this many rounds (default: adaptive, until --precision is reached or --max-rounds)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-rounds", type=positive_int, default=precision.MAX_ROUNDS,
+        help=f"most rounds of adaptive sampling (default {precision.MAX_ROUNDS}; at least {precision.MIN_ROUNDS} are run)",
+    )  # fmt: skip
+    p.add_argument(
+        "--precision", type=fraction_arg, default=precision.DEFAULT_PRECISION,
+        help="stop sampling a benchmark once the 95%% interval of its time is this narrow, relative, each "
+        f"way: e.g. 1.25%% or 0.0125 (default {100 * precision.DEFAULT_PRECISION:g}%%: an interval as wide as "
+        "half the gate's default threshold)",
+    )  # fmt: skip
+    p.add_argument("--max-time", type=positive_float, help="wall-clock seconds after which no round begins")
+    p.add_argument(
+        "--in-process", action="store_true",
+        help="run the rounds in this process instead of a fresh process each (faster start; process-level "
+        "effects are then not sampled, and the results say so)",
+    )  # fmt: skip
+
+
+def fraction_arg(text: str) -> float:
+    """'2.5%' or '0.025' -> 0.025: a fraction in (0, 1)."""
+    from zhisuan.bench.gate.settings import parse_fraction
+
+    try:
+        return parse_fraction(text, "precision", zero_ok=False)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_selection_options(p) -> None:
+    """What to time: ops, backends, shapes, dtypes, device (`zhisuan run` and `zhisuan ab`)."""
     p.add_argument(
         "ops", nargs="*", default=["matmul", "attention"], help="ops to run (default: matmul attention)"
     )
@@ -110,20 +171,6 @@ def add_run_parser(subparsers) -> None:
         help="cpu, cuda, cuda:1, npu:0, xpu, ... any device torch or a vendor plug-in knows "
         "(default: the accelerator if present, else cpu)",
     )
-    count = p.add_mutually_exclusive_group()
-    count.add_argument("--iters", type=positive_int, help="exactly this many timed samples per benchmark")
-    count.add_argument("--time-budget", type=positive_float, help="seconds of timed samples per benchmark")
-    p.add_argument("--no-flush", action="store_true", help="do not flush caches between samples (warm-cache)")
-    p.add_argument(
-        "--interleave",
-        action="store_true",
-        help="time the backends of each shape sample by sample in turn, so that all of them see the same "
-        "load of a shared host (side-by-side comparisons)",
-    )
-    p.add_argument("--json", help="JSON Lines output (default: zhisuan-results/<run id>.jsonl)")
-    p.add_argument("--csv", help="also export the results as CSV")
-    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the random inputs")
-    p.set_defaults(func=run_run)
 
 
 def run_run(args) -> int:
@@ -132,8 +179,8 @@ def run_run(args) -> int:
     from zhisuan.bench.core import timing
     from zhisuan.bench.core.console import console, err_console
     from zhisuan.bench.core.result_files import ResultWriter, prepare_output, refuse_overwrite, write_csv
-    from zhisuan.bench.core.results import new_run_id, short_shape
-    from zhisuan.bench.harness import runner
+    from zhisuan.bench.core.results import new_run_id
+    from zhisuan.bench.harness import rounds, runner
     from zhisuan.bench.harness.table import results_table
     from zhisuan.bench.workloads.suites import suite_names
 
@@ -151,40 +198,76 @@ def run_run(args) -> int:
         why += ["no available backend for these ops/dtypes"] if plan.skipped else []
         err_console.print(f"zhisuan: nothing to run ({'; '.join(why)})")
         return EXIT_USAGE
+    runner.check_memory(plan, args.interleave)  # here, in one line, not from inside a round's process
     run_id = new_run_id()
     path = Path(args.json or f"zhisuan-results/{run_id}.jsonl")
+    round_plan = rounds.RoundPlan(
+        rounds=args.rounds, max_rounds=max(args.max_rounds, rounds.MIN_ROUNDS), precision=args.precision,
+        max_time_s=args.max_time, in_process=args.in_process,
+    )  # fmt: skip
+    if args.iters is None and args.time_budget is None:
+        timing_plan = timing.TimingPlan(time_budget_s=rounds.DEFAULT_BLOCK_S)
+    else:
+        timing_plan = timing.TimingPlan(iters=args.iters, time_budget_s=args.time_budget)
     refuse_overwrite({"--json": path, "--csv": args.csv}, [])
     for option, target in (("--json", path), ("--csv", args.csv)):
         if target:
             prepare_output(target, option)  # before any work: a directory, a read-only place
-    results = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with ResultWriter(path) as writer, Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task("starting", total=plan.total)
 
-        def started(case, backend):
-            bar.update(task, description=f"{case.op} {backend.name} {short_shape(case.op, case.shape)}")
+        def started(number, pending):
+            bar.update(
+                task, description=f"round {number} of at most {round_plan.most}: {pending} benchmark(s)"
+            )
 
         def finished(result):
             writer.write(result)
-            results.append(result)
             bar.advance(task)
 
-        runner.execute(
+        results = rounds.run(
             plan,
-            timing_plan=timing.TimingPlan(iters=args.iters, time_budget_s=args.time_budget),
+            round_plan,
+            timing_plan=timing_plan,
             flush=not args.no_flush,
             seed=args.seed,
             on_result=finished,
-            on_start=started,
+            on_round=started,
             run_id=run_id,
             interleave=args.interleave,
         )
     title = f"zhisuan run {run_id} on {results[0].device_name}"
     console.print(results_table(results, title=title, width=console.width if console.is_terminal else None))
+    for line in short_of_target(results):
+        err_console.print(line, style="yellow")
     console.print(f"results: {path}")
     if args.csv:
         write_csv(results, args.csv)
         console.print(f"csv: {args.csv}")
     failed = [r for r in results if r.status != "ok"]
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def short_of_target(results) -> list[str]:
+    """Say which benchmarks stopped sampling before their time was as precise as the target: the gate
+    may not decide on them, and compare will say so again."""
+    from zhisuan.bench.core.precision import sampling_of
+    from zhisuan.bench.core.results import shape_label
+
+    short = [
+        (r, s) for r in results if r.status == "ok" and (s := sampling_of(r)).get("precision") is not None
+        and s.get("target") and s["precision"] > s["target"]
+    ]  # fmt: skip
+    if not short:
+        return []
+    lines = [
+        f"{len(short)} benchmark(s) stopped short of the precision target; a gate may not decide on them:"
+    ]
+    for r, s in short:
+        lines.append(
+            f"  {r.op} {r.backend} {shape_label(r.shape)} {r.dtype}: +-{s['precision']:.1%} after "
+            f"{len(s.get('round_sizes') or [])} rounds ({s.get('stop')}), target +-{s['target']:.1%}"
+        )
+    lines.append("  more rounds (--max-rounds) or a quieter host would narrow them")
+    return lines

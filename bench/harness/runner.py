@@ -47,7 +47,7 @@ class Case:
 
 
 @dataclass
-class Plan:
+class RunPlan:
     device: str
     cases: list[Case]
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (backend, reason)
@@ -64,11 +64,11 @@ def plan_run(
     dtypes: Iterable[str] | None,
     device: str,
     backends: Iterable[str] | None = None,
-) -> Plan:
+) -> RunPlan:
     """Which backend runs on which (op, shape, dtype); unavailable ones are listed with the reason."""
     kind = torch.device(chips.check_device(device)).type
     dtype_list = [parse_dtype(d) for d in (dtypes or [DEFAULT_DTYPES[accel.size_class(kind)]])]
-    plan = Plan(device=device, cases=[])
+    plan = RunPlan(device=device, cases=[])
     wanted = list(backends) if backends else None
     for op in ops:
         spec = spec_for(op)
@@ -113,7 +113,7 @@ def baseline_error(spec: OpSpec, case: Case, device: str, seed: int, reference) 
     return None
 
 
-def check_memory(plan: Plan, interleave: bool = False) -> None:
+def check_memory(plan: RunPlan, interleave: bool = False) -> None:
     """UsageError, before anything is allocated, for a case that cannot fit in the device's memory.
 
     A case needs its reference's memory (OpSpec.memory_bytes) and, for each backend alive at once
@@ -134,7 +134,7 @@ def check_memory(plan: Plan, interleave: bool = False) -> None:
 
 
 def execute(
-    plan: Plan,
+    plan: RunPlan,
     *,
     timing_plan: timing.TimingPlan | None = None,
     flush: bool = True,
@@ -323,9 +323,16 @@ def run(
     time_budget_s: float | None = None,
     json_path: str | None = None,
     interleave: bool = False,
+    rounds: int = 1,
 ) -> list[Result]:
-    """The Python form of `zhisuan run`: check and time every backend of ops on a suite or shapes."""
+    """The Python form of `zhisuan run`: check and time every backend of ops on a suite or shapes.
+
+    In this process, in `rounds` rounds (zhisuan.bench.harness.rounds; `zhisuan run` takes each
+    round in a fresh process and adapts their number): one round by default, a quick look.
+    """
     from zhisuan.bench.core.result_files import ResultWriter
+    from zhisuan.bench.harness.rounds import RoundPlan
+    from zhisuan.bench.harness.rounds import run as run_rounds
 
     ops = [ops] if isinstance(ops, str) else list(ops)
     dtypes = [dtype] if isinstance(dtype, str) else dtype
@@ -333,7 +340,10 @@ def run(
     shapes = [shapes] if isinstance(shapes, str) else shapes
     plan = plan_run(ops, shapes_for(ops, device, suite, shapes), dtypes, device, backends)
     timing_plan = timing.TimingPlan(iters=iters, time_budget_s=time_budget_s)
+    round_plan = RoundPlan(rounds=rounds, in_process=True)
     if json_path is None:
-        return execute(plan, timing_plan=timing_plan, interleave=interleave)
+        return run_rounds(plan, round_plan, timing_plan=timing_plan, interleave=interleave)
     with ResultWriter(json_path) as writer:
-        return execute(plan, timing_plan=timing_plan, on_result=writer.write, interleave=interleave)
+        return run_rounds(
+            plan, round_plan, timing_plan=timing_plan, on_result=writer.write, interleave=interleave
+        )

@@ -1,0 +1,255 @@
+"""The gate on real runs of this machine: A/A false alarms and planted slowdowns, plain flow and ab.
+
+    python -m zhisuan.bench.dev.gate_realruns collect --folder runs/ --budget 1800
+    python -m zhisuan.bench.dev.gate_realruns report --folder runs/ --out docs/benchmarks/gate.md
+
+collect: trial after trial until the wall-clock budget ends (a trial begun finishes), each:
+- plain flow, as CI runs it: three `zhisuan run` processes one after the other (baseline, the same
+  code again, and the code with a planted slowdown), then `zhisuan compare` of baseline vs same
+  (A/A: must exit 0) and of baseline vs slower (must exit 1). The slowdown is the test-only
+  `testwork` matmul backend (tests/plugins) doing 5%, 10% or 30% more work, in turn;
+- `zhisuan ab` of two commits of a throw-away copy of this repository's bench/ and kernels/:
+  the same code (A/A), and the torch matmul doing 5%, 10% or 30% more work, in turn.
+Every result file and exit code is kept in the folder (trials.jsonl), so the report can be redone.
+Every process runs with OMP_NUM_THREADS=1: on a shared host, with both cores' threads in one parallel region, a
+neighbour that preempts one of them stalls the other at the barrier for a scheduler slice, and a
+256^3 matmul measured 32 ms instead of 0.9 ms (single-threaded), hiding the work it does.
+report: the rates, with the device, date, versions and commands, into the "real-runs" section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from zhisuan.bench.dev.sections import replace_section
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = ROOT / "tests" / "plugins"
+SLOWDOWNS = (0.30, 0.10, 0.05)
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # see the module's docstring
+RUN_ARGS = ["matmul", "--shape", "128", "--shape", "256", "--backend", "torch,cpp,testwork"]
+AB_ARGS = ["matmul", "--shape", "256", "--backend", "torch", "--no-build"]
+PLANT = "    rows = round({extra} * a.shape[0])  # planted: {extra:.0%} more work\n    torch.matmul(a[:rows], b)\n"
+RETURN = "    return torch.matmul(a, b)\n"
+
+
+def zhisuan(*args: str, env: dict | None = None) -> tuple[int, str, float]:
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "zhisuan.bench", *args], env=env, capture_output=True, text=True, timeout=1800
+    )
+    return proc.returncode, proc.stdout + proc.stderr, time.monotonic() - start
+
+
+def run_env(extra: float) -> dict:
+    path = os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path, "ZHISUAN_TESTWORK_EXTRA": str(extra), **ONE_THREAD}
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "gate", "GIT_AUTHOR_EMAIL": "gate@zhisuan.dev",
+           "GIT_COMMITTER_NAME": "gate", "GIT_COMMITTER_EMAIL": "gate@zhisuan.dev"}  # fmt: skip
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()  # fmt: skip
+
+
+def planted_repo(folder: Path) -> dict[str, str]:
+    """A git repository of bench/ and kernels/: one commit per version; {name: sha}."""
+    repo = folder / "repo"
+    if repo.exists():
+        shutil.rmtree(repo)
+    for name in ("bench", "kernels"):
+        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "base")
+    shas = {"base": git(repo, "rev-parse", "HEAD")}
+    git(repo, "commit", "-q", "--allow-empty", "-m", "same code")
+    shas["same"] = git(repo, "rev-parse", "HEAD")
+    source = repo / "kernels" / "matmul" / "torch_backend.py"
+    text = source.read_text()
+    for extra in SLOWDOWNS:
+        git(repo, "checkout", "-q", shas["base"])
+        source.write_text(text.replace(RETURN, PLANT.format(extra=extra) + RETURN))
+        git(repo, "commit", "-qam", f"{extra:.0%} slower")
+        shas[f"{extra:.2f}"] = git(repo, "rev-parse", "HEAD")
+    return shas
+
+
+def collect(folder: Path, budget_s: float, only: str | None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    shas = planted_repo(folder)
+    log = folder / "trials.jsonl"
+    began, trial = time.monotonic(), sum(1 for _ in log.open()) // 2 if log.exists() else 0
+    while time.monotonic() - began < budget_s:
+        extra = SLOWDOWNS[trial % len(SLOWDOWNS)]
+        records = []
+        if only in (None, "plain"):
+            files = {name: folder / f"t{trial:02d}-{name}.jsonl" for name in ("base", "same", "slower")}
+            seconds = []
+            for name, work in (("base", 0.0), ("same", 0.0), ("slower", extra)):
+                code, out, took = zhisuan("run", *RUN_ARGS, "--json", str(files[name]), env=run_env(work))
+                seconds.append(took)
+                if code:
+                    raise SystemExit(f"zhisuan run failed:\n{out}")
+            for kind, other in (("A/A", "same"), ("slower", "slower")):
+                code, out, took = zhisuan("compare", str(files["base"]), str(files[other]))
+                records.append({"flow": "plain", "trial": trial, "kind": kind, "extra": extra if kind != "A/A" else 0,
+                                "exit": code, "run_s": seconds, "summary": out.strip().splitlines()[-1]})  # fmt: skip
+        if only in (None, "ab"):
+            for kind, sha in (("A/A", shas["same"]), ("slower", shas[f"{extra:.2f}"])):
+                out_file = folder / f"t{trial:02d}-ab-{'aa' if kind == 'A/A' else 'slower'}.jsonl"
+                code, out, took = zhisuan("ab", shas["base"], sha, *AB_ARGS, "--repo", str(folder / "repo"),
+                                          "--workdir", str(folder / "work"), "--json", str(out_file),
+                                          env={**os.environ, **ONE_THREAD})  # fmt: skip
+                records.append({"flow": "ab", "trial": trial, "kind": kind, "extra": extra if kind != "A/A" else 0,
+                                "exit": code, "wall_s": took, "summary": out.strip().splitlines()[-1]})  # fmt: skip
+        with log.open("a") as f:
+            for r in records:
+                f.write(json.dumps(r) + "\n")
+        print(f"trial {trial}: " + ", ".join(f"{r['flow']} {r['kind']} {r['extra']:.0%} exit {r['exit']}" for r in records),
+              flush=True)  # fmt: skip
+        trial += 1
+
+
+def ab_exit(path: Path) -> int:
+    """1 if any benchmark of an ab result file is judged regressed by the rule as it is now, else 0."""
+    import numpy as np
+
+    from zhisuan.bench.gate import ab_command, decision
+
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        epochs = record["extra"]["ab"]["log_ratios_by_epoch"]
+        ratios = [float(np.median(e)) for e in epochs if e]
+        a = decision.judge(decision.from_pairs(ratios), threshold=ab_command.DEFAULT_THRESHOLD)
+        if a.verdict == decision.REGRESSED:
+            return 1
+    return 0
+
+
+def rate_rows(records: list[dict], flow: str) -> list[list]:
+    """Per true change: trials, how many exited as wanted, the exit codes, and (plain flow) the
+    verdicts of the two testwork benchmarks, the ones the slowdown is planted in."""
+    rows = []
+    for kind, extra, want in [("A/A", 0, 0)] + [("slower", e, 1) for e in sorted(SLOWDOWNS)]:
+        hits = [r for r in records if r["flow"] == flow and r["kind"] == kind and r["extra"] == extra]
+        if not hits:
+            continue
+        codes = [r["exit"] for r in hits]
+        label = "none (A/A)" if kind == "A/A" else f"+{extra:.0%}"
+        expected = sum(c == want for c in codes)
+        verdicts = [v for r in hits for v in r.get("verdicts", [])]
+        seen = ", ".join(f"{v} {verdicts.count(v)}" for v in sorted(set(verdicts)))
+        rows.append([label, len(hits), f"exit {want}", f"{expected} of {len(hits)}",
+                     ", ".join(f"{c}: {codes.count(c)}" for c in sorted(set(codes))), seen])  # fmt: skip
+    return rows
+
+
+def load_trials(folder: Path) -> list[dict]:
+    """A folder's trials, judged again by the rule as it is now (compare's, in this process)."""
+    from zhisuan.bench.core.precision import sampling_of
+    from zhisuan.bench.core.result_files import read_results
+    from zhisuan.bench.gate import comparison
+
+    records = [json.loads(line) for line in (folder / "trials.jsonl").read_text().splitlines()]
+    for r in records:
+        if r["flow"] == "plain":
+            other = "same" if r["kind"] == "A/A" else "slower"
+            base, current = (
+                read_results(folder / f"t{r['trial']:02d}-{name}.jsonl") for name in ("base", other)
+            )
+            gate = comparison.run_gate(base, current)
+            r["exit"] = gate.exit_code
+            r["verdicts"] = [p.verdict for p in gate.pairs if p.current.backend == "testwork"]
+            r["load"] = [h["load_1m"] for x in base + current for h in sampling_of(x).get("host") or []]
+        else:  # ab's verdicts again from the epochs it kept (its stopping rule stays as it ran)
+            name = "aa" if r["kind"] == "A/A" else "slower"
+            r["exit"] = ab_exit(folder / f"t{r['trial']:02d}-ab-{name}.jsonl")
+    return records
+
+
+def report(folders: list[Path], command: str) -> str:
+    import numpy as np
+    import scipy
+    import torch
+
+    from zhisuan.bench.core import chips, markdown
+
+    records = [r for folder in folders for r in load_trials(folder)]
+    plain_s = [sum(r["run_s"]) / 3 for r in records if r["flow"] == "plain" and r["kind"] == "A/A"]
+    ab_s = [r["wall_s"] for r in records if r["flow"] == "ab"]
+    stamp = datetime.fromtimestamp(max((f / "trials.jsonl").stat().st_mtime for f in folders), timezone.utc)
+    head = ["true change", "trials", "wanted", "as wanted", "exit codes seen", "testwork verdicts"]
+    align = [False, True, False, True, False, False]
+    loads = [x for r in records for x in r.get("load", [])]
+    lines = [
+        "## Real runs of this machine",
+        "",
+        f"Measured {stamp:%Y-%m-%d} on {chips.detect('cpu').name} ({platform.machine()}, {chips.cpu_cores()} "
+        f"cores, shared with other sessions: 1-minute load average {min(loads):.1f} to {max(loads):.1f} in the "
+        f"rounds of the plain flow, median {np.median(loads):.1f}), Python "
+        f"{platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, scipy {scipy.__version__}. "
+        "Commands: `python -m zhisuan.bench.dev.gate_realruns collect --folder F [--only ab]` (one trial after another, for a time "
+        f"budget) then `{command}`. One thread (OMP_NUM_THREADS=1) "
+        "per process: with two, a neighbour that preempts one thread stalls the other at the barrier for a "
+        "scheduler slice (a 256^3 matmul took 32 ms instead of 0.9 ms), which hides the work a kernel does.",
+        "",
+        f"**Plain flow** (`zhisuan run --json base.jsonl`, again for `same.jsonl` and `slower.jsonl`, each its own "
+        f"process with default settings, then `zhisuan compare base.jsonl same.jsonl` / `... slower.jsonl`, "
+        f"default threshold 5%): `zhisuan run {' '.join(RUN_ARGS)}` (6 benchmarks), the slowdown planted in the "
+        f"test-only `testwork` backend (tests/plugins), which does that much more work. A run took "
+        f"{np.median(plain_s):.0f} s (median).",
+        "",
+        markdown.table(head, rate_rows(records, "plain"), align),
+        "",
+        f"**`zhisuan ab`** of two commits of a copy of bench/ and kernels/ (default settings: threshold 3%, "
+        f"4-12 epochs): `zhisuan ab BASE CURRENT {' '.join(AB_ARGS)}`; CURRENT is the same code (A/A) or the "
+        f"torch matmul doing that much more work. A trial took {np.median(ab_s):.0f} s (median, "
+        f"{max(ab_s):.0f} s longest)."
+        if ab_s
+        else "",
+        "",
+        markdown.table(head[:5], [row[:5] for row in rate_rows(records, "ab")], align[:5]) if ab_s else "",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="step", required=True)
+    c = sub.add_parser("collect", help="run trials until the budget ends")
+    c.add_argument("--folder", required=True)
+    c.add_argument("--budget", type=float, default=1800.0, help="wall-clock seconds (default %(default)s)")
+    c.add_argument("--only", choices=("plain", "ab"), help="one flow only")
+    r = sub.add_parser("report", help="the rates, as Markdown")
+    r.add_argument("--folder", action="append", required=True, help="a collect folder; repeatable")
+    r.add_argument("--out", help="rewrite the real-runs section of this Markdown file (default: print it)")
+    args = parser.parse_args(argv)
+    if args.step == "collect":
+        collect(Path(args.folder), args.budget, args.only)
+        return 0
+    command = "python -m zhisuan.bench.dev.gate_realruns report " + " ".join(
+        f"--folder {f}" for f in args.folder
+    )
+    text = report([Path(f) for f in args.folder], command + (f" --out {args.out}" if args.out else ""))
+    if args.out:
+        replace_section(Path(args.out), "real-runs", text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

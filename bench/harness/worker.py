@@ -1,0 +1,217 @@
+"""A benchmark worker: a clean parent process that forks a fresh child for each request.
+
+Started by zhisuan.bench.harness.zygote as a script, by path, under any interpreter where zhisuan
+imports (`python .../worker.py`): the zhisuan it imports is that environment's own. `zhisuan run`
+starts it with this very interpreter; `zhisuan ab` starts one per version of the code, so each side
+runs its own kernels, workloads and checks. Only the standard library is imported before a request.
+
+Why a parent that forks: a fresh process is the unit of evidence that catches process-level effects
+(where the kernel's buffers landed in physical memory, its threads' placement), and importing torch
+costs seconds; a fork from a parent that has imported torch costs milliseconds. The parent only
+imports: GNU OpenMP is not fork-safe once a parallel region ran, so every child checks and times
+from scratch.
+
+Parent protocol, one JSON object per line: it prints {"ready": ...} once, then reads {"fork": PATH}
+from stdin and answers {"pid": N}; the child connects to the Unix socket PATH. EOF ends the parent.
+Child protocol, one JSON object per line each way, one reply per request ({"error": text} on failure):
+  {"cmd": "execute", ...}  one round of `zhisuan run`: runner.execute over the cases -> {"results", "host"}
+  {"cmd": "prepare", ...}  `zhisuan ab`: inputs, reference, every backend checked -> {"benchmarks"}
+  {"cmd": "time", "id": I, "samples": N, "warmup_s": W} -> {"samples_s": [...]}
+  {"cmd": "exit"}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import traceback
+
+# Run as a script, this file's folder would come first on sys.path and shadow nothing useful.
+if __name__ == "__main__":
+    sys.path = [
+        p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))
+    ]
+
+
+def serve() -> None:
+    """The parent: import once, then fork one child per request."""
+    import torch  # noqa: F401  (imported here, once, for every child)
+
+    import zhisuan.bench
+    from zhisuan.bench.core import chips
+    from zhisuan.bench.harness import runner  # noqa: F401
+
+    chips.cpu_info()  # slow (py-cpuinfo) and the same for every child: gathered once, here
+
+    # Where this zhisuan's source lives (links resolved): the orchestrator checks it is the one meant.
+    where = os.path.dirname(os.path.dirname(os.path.realpath(zhisuan.bench.__file__)))
+    ready = {"ready": True, "python": sys.version.split()[0], "executable": sys.executable, "zhisuan": where}
+    print(json.dumps(ready), flush=True)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            _child_main(request["fork"])
+        print(json.dumps({"pid": pid}), flush=True)
+
+
+def _child_main(address: str) -> None:
+    code = 0
+    try:
+        sys.stdin.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(address)
+            stream = sock.makefile("rwb")
+            Child().serve(stream)
+    except BaseException:  # noqa: BLE001  (a child must never return into the parent's loop)
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+class Child:
+    """One fresh process: answers requests until told to exit or the socket closes."""
+
+    def __init__(self):
+        self.items = []  # ab: checked callables, by benchmark id
+        self.threads = None
+
+    def serve(self, stream) -> None:
+        for line in stream:
+            request = json.loads(line)
+            if request["cmd"] == "exit":
+                return
+            try:
+                reply = getattr(self, request["cmd"])(request)
+            except Exception as exc:  # reported to the orchestrator, which says which side and why
+                reply = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+            stream.write(json.dumps(reply, default=str).encode() + b"\n")
+            stream.flush()
+
+    def _enter_thread_policy(self) -> None:
+        from zhisuan.bench.core import threads
+
+        if self.threads is None:
+            self.threads = threads.limited(threads.per_rank())
+            self.threads.__enter__()
+
+    def execute(self, request: dict) -> dict:
+        """One round of `zhisuan run`: the harness's own check-then-time over the cases given."""
+        from zhisuan.bench.core import timing
+        from zhisuan.bench.harness import runner
+
+        plan = runner.RunPlan(device=request["device"], cases=[_case(c) for c in request["cases"]])
+        from zhisuan.bench.validate import hostload
+
+        start, before = hostload.CpuTimes.now(), hostload.load_average()
+        results = runner.execute(
+            plan,
+            timing_plan=timing.TimingPlan(**request["timing"]),
+            flush=request["flush"],
+            seed=request["seed"],
+            run_id=request["run_id"],
+            interleave=request["interleave"],
+        )
+        host = hostload.window(start, hostload.CpuTimes.now()) | hostload.load_average()
+        host["load_1m_before"] = before.get("load_1m")
+        host["cpus"] = os.cpu_count()
+        return {"results": [r.to_dict() for r in results], "host": host}
+
+    def prepare(self, request: dict) -> dict:
+        """ab: per case, seeded inputs and the float64 reference; every backend checked, as the runner
+        does. A backend this version lacks, or cannot run here, is reported as such and not timed."""
+        from zhisuan.bench.core import chips
+        from zhisuan.bench.core.environment import environment
+        from zhisuan.bench.harness import runner
+        from zhisuan.bench.workloads import spec_for
+        from zhisuan.kernels import registry
+
+        self._enter_thread_policy()
+        device = chips.detect(request["device"])
+        env = environment()
+        self.device = request["device"]
+        self.flush_bytes = 2 * device.cache_bytes if request.get("flush", True) else 0
+        self.keep = []  # inputs and references live as long as the callables that use them
+        benchmarks = []
+        for data in request["cases"]:
+            spec = spec_for(data["op"])
+            known = registry.registered(spec.registry_op)
+            dtype = registry.parse_dtype(data["dtype"])
+            case = runner.Case(
+                data["op"], data["shape"], dtype, [known[n] for n in data["backends"] if n in known]
+            )
+            inputs = spec.make_inputs(case.shape, dtype, request["device"], request["seed"])
+            reference, expected = spec.reference(inputs), runner.fingerprint(inputs.tensors())
+            base_err = runner.baseline_error(spec, case, request["device"], request["seed"], reference)
+            self.keep.append(reference)
+            fingerprint = _fingerprint(inputs)
+            del inputs  # each backend gets its own copy, as in the runner
+            for name in data["backends"]:
+                entry = {"backend": name, "inputs": fingerprint, "id": len(self.items)}
+                backend = known.get(name)
+                why_not = "not in this version" if backend is None else (
+                    spec.accepts(backend) or backend.why_not(device.kind, dtype))  # fmt: skip
+                item = None
+                if why_not:
+                    entry["unavailable"] = why_not
+                else:
+                    result = runner.new_result(case, backend, spec, device, env, request.get("run_id", ""))
+                    own = spec.make_inputs(case.shape, dtype, request["device"], request["seed"])
+                    self.keep.append(own)
+                    item = runner.check_backend(result, backend, spec, own, reference, base_err, expected)
+                    entry["result"] = result.to_dict()
+                self.items.append(item)
+                benchmarks.append(entry)
+        return {"benchmarks": benchmarks}
+
+    def time(self, request: dict) -> dict:
+        """ab: one block of samples of one checked callable, after a short warm-up."""
+        from zhisuan.bench.core import timing
+
+        item = self.items[request["id"]]
+        if item is None:
+            raise ValueError(f"benchmark {request['id']} failed its check: it is not timed")
+        if not hasattr(self, "flusher"):
+            self.flusher = timing.CacheFlusher(self.flush_bytes, self.device) if self.flush_bytes else None
+        timer = timing.timer_for(self.device)
+        deadline = time.perf_counter() + request.get("warmup_s", 0.0)
+        item.fn()
+        while time.perf_counter() < deadline:
+            item.fn()
+        timing.synchronize(self.device)
+        return {"samples_s": timer.run(item.fn, int(request["samples"]), self.flusher)}
+
+
+def _case(data: dict):
+    """A runner.Case from its JSON form: op, shape, dtype name, backend names."""
+    from zhisuan.bench.harness import runner
+    from zhisuan.bench.workloads import spec_for
+    from zhisuan.kernels import registry
+
+    spec = spec_for(data["op"])
+    chosen = [registry.get(spec.registry_op, name) for name in data["backends"]]
+    return runner.Case(data["op"], data["shape"], registry.parse_dtype(data["dtype"]), chosen)
+
+
+def _fingerprint(inputs) -> str:
+    """A short hash of the input tensors' bytes: both versions of an ab run must time the same data."""
+    import torch
+
+    digest = hashlib.sha256()
+    for tensor in inputs.args:
+        if isinstance(tensor, torch.Tensor):
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+if __name__ == "__main__":
+    serve()

@@ -1,0 +1,53 @@
+"""The decision rule on recorded real runs of the 2-core machine (tests/data/gate_real), taken while
+other sessions loaded it (load average 5-8 on 2 cores): `zhisuan run` of 6 matmul benchmarks three
+times (base, the same code, and the testwork backend doing 30% more work), and a `zhisuan ab` of a
+30% slower torch matmul (bench/dev/gate_realruns.py made them)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from zhisuan.bench.cli import main
+from zhisuan.bench.core.result_files import read_results
+from zhisuan.bench.gate import ab_command, comparison, decision
+from zhisuan.bench.harness.command import short_of_target
+
+DATA = Path(__file__).parent / "data" / "gate_real"
+
+
+def test_same_code_on_a_busy_host_passes_and_says_what_it_could_not_decide(capsys):
+    assert main(["compare", str(DATA / "busy-base.jsonl"), str(DATA / "busy-same.jsonl")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "regressed" not in out.split("PASS")[0].replace("regressed = ", "")
+    assert "a busy host" in out and "cannot decide" in out and "noise floor" in out
+
+
+def test_a_thirty_percent_slowdown_on_a_busy_host_is_undecided_and_says_why():
+    report = comparison.run_gate(
+        read_results(DATA / "busy-base.jsonl"), read_results(DATA / "busy-slower30.jsonl")
+    )
+    slowed = [p for p in report.pairs if p.current.backend == "testwork"]
+    assert len(slowed) == 2 and report.exit_code == 0
+    for p in slowed:  # measured +29% and +33%, but the busy host's floor is too wide to decide at alpha 0.01
+        assert p.verdict == decision.UNDECIDED and 1.2 < p.ratio < 1.45 and p.ci_high > 1.3
+        assert "cannot decide" in p.note and "a busy host" in p.note
+
+
+def test_ab_epochs_with_stalled_rounds_still_show_the_slowdown():
+    (record, _) = [json.loads(line) for line in (DATA / "ab-slower30.jsonl").read_text().splitlines()]
+    epochs = record["extra"]["ab"]["log_ratios_by_epoch"]
+    assert min(min(e) for e in epochs) < -1  # a round in which a neighbour stalled side B's process
+    ratios = [float(np.median(e)) for e in epochs]
+    a = decision.judge(decision.from_pairs(ratios), threshold=ab_command.DEFAULT_THRESHOLD)
+    assert a.verdict == decision.REGRESSED and 1.2 < float(a.ratio) < 1.4
+    means = [float(np.mean(e)) for e in epochs]  # untrimmed means of the rounds: the stalls hide it
+    plain = decision.Evidence(np.mean(means), np.var(means, ddof=1) / len(means), np.var(means, ddof=1),
+                              np.float64(len(means) - 1), "epoch")  # fmt: skip
+    assert decision.judge(plain, threshold=ab_command.DEFAULT_THRESHOLD).verdict == decision.UNDECIDED
+
+
+def test_a_run_says_which_benchmarks_stopped_short_of_the_precision_target():
+    lines = short_of_target(read_results(DATA / "busy-base.jsonl"))
+    assert lines[0].startswith("6 benchmark(s) stopped short of the precision target")
+    assert any("matmul testwork M=256,N=256,K=256 fp32" in line and "(max-rounds)" in line for line in lines)
