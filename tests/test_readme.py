@@ -37,6 +37,7 @@ NOT_RUN = {
     "python -m zhisuan.bench.dev.devicecheck --out /tmp/dc --build-mode verify": "tests/test_devicecheck.py",
     "python3 -m pip install --no-index --no-build-isolation --no-deps -v -e .": "the GPU machine's build stage",
     "python3 setup.py build_ext --inplace": "the GPU machine's fallback build",
+    "zhisuan ab origin/main HEAD matmul --shape 256": "builds two worktrees (minutes): tests/test_ab.py runs ab",
 }
 NOT_RUN_PREFIXES = {
     "export PYTHONUNBUFFERED=1": "the GPU machine's command: tests/test_devicecheck.py checks it is --print-command's",
@@ -62,6 +63,7 @@ SMALL = [
         r"zhisuan run --json (\w+)\.jsonl",
         r"zhisuan run matmul --backend cpp --shape 1024 --iters 3 --json \1.jsonl",
     ),
+    (r"^zhisuan run ", "zhisuan run --rounds 3 --in-process "),  # rounds in one process: no fork per round
 ]
 
 # Commands whose exit code is a verdict on this host's numbers, not a usage check.

@@ -137,6 +137,17 @@ def test_compare_markdown_junit_and_terminal_escape_what_files_say():
     assert "\x1b[2J" not in text and "\x00" not in text and "[red]" in text  # markup shown, not obeyed
 
 
+def test_cannot_compare_lines_quote_file_content_in_one_inert_line(tmp_path, capsys):
+    baseline, _ = hostile_pair()
+    base, current = tmp_path / "base.jsonl", tmp_path / "current.jsonl"
+    base.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in baseline))
+    current.write_text(json.dumps(timed(run_id="r2").to_dict()) + "\n")  # the hostile benchmarks are missing
+    assert main(["compare", str(base), str(current)]) == 2
+    problems = [line for line in capsys.readouterr().err.splitlines() if "cannot compare" in line]
+    assert problems and all("\x1b" not in line and "\x00" not in line for line in problems)
+    assert any("evil\\x0a### " in line for line in problems)  # the newline shown, not obeyed
+
+
 def test_report_markdown_and_html_escape_what_files_say():
     results = [timed(backend=HOSTILE, error=HOSTILE, status="error", samples_s=[], median_s=None),
                timed(op=HOSTILE, kind=HOSTILE)]  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from zhisuan.bench.cli import safe_line
 from zhisuan.bench.gate import comparison, decision, formats, sources
 from zhisuan.bench.gate.settings import load_settings, parse_alpha, parse_threshold
 
@@ -129,7 +130,7 @@ def show(report: comparison.GateReport, args, command: str) -> int:
     if args.junit:
         formats.write_text(args.junit, formats.junit(report, title=command))
     for problem in report.problems:
-        print(f"{command}: cannot compare: {problem}", file=sys.stderr)
+        print(f"{command}: cannot compare: {safe_line(problem)}", file=sys.stderr)  # it quotes file content
     style = {0: "bold green", 1: "bold red", 2: "bold yellow"}[report.exit_code]
     console.print(formats.summary_line(report), style=style)
     return report.exit_code

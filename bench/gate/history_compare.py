@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from zhisuan.bench.cli import positive_int
+from zhisuan.bench.cli import positive_int, safe_line
 from zhisuan.bench.core.errors import UsageError
 from zhisuan.bench.core.markdown import escape
 from zhisuan.bench.core.results import Result
@@ -160,7 +160,7 @@ def emit(report: comparison.GateReport, args, lines: list[str]) -> int:
     if args.junit:
         formats.write_text(args.junit, formats.junit(report))
     for problem in report.problems:
-        print(f"zhisuan history compare: cannot compare: {problem}", file=sys.stderr)
+        print(f"zhisuan history compare: cannot compare: {safe_line(problem)}", file=sys.stderr)
     style = {0: "bold green", 1: "bold red", 2: "bold yellow"}[report.exit_code]
     console.print(formats.summary_line(report), style=style)
     return report.exit_code
