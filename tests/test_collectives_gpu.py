@@ -83,7 +83,8 @@ def _ipc_worker(ctx):
                 t = host.cuda()
                 kernels.all_reduce(t, op=op, backend="ipc", group=ctx.group)
                 torch.cuda.synchronize()
-                wrong = check.count_wrong(coll, t, pattern, op=op, n=n, rank=ctx.rank, root=0, count=count)
+                site = ops.Site(n=n, rank=ctx.rank, op=op, count=count, impl="ipc")
+                wrong = check.count_wrong(coll, t, pattern, site)
                 if wrong:
                     failures.append(f"{dtype} {op} {count}: {wrong} wrong")
     assert not failures, "\n".join(failures)

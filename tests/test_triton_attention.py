@@ -2,7 +2,7 @@
 
 On CPU the kernels run under Triton's interpreter (with zhisuan.kernels.triton_interpreter_shim),
 which this module switches on per test (the `interpreter` fixture); there fp32 is accepted so the
-comparison can be tight. The GPU tests have never run on a GPU; tests/test_triton_compile.py
+comparison can be tight. The GPU tests ran on an H200 (docs/benchmarks/h200.md); tests/test_triton_compile.py
 compiles the kernels for sm_90 without one. The forward output
 and log-sum-exp are compared with an fp64 reference; dq, dk, dv with torch autograd through the
 fp64 reference. Tolerance (DESIGN.md): at most 4x the error of torch in the same precision

@@ -4,7 +4,7 @@ GPUTarget("cuda", 90, 32) (Hopper) runs Triton's whole pipeline down to ptxas, w
 What this shows: the production kernels, as loaded for CUDA tensors, compile for sm_90 with this
 Triton (CI installs the newest); the fp8 matmul promotes its tensor-core partial sums to fp32 (its
 PTX has add.f32, issue 13); the Hopper paths use wgmma. What it cannot show: that they run or are
-fast (never run on a GPU here). The kernel files are also checked to be plain Triton: no
+fast (docs/benchmarks/h200.md has a GPU run). The kernel files are also checked to be plain Triton: no
 interpreter workarounds, no private Triton names.
 
 Arguments are specialised as Triton's launcher does for real tensors: pointers and integers that

@@ -3,7 +3,7 @@
 On CPU the kernels run under Triton's interpreter (with zhisuan.kernels.triton_interpreter_shim):
 each test that needs it sets TRITON_INTERPRET=1 for itself only (the `interpreter` fixture), so the
 rest of the suite never sees the interpreter. The same kernels run compiled in the tests marked gpu
-(never run on a GPU yet); tests/test_triton_compile.py compiles them for sm_90 without one.
+(first run on an H200 on 2026-11-27: docs/benchmarks/h200.md); tests/test_triton_compile.py compiles them for sm_90 without one.
 
 Tolerance (DESIGN.md): at most 4x the error of torch in the same precision against the fp64
 reference, with a floor of a few ulps of the largest output (zhisuan.bench.workloads.base.tolerance).

@@ -243,3 +243,20 @@ def test_exit_code_under_a_neighbours_load(tmp_path, monkeypatch, busy, code, ve
     judged = [r for r in read_results(path) if r.op in ("matmul", "attention")]
     assert judged and all(r.extra["verdict"] == verdict for r in judged)
     assert all("remeasure" in r.extra and r.extra["remeasure"]["second_ratio"] is not None for r in judged)
+
+
+@pytest.mark.parametrize("value,named", [(30e9, True), (70e9, False)])
+def test_a_short_verdict_names_the_throttling_read_after_it(ctx, monkeypatch, value, named):
+    # Seen on an H200: bf16 matmul WARNed at 72 % of datasheet with the SM clock held to 1545 MHz
+    # by its power cap; the verdict's reason says so, a PASS is left alone.
+    host(monkeypatch, QUIET)
+
+    class Throttled:
+        def read(self):
+            return {"throttle": ["software power cap"], "sm_clock_mhz": 1545}
+
+    ctx.telemetry = Throttled()
+    result = ctx.finish(judge(ctx, value, remeasure=lambda: (value, 100e9, "basis")))
+    assert result.extra["telemetry"]["sm_clock_mhz"] == 1545
+    note = "throttled right after the measurement: software power cap (SM clock 1545 MHz)"
+    assert (note in result.extra["reason"]) == named, result.extra["reason"]

@@ -316,6 +316,13 @@ class CheckContext:
         return self.finish(result)
 
     def finish(self, result: Result) -> Result:
-        """Attach the device's telemetry, read right after the measurement."""
-        result.extra["telemetry"] = self.telemetry.read()
+        """Attach the device's telemetry, read right after the measurement; a short verdict names
+        the throttling it read (an H200 held to 1545 MHz by its power cap WARNed on bf16 matmul)."""
+        telemetry = result.extra["telemetry"] = self.telemetry.read()
+        throttle = telemetry.get("throttle")
+        if throttle and result.extra.get("verdict") in ("WARN", "FAIL"):
+            clock = telemetry.get("sm_clock_mhz")
+            at = f" (SM clock {clock} MHz)" if clock else ""
+            note = f"throttled right after the measurement: {', '.join(throttle)}{at}"
+            result.extra["reason"] = "; ".join(p for p in (result.extra.get("reason"), note) if p)
         return result

@@ -58,15 +58,12 @@ def toolchain_missing() -> str | None:
         return NUMBA_MISSING
     if not cuda.is_available():
         return "numba.cuda sees no usable GPU (driver or CUDA bindings missing)"
-    try:
-        from numba.cuda.cudadrv import nvvm
-
-        nvvm.NVVM()  # loads libNVVM, which compiles the kernels
-    except Exception as exc:
-        return (
-            f"numba.cuda cannot compile kernels: {type(exc).__name__}: {exc} "
-            "(install a CUDA toolkit, or pip install nvidia-cuda-nvcc-cu12)"
-        )
+    try:  # compile and launch one kernel: libNVVM, numba's typing and the driver, all at once
+        probe = cuda.device_array(1)
+        KERNELS["copy"][1, 1](probe, probe)
+        cuda.synchronize()
+    except Exception as exc:  # e.g. numba-cuda 0.30.4 with NumPy 2.5 on an H200 image (np.row_stack)
+        return f"numba.cuda cannot compile and launch a kernel here: {type(exc).__name__}: {exc}"
     return None
 
 

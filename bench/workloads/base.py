@@ -123,9 +123,16 @@ def shape_text(shape: dict) -> str:
 
 
 def negate_(tensor: torch.Tensor) -> None:
-    """tensor = -tensor in place, outside autograd (inputs may require grad)."""
+    """tensor = -tensor in place, outside autograd (inputs may require grad).
+
+    One-byte floats (fp8) have no neg kernel on CUDA ("neg_cuda" not implemented, seen on an H200):
+    their sign is the top bit of the byte, so flipping that bit negates exactly.
+    """
     with torch.no_grad():
-        tensor.neg_()
+        if tensor.is_floating_point() and tensor.element_size() == 1:
+            tensor.view(torch.uint8).bitwise_xor_(0x80)
+        else:
+            tensor.neg_()
 
 
 def generator(device: str, seed: int) -> torch.Generator:

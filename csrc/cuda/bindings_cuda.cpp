@@ -66,7 +66,7 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("stride_row"), py::arg("stride_col"), py::arg("element_size"),
         "Empty when the GEMM reads this operand in place, else why not (then pass an aligned copy).");
 
-  // ---- ipc all-reduce (csrc/cuda/ipc_allreduce.h) ----  GPU-untested
+  // ---- ipc all-reduce (csrc/cuda/ipc_allreduce.h) ----
   // dtype: DType.fp32, .fp16 or .bf16; op: any ReduceOp.
   {
     namespace ipc = zhisuan::ipc;

@@ -1,6 +1,6 @@
 // All-reduce among the processes of one node through CUDA IPC buffers (csrc/cuda/ipc_allreduce.cu).
-// GPU-UNTESTED: written and compiled without a GPU; its tests (tests/test_collectives_gpu.py) run on
-// a GPU session.
+// Checked on one H200 with 2-4 processes sharing it (tests/test_collectives_gpu.py, docs/benchmarks/h200.md);
+// its speed needs several GPUs (on one, the processes' kernels time-slice).
 //
 // Each rank allocates one device buffer: a line of barrier flags (one 32-bit word per rank) and two
 // data halves, used alternately by call parity. The IPC handles travel over the torch.distributed

@@ -1,6 +1,8 @@
 """ipc backend of all_reduce: one-shot and two-shot all-reduce over CUDA IPC buffers (zhisuan.kernels._cuda).
 
-GPU-UNTESTED: written and compiled without a GPU; tests/test_collectives_gpu.py checks it on one.
+Checked on one H200 (2026-11-27, docs/benchmarks/h200.md): correct for 2-4 processes sharing the GPU
+(tests/test_collectives_gpu.py). Its speed is unmeasured: on one GPU the processes' kernels time-slice,
+and no machine with several GPUs has been lent yet.
 
 Purpose: small and medium all-reduces among the GPUs of one node in one or two kernels, reading the
 peers' memory directly over NVLink/PCIe, instead of NCCL's protocol machinery.
@@ -72,7 +74,7 @@ def _connect(group, device_index: int):
     devices=("cuda",),
     dtypes=DTYPES,
     probe=_probe,
-    description="one-/two-shot all-reduce over CUDA IPC buffers within a node (CUDA C++; GPU-untested)",
+    description="one-/two-shot all-reduce over CUDA IPC buffers within a node (CUDA C++; speed unmeasured: checked on one GPU only)",
 )
 def all_reduce_ipc(t: torch.Tensor, *, op: str, group=None) -> None:
     """All-reduce t in place: over the IPC buffers up to HALF_BYTES, through NCCL above."""

@@ -3,8 +3,8 @@
 The lent GPU machine runs one command for at most 600 s, and a session has 15 minutes of GPU time
 in all, the machine's start included. So the stages' caps add up to at most TOTAL_CAP_S, which
 leaves a minute for the interpreter, the shell and the copy back; a stage that ends early hands
-its unused time to the next ones (never beyond the total). The estimates are guesses made on a
-machine without a GPU, until the first GPU run replaces them.
+its unused time to the next ones (never beyond the total). The estimates are the longest times
+measured on an H200 on 2026-11-27 (docs/benchmarks/h200.md), rounded up.
 """
 
 from __future__ import annotations
@@ -24,20 +24,20 @@ IMPORT_SHIM = "/tmp/zhisuan-import"
 class Stage:
     name: str
     cap_s: int  # killed at this (plus what earlier stages left unused), its output so far kept
-    estimate_s: int  # a guess until the first GPU run
+    estimate_s: int  # measured on a GPU (the module docstring says where)
     gpu_only: bool  # without a GPU it reports "skipped: no GPU" and runs nothing
     what: str
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("probe", 20, 8, False, "GPU, driver, clocks, compute mode, package versions, nvidia-smi -q"),
-    Stage("build", 120, 40, False, "offline in-place build (pip -e, else setup.py build_ext --inplace), sm_90a; both extensions verified"),
-    Stage("gpu-tests", 140, 110, True, "pytest -m gpu (Triton, CUDA C++, cupy, numba): 8 xdist workers, 120 s per test"),
-    Stage("serial-tests", 60, 40, True, "timing and IPC / collective GPU tests, one at a time, 45 s per test"),
-    Stage("bench", 100, 80, False, "the benchmark's quick set through the runner (check, then time); tiny sizes on a CPU"),
-    Stage("collective", 30, 15, True, "IPC all-reduce, 2 processes sharing the GPU, 64 KiB to 256 MiB"),
-    Stage("validate", 60, 45, False, "zhisuan validate --level quick (tiny sizes on a CPU)"),
-    Stage("pack", 10, 2, False, "at most 8 files back: the summary, JSON Lines, the log's tail; the rest in a tar.gz"),
+    Stage("probe", 20, 10, False, "GPU, driver, clocks, compute mode, package versions, nvidia-smi -q"),
+    Stage("build", 90, 30, False, "offline in-place build (pip -e, else setup.py build_ext --inplace), sm_90a; both extensions verified"),
+    Stage("gpu-tests", 130, 100, True, "pytest -m gpu (Triton, CUDA C++, cupy, numba): 8 xdist workers, 120 s per test"),
+    Stage("serial-tests", 60, 45, True, "timing and IPC / collective GPU tests, one at a time, 45 s per test"),
+    Stage("bench", 150, 145, False, "the benchmark's quick set through the runner (check, then time); tiny sizes on a CPU"),
+    Stage("collective", 40, 30, True, "IPC all-reduce, 2 processes sharing the GPU, 64 KiB to 256 MiB"),
+    Stage("validate", 40, 20, False, "zhisuan validate --level quick (tiny sizes on a CPU)"),
+    Stage("pack", 10, 1, False, "at most 8 files back: the summary, JSON Lines, the log's tail; the rest in a tar.gz"),
 )  # fmt: skip
 
 STAGE_NAMES = tuple(stage.name for stage in STAGES)
