@@ -69,10 +69,10 @@ def fake_result(median_s: float) -> Result:
 @pytest.mark.parametrize(
     "medians,plan,stop",
     [
-        ([1.0, 1.001, 0.999], rounds.RoundPlan(), "precision"),
-        ([1.0, 1.001], rounds.RoundPlan(), None),  # precise, but fewer than MIN_ROUNDS
-        ([1.0, 1.5, 0.7], rounds.RoundPlan(), None),  # spread: go on
-        ([1.0, 1.5, 0.7], rounds.RoundPlan(max_rounds=3), "max-rounds"),
+        ([1.0, 1.001, 0.999, 1.0005, 0.9995], rounds.RoundPlan(), "precision"),
+        ([1.0, 1.001, 0.999, 1.0005], rounds.RoundPlan(), None),  # precise, but fewer than MIN_ROUNDS
+        ([1.0, 1.5, 0.7, 1.2, 0.9], rounds.RoundPlan(), None),  # spread: go on
+        ([1.0, 1.5, 0.7], rounds.RoundPlan(min_rounds=3, max_rounds=3), "max-rounds"),
         ([1.0, 1.5], rounds.RoundPlan(rounds=2), "rounds"),
     ],
 )

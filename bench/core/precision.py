@@ -26,7 +26,9 @@ CONFIDENCE = 0.95
 SAMPLING_KEY = "sampling"
 # The defaults of a run's rounds (zhisuan.bench.harness.rounds), here so the CLI can show them
 # without importing torch.
-MIN_ROUNDS = 3
+# At least 5 rounds before a benchmark may stop: 3 rounds that happened to agree stopped one at
+# "precision" while its other runs spread +-9%, and a compare of the same code failed at +12%.
+MIN_ROUNDS = 5
 MAX_ROUNDS = 10
 DEFAULT_PRECISION = 0.0125  # +-1.25%: an interval as wide as half the gate's default threshold (5%)
 DEFAULT_BLOCK_S = 0.15  # timed seconds per benchmark per round

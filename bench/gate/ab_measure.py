@@ -6,7 +6,9 @@ same seeded inputs (their fingerprints must agree), check every backend against 
 reference, then time ROUNDS rounds: in each, every benchmark (in an order that rotates) gets one
 block of samples on one side and then one on the other, the side that goes first alternating. A
 round gives one paired log-ratio, log(median B block / median A block): both blocks ran within a
-fraction of a second on the same inputs, so drift and a neighbour's load fall on both alike.
+fraction of a second on the same inputs, so drift and a neighbour's load fall on both alike. With one
+thread per side, both children of an epoch run on the same CPU, which changes from epoch to epoch
+(worker.Child._pin): left to the scheduler, each side kept its own core.
 
 The children are kept across the rounds of an epoch (a round costs a few blocks, not a process
 start) and replaced by fresh ones at the next epoch, so a process-level accident (where a buffer
@@ -165,7 +167,8 @@ def _epoch(zygotes: dict, active: list[Bench], device: str, plan: AbPlan, epoch:
     children = {label: zygote.fork() for label, zygote in zygotes.items()}
     try:
         cases = _cases(active)
-        request = {"cmd": "prepare", "device": device, "cases": cases, "seed": plan.seed, "flush": plan.flush}
+        request = {"cmd": "prepare", "device": device, "cases": cases, "seed": plan.seed, "flush": plan.flush,
+                   "epoch": epoch}  # fmt: skip
         for child in children.values():
             child.send(request)  # both sides prepare at once
         prepared = {

@@ -6,7 +6,8 @@ evidence (zhisuan.bench.core.precision). Each round forks a fresh child from a w
 torch once (zygote.py, worker.py) and runs the harness's own check-then-time (runner.execute) over
 the benchmarks still being sampled, in an order that rotates from round to round: case i of n
 starts round r at position (i - r) mod n, and so do the backends of a case, so no benchmark always
-runs first (after the cache-cold start) or last.
+runs first (after the cache-cold start) or last. With one thread, round r runs on CPU r mod n
+(worker.Child._pin), so a run is not timed on whichever core its rounds happened to stay on.
 
 Adaptive: after each round a benchmark whose time is pinned down to the target precision (the
 relative half-width of the 95% interval of its round medians; default half the gate's 5% threshold)
@@ -201,6 +202,7 @@ def run(
                     "seed": seed,
                     "run_id": run_id,
                     "interleave": interleave,
+                    "round": number,
                 }  # fmt: skip
             )
             longest_round = max(longest_round, time.monotonic() - began)

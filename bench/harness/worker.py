@@ -15,7 +15,9 @@ Parent protocol, one JSON object per line: it prints {"ready": ...} once, then r
 from stdin and answers {"pid": N}; the child connects to the Unix socket PATH. EOF ends the parent.
 Child protocol, one JSON object per line each way, one reply per request ({"error": text} on failure):
   {"cmd": "execute", ...}  one round of `zhisuan run`: runner.execute over the cases -> {"results", "host"}
+                           ("round": N pins a one-thread child as "epoch" does below)
   {"cmd": "prepare", ...}  `zhisuan ab`: inputs, reference, every backend checked -> {"benchmarks"}
+                           ("epoch": N pins a one-thread child to that turn's CPU: Child._pin)
   {"cmd": "time", "id": I, "samples": N, "warmup_s": W} -> {"samples_s": [...]}
   {"cmd": "exit"}
 """
@@ -69,7 +71,7 @@ def _child_main(address: str) -> None:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(address)
             stream = sock.makefile("rwb")
-            Child().serve(stream)
+            Child(forked=True).serve(stream)
     except BaseException:  # noqa: BLE001  (a child must never return into the parent's loop)
         traceback.print_exc()
         code = 1
@@ -81,9 +83,10 @@ def _child_main(address: str) -> None:
 class Child:
     """One fresh process: answers requests until told to exit or the socket closes."""
 
-    def __init__(self):
+    def __init__(self, forked: bool = False):
         self.items = []  # ab: checked callables, by benchmark id
         self.threads = None
+        self.forked = forked  # a forked child may pin itself (_pin); in process, the caller's CPUs stay
 
     def serve(self, stream) -> None:
         for line in stream:
@@ -104,11 +107,29 @@ class Child:
             self.threads = threads.limited(threads.per_rank())
             self.threads.__enter__()
 
+    def _pin(self, turn: int | None) -> None:
+        """One thread: this child on one CPU, chosen by `turn` (ab's epoch, run's round) in rotation.
+
+        ab: both sides' children of an epoch share the CPU. Left to the scheduler, each side's
+        children stayed on their own core epoch after epoch (seen on 2 cores: A's on CPU 0, B's on
+        CPU 1), so the busier core slowed one side in every epoch, where the epochs could not see it:
+        an A/A run of the same code exited 1 at +7.8%. run: the rounds visit every CPU alike, so a
+        run's time is not that of the core its rounds happened to stay on. With more threads than
+        one, the children keep every CPU (a count below the CPUs could land on one core's
+        hyperthreads); in process (not forked), the caller's CPUs are not touched."""
+        from zhisuan.bench.core import threads
+
+        if turn is None or not self.forked or not hasattr(os, "sched_setaffinity") or threads.per_rank() != 1:
+            return
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[turn % len(cpus)]})
+
     def execute(self, request: dict) -> dict:
         """One round of `zhisuan run`: the harness's own check-then-time over the cases given."""
         from zhisuan.bench.core import timing
         from zhisuan.bench.harness import runner
 
+        self._pin(request.get("round"))
         plan = runner.RunPlan(device=request["device"], cases=[_case(c) for c in request["cases"]])
         from zhisuan.bench.validate import hostload
 
@@ -135,6 +156,7 @@ class Child:
         from zhisuan.bench.workloads import spec_for
         from zhisuan.kernels import registry
 
+        self._pin(request.get("epoch"))
         self._enter_thread_policy()
         device = chips.detect(request["device"])
         env = environment()
