@@ -9,7 +9,8 @@ collect: trial after trial until the wall-clock budget ends (a trial begun finis
   (A/A: must exit 0) and of baseline vs slower (must exit 1). The slowdown is the test-only
   `testwork` matmul backend (tests/plugins) doing 5%, 10% or 30% more work, in turn;
 - `zhisuan ab` of two commits of a throw-away copy of this repository's bench/ and kernels/:
-  the same code (A/A), and the torch matmul doing 5%, 10% or 30% more work, in turn.
+  the same code (A/A), and the torch matmul (or, with --ab-op attention, the torch attention)
+  doing 5%, 10% or 30% more work, in turn.
 Every result file and exit code is kept in the folder (trials.jsonl), so the report can be redone.
 Every process runs with OMP_NUM_THREADS=1: on a shared host, with both cores' threads in one parallel region, a
 neighbour that preempts one of them stalls the other at the barrier for a scheduler slice, and a
@@ -27,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,9 +39,37 @@ PLUGINS = ROOT / "tests" / "plugins"
 SLOWDOWNS = (0.30, 0.10, 0.05)
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # see the module's docstring
 RUN_ARGS = ["matmul", "--shape", "128", "--shape", "256", "--backend", "torch,cpp,testwork"]
-AB_ARGS = ["matmul", "--shape", "256", "--backend", "torch", "--no-build"]
-PLANT = "    rows = round({extra} * a.shape[0])  # planted: {extra:.0%} more work\n    torch.matmul(a[:rows], b)\n"
-RETURN = "    return torch.matmul(a, b)\n"
+
+
+@dataclass(frozen=True)
+class AbTarget:
+    """What `zhisuan ab` times, and where the slowdown is planted: `plant` goes right after `anchor`
+    (`before` True: right before it) in `source`, a torch backend of the copy."""
+
+    args: tuple[str, ...]
+    source: str
+    anchor: str
+    plant: str
+    before: bool
+
+
+AB_TARGETS = {
+    "matmul": AbTarget(
+        ("matmul", "--shape", "256", "--backend", "torch", "--no-build"),
+        "kernels/matmul/torch_backend.py",
+        "    return torch.matmul(a, b)\n",
+        "    rows = round({extra} * a.shape[0])  # planted: {extra:.0%} more work\n    torch.matmul(a[:rows], b)\n",
+        before=True,
+    ),
+    "attention": AbTarget(
+        ("attention", "--shape", "1x4x256x64", "--causal", "no", "--backend", "torch", "--no-build"),
+        "kernels/attention/torch_backend.py",
+        '''    """torch scaled_dot_product_attention (flash / efficient / cuDNN / math, torch's choice)."""\n''',
+        "    rows = round({extra} * q.shape[2])  # planted: {extra:.0%} more work (non-causal shapes)\n"
+        "    F.scaled_dot_product_attention(q[:, :, :rows], k, v, scale=scale, enable_gqa=q.shape[1] != k.shape[1])\n",
+        before=False,
+    ),
+}
 
 
 def zhisuan(*args: str, env: dict | None = None) -> tuple[int, str, float]:
@@ -75,17 +105,25 @@ def planted_repo(folder: Path) -> dict[str, str]:
     shas = {"base": git(repo, "rev-parse", "HEAD")}
     git(repo, "commit", "-q", "--allow-empty", "-m", "same code")
     shas["same"] = git(repo, "rev-parse", "HEAD")
-    source = repo / "kernels" / "matmul" / "torch_backend.py"
-    text = source.read_text()
-    for extra in SLOWDOWNS:
-        git(repo, "checkout", "-q", shas["base"])
-        source.write_text(text.replace(RETURN, PLANT.format(extra=extra) + RETURN))
-        git(repo, "commit", "-qam", f"{extra:.0%} slower")
-        shas[f"{extra:.2f}"] = git(repo, "rev-parse", "HEAD")
+    for op, target in AB_TARGETS.items():
+        source = repo / target.source
+        text = source.read_text()
+        if target.anchor not in text:
+            raise SystemExit(
+                f"{target.source}: the line the slowdown is planted at is gone: {target.anchor!r}"
+            )
+        for extra in SLOWDOWNS:
+            git(repo, "checkout", "-q", shas["base"])
+            plant = target.plant.format(extra=extra)
+            placed = plant + target.anchor if target.before else target.anchor + plant
+            source.write_text(text.replace(target.anchor, placed))
+            git(repo, "commit", "-qam", f"{op} {extra:.0%} slower")
+            shas[f"{op}-{extra:.2f}"] = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", shas["base"])
     return shas
 
 
-def collect(folder: Path, budget_s: float, only: str | None) -> None:
+def collect(folder: Path, budget_s: float, only: str | None, ab_op: str = "matmul") -> None:
     folder.mkdir(parents=True, exist_ok=True)
     shas = planted_repo(folder)
     log = folder / "trials.jsonl"
@@ -106,12 +144,12 @@ def collect(folder: Path, budget_s: float, only: str | None) -> None:
                 records.append({"flow": "plain", "trial": trial, "kind": kind, "extra": extra if kind != "A/A" else 0,
                                 "exit": code, "run_s": seconds, "summary": out.strip().splitlines()[-1]})  # fmt: skip
         if only in (None, "ab"):
-            for kind, sha in (("A/A", shas["same"]), ("slower", shas[f"{extra:.2f}"])):
+            for kind, sha in (("A/A", shas["same"]), ("slower", shas[f"{ab_op}-{extra:.2f}"])):
                 out_file = folder / f"t{trial:02d}-ab-{'aa' if kind == 'A/A' else 'slower'}.jsonl"
-                code, out, took = zhisuan("ab", shas["base"], sha, *AB_ARGS, "--repo", str(folder / "repo"),
+                code, out, took = zhisuan("ab", shas["base"], sha, *AB_TARGETS[ab_op].args, "--repo", str(folder / "repo"),
                                           "--workdir", str(folder / "work"), "--json", str(out_file),
                                           env={**os.environ, **ONE_THREAD})  # fmt: skip
-                records.append({"flow": "ab", "trial": trial, "kind": kind, "extra": extra if kind != "A/A" else 0,
+                records.append({"flow": "ab", "op": ab_op, "trial": trial, "kind": kind, "extra": extra if kind != "A/A" else 0,
                                 "exit": code, "wall_s": took, "summary": out.strip().splitlines()[-1]})  # fmt: skip
         with log.open("a") as f:
             for r in records:
@@ -137,12 +175,14 @@ def ab_exit(path: Path) -> int:
     return 0
 
 
-def rate_rows(records: list[dict], flow: str) -> list[list]:
+def rate_rows(records: list[dict], flow: str, op: str = "matmul") -> list[list]:
     """Per true change: trials, how many exited as wanted, the exit codes, and (plain flow) the
-    verdicts of the two testwork benchmarks, the ones the slowdown is planted in."""
+    verdicts of the two testwork benchmarks, the ones the slowdown is planted in. ab: trials of `op`
+    (folders from before --ab-op hold matmul trials only)."""
     rows = []
     for kind, extra, want in [("A/A", 0, 0)] + [("slower", e, 1) for e in sorted(SLOWDOWNS)]:
-        hits = [r for r in records if r["flow"] == flow and r["kind"] == kind and r["extra"] == extra]
+        hits = [r for r in records if r["flow"] == flow and r["kind"] == kind and r["extra"] == extra
+                and (flow != "ab" or r.get("op", "matmul") == op)]  # fmt: skip
         if not hits:
             continue
         codes = [r["exit"] for r in hits]
@@ -187,7 +227,6 @@ def report(folders: list[Path], command: str) -> str:
 
     records = [r for folder in folders for r in load_trials(folder)]
     plain_s = [sum(r["run_s"]) / 3 for r in records if r["flow"] == "plain" and r["kind"] == "A/A"]
-    ab_s = [r["wall_s"] for r in records if r["flow"] == "ab"]
     stamp = datetime.fromtimestamp(max((f / "trials.jsonl").stat().st_mtime for f in folders), timezone.utc)
     head = ["true change", "trials", "wanted", "as wanted", "exit codes seen", "testwork verdicts"]
     align = [False, True, False, True, False, False]
@@ -199,7 +238,7 @@ def report(folders: list[Path], command: str) -> str:
         f"cores, shared with other sessions: 1-minute load average {min(loads):.1f} to {max(loads):.1f} in the "
         f"rounds of the plain flow, median {np.median(loads):.1f}), Python "
         f"{platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, scipy {scipy.__version__}. "
-        "Commands: `python -m zhisuan.bench.dev.gate_realruns collect --folder F [--only ab]` (one trial after another, for a time "
+        "Commands: `python -m zhisuan.bench.dev.gate_realruns collect --folder F [--only ab] [--ab-op attention]` (one trial after another, for a time "
         f"budget) then `{command}`. One thread (OMP_NUM_THREADS=1) "
         "per process: with two, a neighbour that preempts one thread stalls the other at the barrier for a "
         "scheduler slice (a 256^3 matmul took 32 ms instead of 0.9 ms), which hides the work a kernel does.",
@@ -212,16 +251,20 @@ def report(folders: list[Path], command: str) -> str:
         "",
         markdown.table(head, rate_rows(records, "plain"), align),
         "",
-        f"**`zhisuan ab`** of two commits of a copy of bench/ and kernels/ (default settings: threshold 3%, "
-        f"4-12 epochs): `zhisuan ab BASE CURRENT {' '.join(AB_ARGS)}`; CURRENT is the same code (A/A) or the "
-        f"torch matmul doing that much more work. A trial took {np.median(ab_s):.0f} s (median, "
-        f"{max(ab_s):.0f} s longest)."
-        if ab_s
-        else "",
-        "",
-        markdown.table(head[:5], [row[:5] for row in rate_rows(records, "ab")], align[:5]) if ab_s else "",
-        "",
     ]
+    for op, target in AB_TARGETS.items():
+        seconds = [r["wall_s"] for r in records if r["flow"] == "ab" and r.get("op", "matmul") == op]
+        if not seconds:
+            continue
+        lines += [
+            f"**`zhisuan ab`, {op}**, two commits of a copy of bench/ and kernels/ (default settings: threshold "
+            f"3%, 4-12 epochs): `zhisuan ab BASE CURRENT {' '.join(target.args)}`; CURRENT is the same code (A/A) "
+            f"or the torch {op} doing that much more work (`--ab-op {op}`). A trial took "
+            f"{np.median(seconds):.0f} s (median, {max(seconds):.0f} s longest).",
+            "",
+            markdown.table(head[:5], [row[:5] for row in rate_rows(records, "ab", op)], align[:5]),
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -234,12 +277,15 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--folder", required=True)
     c.add_argument("--budget", type=float, default=1800.0, help="wall-clock seconds (default %(default)s)")
     c.add_argument("--only", choices=("plain", "ab"), help="one flow only")
+    c.add_argument(
+        "--ab-op", choices=tuple(AB_TARGETS), default="matmul", help="what ab times (default matmul)"
+    )
     r = sub.add_parser("report", help="the rates, as Markdown")
     r.add_argument("--folder", action="append", required=True, help="a collect folder; repeatable")
     r.add_argument("--out", help="rewrite the real-runs section of this Markdown file (default: print it)")
     args = parser.parse_args(argv)
     if args.step == "collect":
-        collect(Path(args.folder), args.budget, args.only)
+        collect(Path(args.folder), args.budget, args.only, args.ab_op)
         return 0
     command = "python -m zhisuan.bench.dev.gate_realruns report " + " ".join(
         f"--folder {f}" for f in args.folder
