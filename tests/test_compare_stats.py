@@ -120,29 +120,28 @@ def test_a_baseline_of_several_runs_uses_their_spread():
     )
 
 
-def test_cross_benchmark_floor_sees_run_level_noise_and_ignores_real_regressions():
+def test_common_shift_is_the_hosts_and_its_spread_the_floor_while_real_regressions_stand_out():
     rng = np.random.default_rng(13)
-    quiet = [
-        decision.from_units(rounds(rng, 1, 1, 5, 0.01)[0], rounds(rng, 1, 1, 5, 0.01)[0]) for _ in range(12)
-    ]
-    assert decision.cross_benchmark_floor(quiet) < math.log(1.02) ** 2
-    shifted = [
-        decision.from_units(rounds(rng, 1, 1, 5, 0.01)[0], rounds(rng, s, 1, 5, 0.01)[0])
-        for s in np.exp(0.06 * rng.standard_normal(12))  # each benchmark moved by its own 6%
-    ]
-    assert decision.cross_benchmark_floor(shifted) > math.log(1.03) ** 2
-    slow = [
-        decision.from_units(rounds(rng, 1, 1, 5, 0.01)[0], rounds(rng, 1.3, 1, 5, 0.01)[0]) for _ in range(6)
-    ]
-    regressed = quiet[:6] + slow  # half the benchmarks truly slower: still not noise
-    assert decision.cross_benchmark_floor(regressed) < math.log(1.02) ** 2
-    assert decision.cross_benchmark_floor(shifted[:3]) == 0  # too few to learn from
-    moved = [
-        decision.from_units(rounds(rng, 1, 1, 5, 0.01)[0], rounds(rng, 1.04, 1, 5, 0.01)[0])
-        for _ in range(12)
-    ]
-    floor = math.sqrt(decision.cross_benchmark_floor(moved))  # every benchmark 4% slower: the host?
-    assert math.log(1.03) < floor < math.log(1.06)
+
+    def pairs(shifts):
+        return [
+            decision.from_units(rounds(rng, 1, 1, 5, 0.01)[0], rounds(rng, s, 1, 5, 0.01)[0]) for s in shifts
+        ]
+
+    quiet = decision.common_shift(pairs([1] * 12))
+    assert abs(quiet.log_ratio) < math.log(1.01) and quiet.floor_var < math.log(1.02) ** 2
+    spread = decision.common_shift(pairs(np.exp(0.06 * rng.standard_normal(12))))  # each its own 6%
+    assert spread.floor_var > math.log(1.03) ** 2
+    host = pairs([1.2] * 8)  # a run 20% slower on every benchmark (seen between runs minutes apart)
+    slow = pairs([1.2 * 1.3] * 2)  # and two benchmarks 30% slower beyond that
+    shift = decision.common_shift(host + slow)
+    assert math.log(1.18) < shift.log_ratio < math.log(1.22) and shift.members == 8
+    assert shift.floor_var < math.log(1.02) ** 2 and shift.var < math.log(1.01) ** 2
+    verdicts = [decision.judge(e.relative_to(shift, "t")).verdict for e in host + slow]
+    assert verdicts[-2:] == [decision.REGRESSED] * 2 and decision.REGRESSED not in verdicts[:-2]
+    half = decision.common_shift(pairs([1] * 6) + pairs([1.3] * 6))  # half truly slower: not the host
+    assert abs(half.log_ratio) < math.log(1.02)
+    assert decision.common_shift(pairs([1, 1, 1])) is None  # too few to learn from
 
 
 def test_exact_ties_and_constant_rounds():

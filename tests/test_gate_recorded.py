@@ -29,9 +29,9 @@ def test_a_thirty_percent_slowdown_on_a_busy_host_is_undecided_and_says_why():
     )
     slowed = [p for p in report.pairs if p.current.backend == "testwork"]
     assert len(slowed) == 2 and report.exit_code == 0
-    for p in slowed:  # measured +29% and +33%, but the busy host's floor is too wide to decide at alpha 0.01
+    for p in slowed:  # +29% and +33% beyond the host's shift, but the benchmarks spread too widely
         assert p.verdict == decision.UNDECIDED and 1.2 < p.ratio < 1.45 and p.ci_high > 1.3
-        assert "cannot decide" in p.note and "a busy host" in p.note
+        assert "cannot decide" in p.note and "run-to-run noise" in p.note
 
 
 def test_ab_epochs_with_stalled_rounds_still_show_the_slowdown():

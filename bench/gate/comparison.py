@@ -137,8 +137,7 @@ class GateReport:
     allow_env_mismatch: bool = False
     allow_missing: bool = False
     duplicates_dropped: int = 0
-    floor_var: float = 0.0  # run-to-run variance learned across the benchmarks (0: none)
-    common_shift: float | None = None  # median log-ratio over the benchmarks: how the whole run moved
+    shift: decision.CommonShift | None = None  # how every benchmark moved together (None: too few to tell)
 
     def by_verdict(self, verdict: str) -> list[Pair]:
         return [p for p in self.pairs if p.verdict == verdict]
@@ -252,15 +251,14 @@ def run_gate(
             report.unmatched.append(Unmatched(b, c, reason))
             continue
         judged.append((b, c, decision.evidence_for(b, c)))
-    evidence = [e for _, _, e in judged]
-    report.floor_var = decision.cross_benchmark_floor(evidence)
-    if evidence:
-        report.common_shift = statistics.median(float(e.log_ratio) for e in evidence)
-    source = f"learned across {len(evidence)} benchmarks"
+    report.shift = decision.common_shift([e for _, _, e in judged])
+    source = f"learned across {len(judged)} benchmarks, around the shift they share"
     for b, c, e in judged:
         threshold, alpha = settings.for_result(c)
         busy_var, busy_source = busy_floor(b, c)
-        e = e.with_floor(report.floor_var, source).with_floor(busy_var, busy_source)
+        if report.shift is not None:
+            e = e.relative_to(report.shift, source)
+        e = e.with_floor(busy_var, busy_source)
         a = decision.judge(e, threshold=threshold, alpha=alpha)
         report.pairs.append(Pair.judged(b, c, threshold, alpha, a))
     order = {v: i for i, v in enumerate(decision.VERDICTS)}

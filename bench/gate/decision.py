@@ -13,8 +13,9 @@ spread, so samples of one process are never treated as independent draws:
 
 From the units, in log space: d = the estimated log(current / baseline), its variance from the
 units' spread (trimmed means and Welch: Yuen's test; shrinks as 1/units), plus a **noise floor** that more units cannot shrink
-(run-to-run variation the units cannot see: learned across the benchmarks of one comparison, or
-from the baseline runs' spread in history), with Satterthwaite's degrees of freedom. Then, with
+(run-to-run variation the units cannot see: in compare, each benchmark's change is taken beyond the
+shift that the comparison's benchmarks share, the host's, and their spread around it is the floor
+(common_shift); in history, the baseline runs' spread), with Satterthwaite's degrees of freedom. Then, with
 threshold t and significance alpha (one-sided Student's t tests):
 
 - regressed: ratio > 1 + t AND p(current slower) < alpha, which is the same as: the (1 - 2 alpha)
@@ -43,6 +44,7 @@ MIN_BLOCK = 3  # samples per block
 MIN_FLOOR_BENCHMARKS = 4  # a floor learned across benchmarks needs this many
 FLOOR_QUANTILE = 0.25  # the floor is fitted at the lower quartile: up to 3 in 4 benchmarks may truly differ
 CHI2_1_QUANTILE = 0.101531  # that quantile of a chi-square with 1 degree of freedom
+SHIFT_GROUP_CHI2 = 2.705543  # the 90% quantile of chi-square(1): how near the shift its group lies
 MAX_UNITS_SUGGESTED = 1000
 TRIM = 0.2  # share of units trimmed from each end (Yuen's trimmed t test; Wilcox recommends 20%)
 
@@ -68,6 +70,12 @@ class Evidence:
     @property
     def std_error(self) -> np.ndarray:
         return np.sqrt(self.unit_var + self.floor_var)
+
+    def relative_to(self, shift: CommonShift, source: str) -> Evidence:
+        """This benchmark's change beyond the common shift, with the shift's uncertainty and the
+        benchmarks' spread around it as its floor."""
+        moved = replace(self, log_ratio=np.asarray(self.log_ratio) - shift.log_ratio)
+        return moved.with_floor(shift.floor_var + shift.var, source)
 
     def with_floor(self, floor_var: float, source: str) -> Evidence:
         """The same evidence with a noise floor (never lowers one already there)."""
@@ -189,26 +197,54 @@ def from_runs(baseline_runs: list, current) -> Evidence:
                     floor_var=v, floor_source=f"the spread of {n} baseline runs")  # fmt: skip
 
 
-def cross_benchmark_floor(evidence: list[Evidence]) -> float:
-    """The run-to-run variance that the units of one comparison's benchmarks cannot see, learned
-    across those benchmarks (0 with fewer than MIN_FLOOR_BENCHMARKS).
+@dataclass(frozen=True)
+class CommonShift:
+    """How every benchmark of one comparison moved together, taken as the host's (log space)."""
 
-    Two runs on one host share its state: a busy spell or a clock change during one run moves
-    every benchmark (a common shift), and each benchmark's own run-level luck moves it further.
-    For a candidate shift s, each benchmark's excess is fitted to what is left: f(s) solves
-    quantile_q((d_k - s)^2 / (var_k + f)) = that quantile of a chi-square with one degree of
-    freedom, at q = FLOOR_QUANTILE, so benchmarks that truly changed (up to 3 in 4) do not count as
-    noise. The shift is the candidate (one of the d_k) with the smallest floor s^2 + f(s): the
-    tightest group of benchmarks that moved alike, nearest to no change, so that a group that truly
-    regressed is not taken for the host. The floor includes s^2: the gate cannot tell a change of
-    the code from a change of the host as large as the shift, and says so.
+    log_ratio: float  # the shift
+    var: float  # its variance
+    floor_var: float  # what the benchmarks' changes spread around it beyond their units' spread
+    members: int  # benchmarks in the group that fixes it
+
+
+def common_shift(evidence: list[Evidence]) -> CommonShift | None:
+    """The shift that two runs' benchmarks share, and their spread around it (None with fewer than
+    MIN_FLOOR_BENCHMARKS to learn from).
+
+    Two runs on one host share its state: a busy spell or a clock change during one run moves every
+    benchmark (a common shift; seen up to 20% between runs minutes apart on this 2-core host), and
+    each benchmark's own run-level luck moves it further. Each benchmark is judged against the
+    shift, so that a host that moved does not hide a benchmark that moved beyond it, and with the
+    spread as a floor. For a candidate shift s (one of the d_k), the spread f(s) solves
+    quantile_q((d_k - s)^2 / (var_k + f)) = that quantile of a chi-square with one degree of freedom,
+    at q = FLOOR_QUANTILE, so benchmarks that truly changed (up to 3 in 4) do not count as noise.
+    The candidate is the one with the smallest s^2 + f(s): the tightest group of benchmarks that
+    moved alike, nearest to no change, so that a group that truly regressed is not taken for the
+    host. The shift is then the precision-weighted mean of that group (the benchmarks within the
+    90% band of chi-square(1) around the candidate), with f at the group's mean as the floor, and
+    its variance goes into each judgement.
+    A change that moves every benchmark alike cannot be told from the host's: the report says so.
     """
     usable = [(float(e.log_ratio), float(e.unit_var)) for e in evidence if np.isfinite(e.unit_var)]
     if len(usable) < MIN_FLOOR_BENCHMARKS:
-        return 0.0
+        return None
     d = np.array([d for d, _ in usable])
     var = np.array([v for _, v in usable])
-    return min(shift * shift + _own_floor((d - shift) ** 2, var) for shift in np.unique(d))
+    candidate = min(np.unique(d), key=lambda s: s * s + _own_floor((d - s) ** 2, var))
+    floor = _own_floor((d - candidate) ** 2, var)
+    spread = var + floor
+    group = (d - candidate) ** 2 <= SHIFT_GROUP_CHI2 * spread
+    members = int(group.sum())
+    shift = float(d[group].mean())
+    # The spread around the group's mean, not around the candidate (often one edge of the group);
+    # then the mean again, each benchmark weighted by its precision with that floor.
+    floor = _own_floor((d - shift) ** 2, var)
+    spread = var[group] + floor
+    if np.any(spread <= 0):  # exact ties with no spread at all: the plain mean, known exactly
+        return CommonShift(shift, 0.0, floor, members)
+    weights = 1.0 / spread
+    shift = float((weights * d[group]).sum() / weights.sum())
+    return CommonShift(shift, float(1.0 / weights.sum()), floor, members)
 
 
 def _own_floor(r2: np.ndarray, var: np.ndarray) -> float:

@@ -88,13 +88,21 @@ def note_lines(report: GateReport) -> list[str]:
 def noise_lines(report: GateReport) -> list[str]:
     """The run-to-run noise the comparison saw: its learned floor, how the whole run moved, the host."""
     lines = []
-    if report.floor_var > 0:
-        floor = math.expm1(math.sqrt(report.floor_var / 2))
+    shift = report.shift
+    if shift is not None:
+        floor = math.expm1(math.sqrt(shift.floor_var / 2))
         lines.append(
-            f"run-to-run noise floor: +-{floor:.1%} per run, learned across {len(report.pairs)} benchmarks "
-            f"(their changes spread more than their rounds explain); every benchmark moved by a median of "
-            f"{_pct(math.exp(report.common_shift or 0.0))}"
+            f"every benchmark moved by {_pct(math.exp(shift.log_ratio))} together ({shift.members} of "
+            f"{len(report.pairs)} alike), taken as the host's: the changes, intervals and verdicts above are "
+            f"beyond that shift, with a run-to-run noise floor of +-{floor:.1%} per run (their spread around it)"
         )
+        threshold = math.log1p(report.settings.threshold)
+        if abs(shift.log_ratio) > threshold:
+            lines.append(
+                f"the shift itself ({_pct(math.exp(shift.log_ratio))}) is beyond the threshold: a change that "
+                "moves every benchmark alike cannot be told from the host's; rerun both on a quiet host, or "
+                "time both versions in one job (zhisuan ab)"
+            )
     blocks = [p for p in report.pairs if p.evidence.unit == "block"]
     if blocks:
         lines.append(
