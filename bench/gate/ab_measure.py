@@ -8,7 +8,7 @@ block of samples on one side and then one on the other, the side that goes first
 round gives one paired log-ratio, log(median B block / median A block): both blocks ran within a
 fraction of a second on the same inputs, so drift and a neighbour's load fall on both alike. With one
 thread per side, both children of an epoch run on the same CPU, which changes from epoch to epoch
-(worker.Child._pin): left to the scheduler, each side kept its own core.
+(worker.Child._pin): left to the scheduler, each side often kept its own core.
 
 The children are kept across the rounds of an epoch (a round costs a few blocks, not a process
 start) and replaced by fresh ones at the next epoch, so a process-level accident (where a buffer

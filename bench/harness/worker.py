@@ -111,9 +111,9 @@ class Child:
         """One thread: this child on one CPU, chosen by `turn` (ab's epoch, run's round) in rotation.
 
         ab: both sides' children of an epoch share the CPU. Left to the scheduler, each side's
-        children stayed on their own core epoch after epoch (seen on 2 cores: A's on CPU 0, B's on
-        CPU 1), so the busier core slowed one side in every epoch, where the epochs could not see it:
-        an A/A run of the same code exited 1 at +7.8%. run: the rounds visit every CPU alike, so a
+        children often stayed on their own core (on 2 cores, in one run: A's on CPU 0 and B's on
+        CPU 1 in 6 of 9 epochs), so a busier core could slow one side through most of a run, which
+        the epochs cannot see: an A/A run of the same code exited 1 at +7.8%. run: the rounds visit every CPU alike, so a
         run's time is not that of the core its rounds happened to stay on. With more threads than
         one, the children keep every CPU (a count below the CPUs could land on one core's
         hyperthreads); in process (not forked), the caller's CPUs are not touched."""
