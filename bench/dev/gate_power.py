@@ -64,7 +64,7 @@ def comparisons(rng, ratio: float, trials: int, learn_floor: bool) -> tuple[floa
             cur = host[1] * (ratio if k == 0 else 1.0) * np.exp(ROUND_SD * rng.standard_normal(5))
             evidence.append(decision.from_units(base, cur))
         shift = decision.common_shift(evidence) if learn_floor else None
-        judged = [e.relative_to(shift, "learned") for e in evidence] if shift else evidence
+        judged = evidence if shift is None else [e.relative_to(shift, "learned") for e in evidence]
         verdicts = [str(decision.judge(e).verdict) for e in judged]
         false_alarms += any(v == decision.REGRESSED for v in verdicts[1:])
         flagged += verdicts[0] == decision.REGRESSED

@@ -28,10 +28,11 @@ def _check(ctx, placement: str, n: int) -> None:
     """Both ranks' inputs are known to every rank (seeded by rank): the exact fp32 sum of two values."""
     mine = torch.rand(n, generator=torch.Generator().manual_seed(ctx.rank))
     want = sum(torch.rand(n, generator=torch.Generator().manual_seed(r)) for r in range(ctx.world))
-    out = torch.full((n,), float("nan")) if placement == "out of place" else mine
-    prepare_shm(mine, op="sum", out=out if placement == "out of place" else None)()
-    if not torch.equal(out, want):
-        raise AssertionError(f"{placement}: {int((out != want).sum())} of {n} elements wrong")
+    out = torch.full((n,), float("nan")) if placement == "out of place" else None  # NaN: unwritten shows
+    prepare_shm(mine, op="sum", out=out)()
+    got = mine if out is None else out
+    if not torch.equal(got, want):
+        raise AssertionError(f"{placement}: {int((got != want).sum())} of {n} elements wrong")
 
 
 def _pairs(ctx, sizes: list[int], pairs: int) -> None:

@@ -62,9 +62,10 @@ def _unavailable(report: GateReport, bench: Bench, a: Result | None, b: Result |
         report.missing.append(a)  # CURRENT lost it
     else:
         c = bench.case
-        stub = Result(kind="kernel", op=c["op"], backend=bench.backend, shape=c["shape"], dtype=c["dtype"],
-                      device=chip.torch_device, device_name=chip.name)  # fmt: skip
-        report.unmatched.append(Unmatched(None, stub, why))
+        # Neither side ran it: a timing-less record names the benchmark in the "not compared" list.
+        named = Result(kind="kernel", op=c["op"], backend=bench.backend, shape=c["shape"], dtype=c["dtype"],
+                       device=chip.torch_device, device_name=chip.name)  # fmt: skip
+        report.unmatched.append(Unmatched(None, named, why))
 
 
 def _fill(result: Result, bench: Bench, label: str, chip) -> None:

@@ -56,8 +56,9 @@ def add_parser(subparsers) -> None:
         "compare",
         help="the regression gate: compare two sets of results, noise-aware",
         description="Compare CURRENT against BASELINE benchmark by benchmark, over the rounds of each run "
-        "(fresh processes): the ratio of their times, its interval and a one-sided t-test, with a run-to-run "
-        "noise floor learned across the benchmarks. Each is a results file (JSON Lines "
+        "(fresh processes): the ratio of their times beyond the shift all benchmarks share (the host's), its "
+        "interval and a one-sided t-test, with a run-to-run noise floor learned across the benchmarks. Each is "
+        "a results file (JSON Lines "
         "or pytest-benchmark JSON), a directory of them, or history:NAME, history:last, "
         "history:median/N, history:run/ID. Exit 0: no regression, 1: regression, 2: cannot compare.",
     )

@@ -231,9 +231,8 @@ def common_shift(evidence: list[Evidence]) -> CommonShift | None:
     d = np.array([d for d, _ in usable])
     var = np.array([v for _, v in usable])
     candidate = min(np.unique(d), key=lambda s: s * s + _own_floor((d - s) ** 2, var))
-    floor = _own_floor((d - candidate) ** 2, var)
-    spread = var + floor
-    group = (d - candidate) ** 2 <= SHIFT_GROUP_CHI2 * spread
+    band = SHIFT_GROUP_CHI2 * (var + _own_floor((d - candidate) ** 2, var))
+    group = (d - candidate) ** 2 <= band
     members = int(group.sum())
     shift = float(d[group].mean())
     # The spread around the group's mean, not around the candidate (often one edge of the group);

@@ -113,10 +113,11 @@ class Child:
         ab: both sides' children of an epoch share the CPU. Left to the scheduler, each side's
         children often stayed on their own core (on 2 cores, in one run: A's on CPU 0 and B's on
         CPU 1 in 6 of 9 epochs), so a busier core could slow one side through most of a run, which
-        the epochs cannot see: an A/A run of the same code exited 1 at +7.8%. run: the rounds visit every CPU alike, so a
-        run's time is not that of the core its rounds happened to stay on. With more threads than
-        one, the children keep every CPU (a count below the CPUs could land on one core's
-        hyperthreads); in process (not forked), the caller's CPUs are not touched."""
+        the epochs cannot see: an A/A run of the same code exited 1 at +7.8%.
+        run: the rounds visit every CPU alike, so a run's time is not that of the core its rounds
+        happened to stay on.
+        With more threads than one, the children keep every CPU (a count below the CPUs could land
+        on one core's hyperthreads); in process (not forked), the caller's CPUs are not touched."""
         from zhisuan.bench.core import threads
 
         if turn is None or not self.forked or not hasattr(os, "sched_setaffinity") or threads.per_rank() != 1:
