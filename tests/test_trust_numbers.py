@@ -62,6 +62,31 @@ def test_the_cache_is_caught_whatever_the_number_of_samples(backend, iters):
     assert caught_by in result.error
 
 
+@pytest.mark.parametrize("samples", [1, 2, 5])
+def test_an_ab_block_negates_the_inputs_and_checks_its_last_output(backend, samples):
+    # zhisuan ab times through the worker's own requests (prepare, then time): the same trust as
+    # the harness's, so a cache that passes the first check is caught in its first block.
+    from zhisuan.bench.harness.worker import Child
+
+    cache = {}
+    backend("test-memo", lambda a, b: cache.setdefault(id(a), a @ b))
+    child = Child()
+    case = {
+        "op": "matmul",
+        "shape": {"M": 97, "N": 33, "K": 7},
+        "dtype": "fp32",
+        "backends": ["test-memo", "torch"],
+    }
+    prepared = child.prepare({"device": "cpu", "cases": [case], "seed": 0, "flush": False})["benchmarks"]
+    assert [b["result"]["status"] for b in prepared] == ["ok", "ok"]  # the first calls were right
+    memo, honest = (child.time({"id": b["id"], "samples": samples}) for b in prepared)
+    assert memo["failed"] == "check-failed" and "samples_s" not in memo
+    assert "later calls computed something else, or a cache answered" in memo["error"]
+    assert len(honest["samples_s"]) == samples and "failed" not in honest
+    again = child.time({"id": prepared[1]["id"], "samples": samples})  # its inputs were restored
+    assert len(again["samples_s"]) == samples
+
+
 def test_a_backend_returning_garbage_after_its_first_call_fails(backend):
     calls = []
 

@@ -156,7 +156,7 @@ class TimingPlan:
         return max(MIN_SAMPLES, min(MAX_SAMPLES, fit))
 
 
-def _between_samples(
+def between_samples(
     before: Callable[[], None] | None, flush: CacheFlusher | None
 ) -> Callable[[], None] | None:
     """What runs before each sample, untimed: the caller's `before`, then the cache flush."""
@@ -191,7 +191,7 @@ def measure(
     timer = timer_for(device)
     flush = CacheFlusher(flush_bytes, device) if flush_bytes else None
     per_call_s = warm_up(fn, device, plan) + flush_cost(flush, device, plan)
-    samples = timer.run(fn, plan.sample_count(per_call_s), _between_samples(before, flush))
+    samples = timer.run(fn, plan.sample_count(per_call_s), between_samples(before, flush))
     if keep_output is not None:
         keep_output(timer.last_output)
     return samples
@@ -220,7 +220,7 @@ def measure_interleaved(
     timer = timer_for(device)
     flush = CacheFlusher(flush_bytes, device) if flush_bytes else None
     hooks = list(before) + [None] * (len(fns) - len(before))
-    between = [_between_samples(hook, flush) for hook in hooks]
+    between = [between_samples(hook, flush) for hook in hooks]
     call_s = [warm_up(fn, device, plan) for fn in fns]
     per_call_s = sum(call_s) / len(fns) + flush_cost(flush, device, plan)
     samples: list[list[float]] = [[] for _ in fns]

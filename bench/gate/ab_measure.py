@@ -8,7 +8,10 @@ block of samples on one side and then one on the other, the side that goes first
 round gives one paired log-ratio, log(median B block / median A block): both blocks ran within a
 fraction of a second on the same inputs, so drift and a neighbour's load fall on both alike. With one
 thread per side, both children of an epoch run on the same CPU, which changes from epoch to epoch
-(worker.Child._pin): left to the scheduler, each side often kept its own core.
+(worker.Child._pin): left to the scheduler, each side often kept its own core. A block is timed as
+the harness times (checktime.time_block): an input negated before each sample, the block's last
+output checked again; a side whose timed calls computed something else ends that benchmark, whose
+times then count for nothing.
 
 The children are kept across the rounds of an epoch (a round costs a few blocks, not a process
 start) and replaced by fresh ones at the next epoch, so a process-level accident (where a buffer
@@ -179,7 +182,7 @@ def _epoch(zygotes: dict, active: list[Bench], device: str, plan: AbPlan, epoch:
         ratios = {id(b): [] for b in timed}
         for number in range(plan.rounds):
             turn = epoch * plan.rounds + number
-            for position, bench in enumerate(rotated(timed, turn)):
+            for position, bench in enumerate(b for b in rotated(timed, turn) if b.problem is None):
                 order = SIDES if (turn + position) % 2 == 0 else SIDES[::-1]
                 medians = {}
                 for label in order:
@@ -188,17 +191,23 @@ def _epoch(zygotes: dict, active: list[Bench], device: str, plan: AbPlan, epoch:
                         {"cmd": "time", "id": ids[id(bench)][label], "samples": bench.block_size,
                          "warmup_s": WARMUP_S}, BLOCK_TIMEOUT_S,
                     )  # fmt: skip
+                    if "failed" in reply:  # a timed call computed something else: nothing it timed counts
+                        bench.problem = f"side {label} {reply['failed']} while timed: {reply['error']}"
+                        break
                     samples = reply["samples_s"]
                     bench.samples[label] += samples
                     bench.blocks[label].append(len(samples))
                     medians[label] = float(np.median(samples))
                     per_sample = (time.monotonic() - began - WARMUP_S) / max(len(samples), 1)
+                if bench.problem:
+                    continue
                 ratios[id(bench)].append(math.log(medians["B"] / medians["A"]))
                 bench.block_size = int(
                     min(MAX_BLOCK, max(MIN_BLOCK, math.ceil(plan.block_s / max(per_sample, 1e-6))))
                 )
         for bench in timed:
-            bench.epochs.append(ratios[id(bench)])
+            if bench.problem is None:
+                bench.epochs.append(ratios[id(bench)])
     finally:
         for child in children.values():
             child.close()

@@ -265,6 +265,18 @@ def time_one(item: Checked, sampling: Sampling) -> bool:
     return item.result.timed
 
 
+def time_block(
+    item: Checked, device: str, count: int, flush: Callable[[], None] | None
+) -> list[float] | None:
+    """`count` samples of a checked callable (`zhisuan ab`'s block), each after the input negation
+    and the flush, as time_one takes them; the last output and the inputs confirmed afterwards.
+    None (and the result's status says why) when a timed call computed something else or wrote
+    into its inputs."""
+    timer = timing.timer_for(device)
+    samples = timer.run(item.fn, count, timing.between_samples(_before(item), flush))
+    return samples if _confirmed(item, timer.last_output) else None
+
+
 def time_together(items: Sequence[Checked], sampling: Sampling) -> None:
     """Time checked callables sample by sample in turn (timing.measure_interleaved); confirm and fill each."""
     lasts: list[Any] = [None] * len(items)

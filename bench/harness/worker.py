@@ -18,7 +18,8 @@ Child protocol, one JSON object per line each way, one reply per request ({"erro
                            ("round": N pins a one-thread child as "epoch" does below)
   {"cmd": "prepare", ...}  `zhisuan ab`: inputs, reference, every backend checked -> {"benchmarks"}
                            ("epoch": N pins a one-thread child to that turn's CPU: Child._pin)
-  {"cmd": "time", "id": I, "samples": N, "warmup_s": W} -> {"samples_s": [...]}
+  {"cmd": "time", "id": I, "samples": N, "warmup_s": W} -> {"samples_s": [...]}, or
+                           {"failed": status, "error": why} when the block's last output is wrong
   {"cmd": "exit"}
 """
 
@@ -197,21 +198,26 @@ class Child:
         return {"benchmarks": benchmarks}
 
     def time(self, request: dict) -> dict:
-        """ab: one block of samples of one checked callable, after a short warm-up."""
+        """ab: one block of samples of one checked callable, after a short warm-up, as the harness
+        times (checktime.time_block: inputs negated between samples, the last output checked).
+        A block whose last output or inputs fail that check answers {"failed": status, "error"}."""
         from zhisuan.bench.core import timing
+        from zhisuan.bench.harness import checktime
 
         item = self.items[request["id"]]
         if item is None:
             raise ValueError(f"benchmark {request['id']} failed its check: it is not timed")
         if not hasattr(self, "flusher"):
             self.flusher = timing.CacheFlusher(self.flush_bytes, self.device) if self.flush_bytes else None
-        timer = timing.timer_for(self.device)
         deadline = time.perf_counter() + request.get("warmup_s", 0.0)
         item.fn()
         while time.perf_counter() < deadline:
             item.fn()
         timing.synchronize(self.device)
-        return {"samples_s": timer.run(item.fn, int(request["samples"]), self.flusher)}
+        samples = checktime.time_block(item, self.device, int(request["samples"]), self.flusher)
+        if samples is None:
+            return {"failed": item.result.status, "error": item.result.error}
+        return {"samples_s": samples}
 
 
 def _case(data: dict):
