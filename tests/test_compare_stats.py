@@ -130,8 +130,13 @@ def test_common_shift_is_the_hosts_and_its_spread_the_floor_while_real_regressio
 
     quiet = decision.common_shift(pairs([1] * 12))
     assert abs(quiet.log_ratio) < math.log(1.01) and quiet.floor_var < math.log(1.02) ** 2
-    spread = decision.common_shift(pairs(np.exp(0.06 * rng.standard_normal(12))))  # each its own 6%
-    assert spread.floor_var > math.log(1.03) ** 2
+    # Each its own 6% (8% in these draws): a spread is learned, though not all of it. The group keeps
+    # the benchmarks within the 99% band of the spread it gives, and with rounds this tight it
+    # settles on 8 of the 12 (2.8%). Real back-to-back runs show no such spread (docs/benchmarks/
+    # gate.md: their Cochran's Q is near its degrees of freedom), and a wider band took real 30%
+    # slowdowns into the group: the floor then hid them.
+    spread = decision.common_shift(pairs(np.exp(0.06 * rng.standard_normal(12))))
+    assert spread.floor_var > math.log(1.02) ** 2 and spread.members >= 8
     host = pairs([1.2] * 8)  # a run 20% slower on every benchmark (seen between runs minutes apart)
     slow = pairs([1.2 * 1.3] * 2)  # and two benchmarks 30% slower beyond that
     shift = decision.common_shift(host + slow)

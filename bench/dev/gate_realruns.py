@@ -123,13 +123,14 @@ def planted_repo(folder: Path) -> dict[str, str]:
     return shas
 
 
-def collect(folder: Path, budget_s: float, only: str | None, ab_op: str = "matmul") -> None:
+def collect(folder: Path, budget_s: float, only: str | None, ab_op: str = "matmul",
+            slowdowns: tuple[float, ...] = SLOWDOWNS) -> None:  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     shas = planted_repo(folder)
     log = folder / "trials.jsonl"
     began, trial = time.monotonic(), sum(1 for _ in log.open()) // 2 if log.exists() else 0
     while time.monotonic() - began < budget_s:
-        extra = SLOWDOWNS[trial % len(SLOWDOWNS)]
+        extra = slowdowns[trial % len(slowdowns)]
         records = []
         if only in (None, "plain"):
             files = {name: folder / f"t{trial:02d}-{name}.jsonl" for name in ("base", "same", "slower")}
@@ -268,6 +269,15 @@ def report(folders: list[Path], command: str) -> str:
     return "\n".join(lines)
 
 
+def _slowdowns(text: str) -> tuple[float, ...]:
+    chosen = tuple(float(x) for x in text.split(","))
+    if not chosen or any(x not in SLOWDOWNS for x in chosen):
+        raise argparse.ArgumentTypeError(
+            f"slowdowns are some of {', '.join(map(str, SLOWDOWNS))}, got {text}"
+        )
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -280,12 +290,16 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument(
         "--ab-op", choices=tuple(AB_TARGETS), default="matmul", help="what ab times (default matmul)"
     )
+    c.add_argument(
+        "--slowdowns", type=_slowdowns, default=SLOWDOWNS,
+        help="the planted slowdowns, taken in turn (default %(default)s; each of them)",
+    )  # fmt: skip
     r = sub.add_parser("report", help="the rates, as Markdown")
     r.add_argument("--folder", action="append", required=True, help="a collect folder; repeatable")
     r.add_argument("--out", help="rewrite the real-runs section of this Markdown file (default: print it)")
     args = parser.parse_args(argv)
     if args.step == "collect":
-        collect(Path(args.folder), args.budget, args.only, args.ab_op)
+        collect(Path(args.folder), args.budget, args.only, args.ab_op, args.slowdowns)
         return 0
     command = "python -m zhisuan.bench.dev.gate_realruns report " + " ".join(
         f"--folder {f}" for f in args.folder

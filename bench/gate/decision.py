@@ -44,7 +44,9 @@ MIN_BLOCK = 3  # samples per block
 MIN_FLOOR_BENCHMARKS = 4  # a floor learned across benchmarks needs this many
 FLOOR_QUANTILE = 0.25  # the floor is fitted at the lower quartile: up to 3 in 4 benchmarks may truly differ
 CHI2_1_QUANTILE = 0.101531  # that quantile of a chi-square with 1 degree of freedom
-SHIFT_GROUP_CHI2 = 2.705543  # the 90% quantile of chi-square(1): how near the shift its group lies
+SHIFT_GROUP_CHI2 = 2.705543  # the 90% quantile of chi-square(1): how near the candidate shift its group lies
+GROUP_CHI2 = 6.634897  # the 99% quantile: the group, again, around the shift and floor it gave
+MAX_GROUP_PASSES = 10
 MAX_UNITS_SUGGESTED = 1000
 TRIM = 0.2  # share of units trimmed from each end (Yuen's trimmed t test; Wilcox recommends 20%)
 
@@ -215,14 +217,21 @@ def common_shift(evidence: list[Evidence]) -> CommonShift | None:
     benchmark (a common shift; seen up to 20% between runs minutes apart on this 2-core host), and
     each benchmark's own run-level luck moves it further. Each benchmark is judged against the
     shift, so that a host that moved does not hide a benchmark that moved beyond it, and with the
-    spread as a floor. For a candidate shift s (one of the d_k), the spread f(s) solves
-    quantile_q((d_k - s)^2 / (var_k + f)) = that quantile of a chi-square with one degree of freedom,
-    at q = FLOOR_QUANTILE, so benchmarks that truly changed (up to 3 in 4) do not count as noise.
-    The candidate is the one with the smallest s^2 + f(s): the tightest group of benchmarks that
-    moved alike, nearest to no change, so that a group that truly regressed is not taken for the
-    host. The shift is then the precision-weighted mean of that group (the benchmarks within the
-    90% band of chi-square(1) around the candidate), with f at the group's mean as the floor, and
-    its variance goes into each judgement.
+    spread as a floor.
+
+    Which benchmarks moved with the host: for a candidate shift s (one of the d_k), a rough spread
+    f(s) solves quantile_q((d_k - s)^2 / (var_k + f)) = that quantile of a chi-square with one
+    degree of freedom, at q = FLOOR_QUANTILE, so that benchmarks that truly changed (up to 3 in 4)
+    do not count. The candidate is the one with the smallest s^2 + f(s): the tightest group of
+    benchmarks that moved alike, nearest to no change, so that a group that truly regressed is not
+    taken for the host. The group is the benchmarks within the 90% band of chi-square(1) around it.
+
+    The shift and the floor come from the group alone, as a random-effects mean (DerSimonian and
+    Laird): the floor is the spread of the members' changes beyond their units' spread (Cochran's Q
+    in excess of its degrees of freedom), the shift their mean weighted by 1 / (var_k + floor), and
+    its variance goes into each judgement. Not the quartile spread f: fitted to a lower quartile of
+    six benchmarks, it swung from 0 to +-19% between pairs of runs whose unchanged benchmarks agreed
+    within their rounds, and a floor that wide hid a 30% slowdown in 3 of 7 real trials.
     A change that moves every benchmark alike cannot be told from the host's: the report says so.
     """
     usable = [(float(e.log_ratio), float(e.unit_var)) for e in evidence if np.isfinite(e.unit_var)]
@@ -231,19 +240,28 @@ def common_shift(evidence: list[Evidence]) -> CommonShift | None:
     d = np.array([d for d, _ in usable])
     var = np.array([v for _, v in usable])
     candidate = min(np.unique(d), key=lambda s: s * s + _own_floor((d - s) ** 2, var))
-    band = SHIFT_GROUP_CHI2 * (var + _own_floor((d - candidate) ** 2, var))
-    group = (d - candidate) ** 2 <= band
-    members = int(group.sum())
-    shift = float(d[group].mean())
-    # The spread around the group's mean, not around the candidate (often one edge of the group);
-    # then the mean again, each benchmark weighted by its precision with that floor.
-    floor = _own_floor((d - shift) ** 2, var)
-    spread = var[group] + floor
-    if np.any(spread <= 0):  # exact ties with no spread at all: the plain mean, known exactly
-        return CommonShift(shift, 0.0, floor, members)
-    weights = 1.0 / spread
-    shift = float((weights * d[group]).sum() / weights.sum())
-    return CommonShift(shift, float(1.0 / weights.sum()), floor, members)
+    group = (d - candidate) ** 2 <= SHIFT_GROUP_CHI2 * (var + _own_floor((d - candidate) ** 2, var))
+    for _ in range(MAX_GROUP_PASSES):
+        shift, shift_var, floor = _random_effects(d[group], var[group])
+        wider = (d - shift) ** 2 <= GROUP_CHI2 * (var + floor)
+        if np.array_equal(wider, group) or wider.sum() < 2:
+            break
+        group = wider
+    return CommonShift(shift, shift_var, floor, int(group.sum()))
+
+
+def _random_effects(d: np.ndarray, var: np.ndarray) -> tuple[float, float, float]:
+    """(mean, its variance, the spread between members) of estimates d with variances var:
+    DerSimonian and Laird's method-of-moments estimate of the spread."""
+    if np.any(var <= 0):  # exact ties with no spread at all: the plain mean, known exactly
+        return float(d.mean()), 0.0, 0.0
+    w = 1.0 / var
+    fixed = float((w * d).sum() / w.sum())
+    q = float((w * (d - fixed) ** 2).sum())
+    scale = float(w.sum() - (w * w).sum() / w.sum())
+    spread = max(0.0, (q - (len(d) - 1)) / scale) if scale > 0 else 0.0
+    weights = 1.0 / (var + spread)
+    return float((weights * d).sum() / weights.sum()), float(1.0 / weights.sum()), spread
 
 
 def _own_floor(r2: np.ndarray, var: np.ndarray) -> float:
