@@ -173,3 +173,22 @@ def test_one_thread_children_of_an_epoch_share_one_cpu_that_rotates(monkeypatch)
         assert sorted(os.sched_getaffinity(0)) == cpus
     finally:
         os.sched_setaffinity(0, cpus)
+
+
+def test_a_side_without_what_the_worker_calls_is_refused_by_name(monkeypatch):
+    # The orchestrator's worker times both sides; a side from before a name it calls existed
+    # would crash mid-run. Its parent names what is missing, and ab stops there, in one line.
+    from zhisuan.bench.gate import ab_measure
+    from zhisuan.bench.harness import worker
+    from zhisuan.bench.harness.zygote import WorkerError
+
+    assert worker.missing_uses() == []  # this checkout has everything its own worker calls
+    monkeypatch.setitem(worker.USES, "zhisuan.bench.harness.checktime", ("time_block", "time_in_2030"))
+    monkeypatch.setitem(worker.USES, "zhisuan.bench.no_such_module", ("anything",))
+    missing = worker.missing_uses()
+    assert missing == ["zhisuan.bench.harness.checktime.time_in_2030", "zhisuan.bench.no_such_module"]
+    side = ab_sides.Side("A", "HEAD~9", "HEAD~9 (0123abc)", sys.executable)
+    with pytest.raises(
+        WorkerError, match=r"side A \(HEAD~9 \(0123abc\)\) lacks .*time_in_2030, zhisuan.bench.no_such"
+    ):
+        ab_measure._check_import(side, {"zhisuan": str(ROOT), "missing": missing})

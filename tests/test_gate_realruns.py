@@ -28,3 +28,24 @@ def test_a_moved_anchor_is_refused_by_name(tmp_path, monkeypatch):
     monkeypatch.setitem(gate_realruns.AB_TARGETS, "attention", moved)
     with pytest.raises(SystemExit, match="torch_backend.py: the line the slowdown is planted at is gone"):
         gate_realruns.planted_repo(tmp_path)
+
+
+def test_every_pair_of_a_folders_runs_is_judged(tmp_path):
+    # Two trials (30% and 10% planted): 4 same-code runs make 6 A/A pairs; each slower run meets all 4.
+    import json
+
+    from gate_results import timed_result, write_results
+
+    def run(seed, slower=1.0):
+        return [timed_result(1e-3 * (slower if backend == "testwork" else 1), noise=0.01, n=50, rounds=10,
+                             round_noise=0.01, seed=seed * 10 + i, backend=backend, size=size)
+                for i, (backend, size) in enumerate((b, s) for b in ("torch", "cpp", "testwork") for s in (128, 256))]  # fmt: skip
+
+    records = []
+    for trial, extra in enumerate((0.3, 0.1)):
+        for offset, (name, slower) in enumerate((("base", 1.0), ("same", 1.0), ("slower", 1 + 3 * extra))):
+            write_results(tmp_path / f"t{trial:02d}-{name}.jsonl", run(3 * trial + offset, slower))
+        records += [{"flow": "plain", "trial": trial, "kind": kind, "extra": extra if kind == "slower" else 0}
+                    for kind in ("A/A", "slower")]  # fmt: skip
+    (tmp_path / "trials.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert gate_realruns.all_pairs(tmp_path) == {"none (A/A)": (6, 6), "+10%": (4, 4), "+30%": (4, 4)}

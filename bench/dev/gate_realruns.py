@@ -219,6 +219,29 @@ def load_trials(folder: Path) -> list[dict]:
     return records
 
 
+def all_pairs(folder: Path) -> dict[str, tuple[int, int]]:
+    """Plain flow, beyond the trials' own pairs: every pair of the folder's runs of the same code
+    (base and same of every trial: minutes to an hour apart), and every (same-code run, slower run)
+    pair of each slowdown, judged by compare's rule as it is now. {label: (as wanted, pairs)}."""
+    import itertools
+
+    from zhisuan.bench.core.result_files import read_results
+    from zhisuan.bench.gate import comparison
+
+    records = [json.loads(line) for line in (folder / "trials.jsonl").read_text().splitlines()]
+    extra = {r["trial"]: r["extra"] for r in records if r["flow"] == "plain" and r["kind"] == "slower"}
+    runs = {t: {name: read_results(folder / f"t{t:02d}-{name}.jsonl") for name in ("base", "same", "slower")}
+            for t in extra}  # fmt: skip
+    clean = [runs[t][name] for t in sorted(runs) for name in ("base", "same")]
+    tally = {
+        "none (A/A)": [comparison.run_gate(a, b).exit_code == 0 for a, b in itertools.combinations(clean, 2)]
+    }
+    for size in sorted(set(extra.values())):
+        tally[f"+{size:.0%}"] = [comparison.run_gate(a, runs[t]["slower"]).exit_code == 1
+                                 for t in extra if extra[t] == size for a in clean]  # fmt: skip
+    return {label: (sum(hits), len(hits)) for label, hits in tally.items() if hits}
+
+
 def report(folders: list[Path], command: str) -> str:
     import numpy as np
     import scipy
@@ -253,6 +276,28 @@ def report(folders: list[Path], command: str) -> str:
         markdown.table(head, rate_rows(records, "plain"), align),
         "",
     ]
+    pairs: dict[str, list[int]] = {}
+    for folder in folders:
+        for label, (wanted, total) in all_pairs(folder).items():
+            pairs.setdefault(label, [0, 0])
+            pairs[label][0] += wanted
+            pairs[label][1] += total
+    if pairs:
+        lines += [
+            "Every pair, not only each trial's own: each same-code run (base and same of every trial) against "
+            "every other, minutes to an hour apart, and against every slower run. The pairs share runs, so "
+            "they are not independent trials; they show how far apart in time the rule still holds.",
+            "",
+            markdown.table(
+                ["true change", "pairs", "as wanted (A/A: exit 0; slower: exit 1)"],
+                [
+                    [label, total, f"{wanted} ({wanted / total:.0%})"]
+                    for label, (wanted, total) in pairs.items()
+                ],
+                [False, True, True],
+            ),  # fmt: skip
+            "",
+        ]
     for op, target in AB_TARGETS.items():
         seconds = [r["wall_s"] for r in records if r["flow"] == "ab" and r.get("op", "matmul") == op]
         if not seconds:

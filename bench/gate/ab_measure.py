@@ -154,9 +154,16 @@ def measure(sides: list[Side], cases: list[dict], device: str, plan: AbPlan,
 
 
 def _check_import(side: Side, info: dict) -> None:
-    """A source tree's side must import that tree's zhisuan, not whatever else is installed."""
+    """A source tree's side must import that tree's zhisuan, not whatever else is installed, and
+    that zhisuan must have what this version's worker calls (worker.USES)."""
     from pathlib import Path
 
+    if info.get("missing"):
+        raise WorkerError(
+            f"side {side.label} ({side.description}) lacks what this zhisuan ab times with: "
+            f"{', '.join(info['missing'])}. Both sides are timed by the orchestrator's worker, so a "
+            "side must be a revision that has these; or run ab from that side's own checkout"
+        )
     if side.tree is not None and Path(info["zhisuan"]).resolve() != side.tree.resolve():
         raise WorkerError(
             f"side {side.label} imported zhisuan from {info['zhisuan']}, not from {side.tree}: "

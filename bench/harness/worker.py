@@ -11,7 +11,8 @@ costs seconds; a fork from a parent that has imported torch costs milliseconds. 
 imports: GNU OpenMP is not fork-safe once a parallel region ran, so every child checks and times
 from scratch.
 
-Parent protocol, one JSON object per line: it prints {"ready": ...} once, then reads {"fork": PATH}
+Parent protocol, one JSON object per line: it prints {"ready": ..., "missing": [names of USES this
+zhisuan lacks]} once, then reads {"fork": PATH}
 from stdin and answers {"pid": N}; the child connects to the Unix socket PATH. EOF ends the parent.
 Child protocol, one JSON object per line each way, one reply per request ({"error": text} on failure):
   {"cmd": "execute", ...}  one round of `zhisuan run`: runner.execute over the cases -> {"results", "host"}
@@ -41,19 +42,59 @@ if __name__ == "__main__":
     ]
 
 
+# What this script calls in the zhisuan it runs against. `zhisuan ab` runs the orchestrator's copy
+# of this script against each side's tree (both sides timed by one method), so a side from before
+# one of these existed could only crash mid-run; the parent names what is missing instead.
+USES = {
+    "zhisuan.bench.core.chips": ("detect", "cpu_info"),
+    "zhisuan.bench.core.environment": ("environment",),
+    "zhisuan.bench.core.threads": ("limited", "per_rank"),
+    "zhisuan.bench.core.timing": ("CacheFlusher", "TimingPlan", "synchronize"),
+    "zhisuan.bench.harness.checktime": ("time_block",),
+    "zhisuan.bench.harness.runner": (
+        "Case",
+        "RunPlan",
+        "execute",
+        "baseline_error",
+        "check_backend",
+        "fingerprint",
+        "new_result",
+    ),  # fmt: skip
+    "zhisuan.bench.validate.hostload": ("CpuTimes", "load_average", "window"),
+    "zhisuan.bench.workloads": ("spec_for",),
+    "zhisuan.kernels.registry": ("get", "parse_dtype", "registered"),
+}
+
+
+def missing_uses() -> list[str]:
+    """The names of USES that the zhisuan imported here lacks."""
+    import importlib
+
+    missing = []
+    for module, names in USES.items():
+        try:
+            found = importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+            continue
+        missing += [f"{module}.{name}" for name in names if not hasattr(found, name)]
+    return missing
+
+
 def serve() -> None:
     """The parent: import once, then fork one child per request."""
     import torch  # noqa: F401  (imported here, once, for every child)
 
     import zhisuan.bench
     from zhisuan.bench.core import chips
-    from zhisuan.bench.harness import runner  # noqa: F401
 
+    missing = missing_uses()  # imports every module a child uses, once, here
     chips.cpu_info()  # slow (py-cpuinfo) and the same for every child: gathered once, here
 
     # Where this zhisuan's source lives (links resolved): the orchestrator checks it is the one meant.
     where = os.path.dirname(os.path.dirname(os.path.realpath(zhisuan.bench.__file__)))
-    ready = {"ready": True, "python": sys.version.split()[0], "executable": sys.executable, "zhisuan": where}
+    ready = {"ready": True, "python": sys.version.split()[0], "executable": sys.executable, "zhisuan": where,
+             "missing": missing}  # fmt: skip
     print(json.dumps(ready), flush=True)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     for line in sys.stdin:
