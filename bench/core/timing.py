@@ -46,6 +46,9 @@ DEFAULT_WARMUP_S = 0.05
 DEVICE_CALLS_PER_SYNC = 8  # run_for: accelerator calls queued between synchronisations
 
 
+_FLUSHERS: dict[tuple[int, str], CacheFlusher] = {}
+
+
 class CacheFlusher:
     """Evicts caches by overwriting a buffer of `nbytes` on `device` (outside any timed region)."""
 
@@ -56,6 +59,15 @@ class CacheFlusher:
         # where 18 fit, and round medians of 3 samples spread +-11%.
         self.buffer = torch.zeros(max(int(nbytes), 1) // 4, dtype=torch.int32, device=device)
         self.value = 0
+
+    @classmethod
+    def shared(cls, nbytes: int, device: str) -> CacheFlusher:
+        """One flusher per size and device in a process: its buffer is written (first touch) once,
+        not by every measurement (a suite's worth of them in one process paid 40 ms each)."""
+        key = (int(nbytes), str(device))
+        if key not in _FLUSHERS:
+            _FLUSHERS[key] = cls(nbytes, device)
+        return _FLUSHERS[key]
 
     def __call__(self) -> None:
         self.value ^= 1  # alternate the value so no layer can skip an unchanged write
@@ -189,7 +201,7 @@ def measure(
     """
     plan = plan or TimingPlan()
     timer = timer_for(device)
-    flush = CacheFlusher(flush_bytes, device) if flush_bytes else None
+    flush = CacheFlusher.shared(flush_bytes, device) if flush_bytes else None
     per_call_s = warm_up(fn, device, plan) + flush_cost(flush, device, plan)
     samples = timer.run(fn, plan.sample_count(per_call_s), between_samples(before, flush))
     if keep_output is not None:
@@ -218,7 +230,7 @@ def measure_interleaved(
         raise ValueError("measure_interleaved: no callables")
     plan = plan or TimingPlan()
     timer = timer_for(device)
-    flush = CacheFlusher(flush_bytes, device) if flush_bytes else None
+    flush = CacheFlusher.shared(flush_bytes, device) if flush_bytes else None
     hooks = list(before) + [None] * (len(fns) - len(before))
     between = [between_samples(hook, flush) for hook in hooks]
     call_s = [warm_up(fn, device, plan) for fn in fns]
