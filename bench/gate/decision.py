@@ -46,7 +46,7 @@ FLOOR_QUANTILE = 0.25  # the floor is fitted at the lower quartile: up to 3 in 4
 CHI2_1_QUANTILE = 0.101531  # that quantile of a chi-square with 1 degree of freedom
 SHIFT_GROUP_CHI2 = 2.705543  # the 90% quantile of chi-square(1): how near the candidate shift its group lies
 GROUP_CHI2 = 6.634897  # the 99% quantile: the group, again, around the shift and floor it gave
-MAX_GROUP_PASSES = 10
+MAX_GROUP_PASSES = 10  # regroupings at most; the group is then taken as it is
 MAX_UNITS_SUGGESTED = 1000
 TRIM = 0.2  # share of units trimmed from each end (Yuen's trimmed t test; Wilcox recommends 20%)
 

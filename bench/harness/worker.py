@@ -59,7 +59,7 @@ USES = {
         "check_backend",
         "fingerprint",
         "new_result",
-    ),  # fmt: skip
+    ),
     "zhisuan.bench.validate.hostload": ("CpuTimes", "load_average", "window"),
     "zhisuan.bench.workloads": ("spec_for",),
     "zhisuan.kernels.registry": ("get", "parse_dtype", "registered"),
