@@ -1,7 +1,8 @@
 """The decision rule on recorded real runs of the 2-core machine (tests/data/gate_real), taken while
 other sessions loaded it (load average 5-8 on 2 cores): `zhisuan run` of 6 matmul benchmarks three
-times (base, the same code, and the testwork backend doing 30% more work), and a `zhisuan ab` of a
-30% slower torch matmul (bench/dev/gate_realruns.py made them)."""
+times (base, the same code, and the testwork backend doing 30% more work), a `zhisuan ab` of a
+30% slower torch matmul, and (quiet host, 2026-11-27) an A/A `zhisuan ab` of the torch attention that
+the earlier rule called "improved" (bench/dev/gate_realruns.py made them)."""
 
 import json
 from pathlib import Path
@@ -38,13 +39,31 @@ def test_ab_epochs_with_stalled_rounds_still_show_the_slowdown():
     (record, _) = [json.loads(line) for line in (DATA / "ab-slower30.jsonl").read_text().splitlines()]
     epochs = record["extra"]["ab"]["log_ratios_by_epoch"]
     assert min(min(e) for e in epochs) < -1  # a round in which a neighbour stalled side B's process
-    ratios = [float(np.median(e)) for e in epochs]
-    a = decision.judge(decision.from_pairs(ratios), threshold=ab_command.DEFAULT_THRESHOLD)
+    a = decision.judge(decision.from_epochs(epochs), threshold=ab_command.DEFAULT_THRESHOLD)
     assert a.verdict == decision.REGRESSED and 1.2 < float(a.ratio) < 1.4
     means = [float(np.mean(e)) for e in epochs]  # untrimmed means of the rounds: the stalls hide it
     plain = decision.Evidence(np.mean(means), np.var(means, ddof=1) / len(means), np.var(means, ddof=1),
                               np.float64(len(means) - 1), "epoch")  # fmt: skip
     assert decision.judge(plain, threshold=ab_command.DEFAULT_THRESHOLD).verdict == decision.UNDECIDED
+
+
+def test_an_a_a_run_whose_few_epochs_agree_by_chance_is_not_decided():
+    """Five epochs whose middle three happened to agree: the trimmed spread of the epochs alone
+    collapsed (t = -10), though each epoch's own rounds spread by up to 0.3."""
+    (record, _) = [json.loads(line) for line in (DATA / "ab-aa-attention.jsonl").read_text().splitlines()]
+    epochs = record["extra"]["ab"]["log_ratios_by_epoch"]
+    assert len(epochs) == 5 and max(max(e) - min(e) for e in epochs) > 0.3
+    medians_only = decision.from_pairs([float(np.median(e)) for e in epochs])
+    threshold = ab_command.DEFAULT_THRESHOLD
+    assert decision.judge(medians_only, threshold=threshold).verdict == decision.IMPROVED  # the old rule
+    a = decision.judge(decision.from_epochs(epochs), threshold=threshold)
+    assert a.verdict == decision.UNDECIDED and a.ci_high > 1 and float(a.ratio) < 0.9
+
+
+def test_the_rounds_bound_leaves_a_well_spread_set_of_epochs_as_it_was():
+    epochs = [[0.01, 0.012, 0.011], [0.03, 0.031, 0.029], [-0.01, -0.011, -0.012], [0.02, 0.021, 0.02]]
+    bounded, plain = decision.from_epochs(epochs), decision.from_pairs([float(np.median(e)) for e in epochs])
+    assert bounded.unit_var == plain.unit_var and bounded.log_ratio == plain.log_ratio
 
 
 def test_a_run_says_which_benchmarks_stopped_short_of_the_precision_target():

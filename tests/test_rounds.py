@@ -157,3 +157,29 @@ def test_a_worker_child_that_dies_or_errs_is_named():
             "benchmarks": []
         }
         fresh.close()
+
+
+def _addresses_in_forked_children(before_allocating, children: int = 4) -> list[int]:
+    """Where a 256 KiB tensor lands in each of several children forked from this process."""
+    found = []
+    for _ in range(children):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                held = before_allocating()  # noqa: F841  (kept while the tensor is allocated)
+                os.write(write, str(torch.empty(64 * 1024).data_ptr()).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        found.append(int(os.read(read, 64)))
+        os.close(read)
+        os.waitpid(pid, 0)
+    return found
+
+
+def test_children_of_one_worker_parent_put_their_buffers_at_different_addresses():
+    from zhisuan.bench.harness import worker
+
+    assert len(set(_addresses_in_forked_children(lambda: None))) == 1  # what a fork inherits
+    assert len(set(_addresses_in_forked_children(worker._shift_heap))) == 4

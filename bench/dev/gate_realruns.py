@@ -162,15 +162,12 @@ def collect(folder: Path, budget_s: float, only: str | None, ab_op: str = "matmu
 
 def ab_exit(path: Path) -> int:
     """1 if any benchmark of an ab result file is judged regressed by the rule as it is now, else 0."""
-    import numpy as np
-
     from zhisuan.bench.gate import ab_command, decision
 
     for line in path.read_text().splitlines():
         record = json.loads(line)
         epochs = record["extra"]["ab"]["log_ratios_by_epoch"]
-        ratios = [float(np.median(e)) for e in epochs if e]
-        a = decision.judge(decision.from_pairs(ratios), threshold=ab_command.DEFAULT_THRESHOLD)
+        a = decision.judge(decision.from_epochs(epochs), threshold=ab_command.DEFAULT_THRESHOLD)
         if a.verdict == decision.REGRESSED:
             return 1
     return 0

@@ -6,7 +6,7 @@
 
 Each side runs in its own worker processes (ab_sides.py: worktrees, builds, environments); rounds
 alternate between them on the same inputs (ab_measure.py); each benchmark is judged over its epochs'
-paired log-ratios (decision.from_pairs). Output, exit codes, Markdown and JUnit are compare's:
+paired log-ratios (decision.from_epochs). Output, exit codes, Markdown and JUnit are compare's:
 0 no regression, 1 a benchmark regressed, 2 cannot compare (a side failed, a benchmark missing, the
 environments differ, bad input).
 """

@@ -16,7 +16,7 @@ times then count for nothing.
 The children are kept across the rounds of an epoch (a round costs a few blocks, not a process
 start) and replaced by fresh ones at the next epoch, so a process-level accident (where a buffer
 landed, how threads were placed) does not stay on one side: the epoch, not the round, is the
-unit of evidence (decision.from_pairs over the epochs' log-ratios, each its rounds' median).
+unit of evidence (decision.from_epochs: the epochs' log-ratios, each its rounds' median).
 
 Adaptive: after MIN_EPOCHS, a benchmark whose interval is narrower than the target precision, or
 lies wholly beyond the threshold, stops; the rest go on until MAX_EPOCHS or the time budget.
@@ -98,16 +98,15 @@ class Bench:
             and all(self.results[s].status == "ok" for s in SIDES)
         )
 
-    def epoch_log_ratios(self) -> list[float]:
-        """Each epoch's log-ratio: the median of its rounds', so one stalled round does not count."""
-        return [float(np.median(e)) for e in self.epochs if e]
+    def evidence(self) -> decision.Evidence:
+        """The epochs' evidence: each its rounds' median, with an error no smaller than the rounds
+        allow (decision.from_epochs)."""
+        return decision.from_epochs(self.epochs)
 
     def settled(self, plan: AbPlan) -> str | None:
         """Why this benchmark needs no more epochs, or None: its (1 - 2 alpha) interval is narrower
         than the precision target, or lies wholly beyond the threshold (no epoch could undo that)."""
-        a = decision.judge(
-            decision.from_pairs(self.epoch_log_ratios()), threshold=plan.threshold, alpha=plan.alpha
-        )
+        a = decision.judge(self.evidence(), threshold=plan.threshold, alpha=plan.alpha)
         if not a.ci_low > 0:
             return None
         if plan.precision and math.sqrt(a.ci_high / a.ci_low) - 1 <= plan.precision:

@@ -1,7 +1,7 @@
 """`zhisuan ab`'s verdict: each side's Results, and the gate's report over the paired epochs.
 
 The report is compare's GateReport, so the terminal table, Markdown, JUnit and exit codes are the
-same: a benchmark timed on both sides is judged by decision.from_pairs over its epochs; one that
+same: a benchmark timed on both sides is judged by decision.from_epochs over its epochs; one that
 fails its check on a side, or whose sides made different inputs, cannot be compared (exit 2); one
 that exists only in CURRENT is new, one only in BASELINE missing (exit 2 unless --allow-missing).
 """
@@ -42,9 +42,7 @@ def build(benches: list[Bench], sides: list, device: str, settings, args) -> tup
             for label, r in (("A", a), ("B", b)):
                 _fill(r, bench, label, chip)
             threshold, alpha = settings.for_result(b)
-            assessment = decision.judge(
-                decision.from_pairs(bench.epoch_log_ratios()), threshold=threshold, alpha=alpha
-            )
+            assessment = decision.judge(bench.evidence(), threshold=threshold, alpha=alpha)
             report.pairs.append(Pair.judged(a, b, threshold, alpha, assessment))
             matched.append((a, b))
     if matched:

@@ -42,6 +42,9 @@ if __name__ == "__main__":
     ]
 
 
+HEAP_SHIFT_MAX = 1 << 16  # bytes: the most of each random block a child takes first (_shift_heap)
+HEAP_SHIFT_BLOCKS = 16
+
 # What this script calls in the zhisuan it runs against. `zhisuan ab` runs the orchestrator's copy
 # of this script against each side's tree (both sides timed by one method), so a side from before
 # one of these existed could only crash mid-run; the parent names what is missing instead.
@@ -110,6 +113,7 @@ def _child_main(address: str) -> None:
     try:
         sys.stdin.close()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        shifted = _shift_heap()  # noqa: F841  (held, unused, until the child exits)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(address)
             stream = sock.makefile("rwb")
@@ -120,6 +124,22 @@ def _child_main(address: str) -> None:
     finally:
         sys.stderr.flush()
         os._exit(code)
+
+
+def _shift_heap() -> list[bytearray]:
+    """Blocks of random sizes, taken before anything else: what the child allocates next (inputs,
+    outputs, a kernel's scratch) lands at other addresses than its siblings' did. Several blocks,
+    because the parent's heap has holes: one block fills one hole and can leave the rest as they were.
+
+    A forked child inherits its parent's heap, so without this every child of one parent put its
+    tensors at the same addresses (measured: the attention inputs of successive children at
+    identical addresses), and whatever those addresses cost (cache-set and 4K aliasing between
+    buffers) stayed with that parent: with `zhisuan ab`, with one side for a whole run, which the
+    epochs cannot see; with `zhisuan run`, with the whole run. Shifted, it is drawn afresh per child.
+    """
+    import secrets
+
+    return [bytearray(64 * (1 + secrets.randbelow(HEAP_SHIFT_MAX // 64))) for _ in range(HEAP_SHIFT_BLOCKS)]
 
 
 class Child:
