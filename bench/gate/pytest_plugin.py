@@ -71,6 +71,18 @@ class PluginState:
     run_id: str | None = None
     written: str | None = None
 
+    @property
+    def timed(self) -> list[Measurement]:
+        """The measurements with times: one whose check failed was not timed (its test fails)."""
+        return [m for m in self.measurements if m.result.samples_s]
+
+    def untimed_lines(self) -> list[str]:
+        return [
+            f"kernel_benchmark: {m.fullname} not timed: {m.result.status}: {m.result.error or 'no reason given'}"
+            for m in self.measurements
+            if not m.result.samples_s
+        ]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("zhisuan", "zhisuan kernel benchmarks (the kernel_benchmark fixture)")
@@ -292,14 +304,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     path = config.getoption("kernel_benchmark_json")
     state = config.stash.get(STATE, None)
-    if not path or state is None or not state.measurements:
+    if not path or state is None or not state.timed:
         return
     from zhisuan.bench.core import pytest_json
 
     entries = [
         pytest_json.benchmark_entry(m.result, name=m.name, fullname=m.fullname, params=m.params,
                                     param=m.param, options=m.options, group=m.group, extra_info=m.extra_info)
-        for m in state.measurements
+        for m in state.timed
     ]  # fmt: skip
     pytest_json.write(path, entries, _commit_info(config.rootpath))
     state.written = f"kernel_benchmark: {len(entries)} result(s) written to {path}"
@@ -311,9 +323,11 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         return
     from zhisuan.bench.gate.pytest_summary import summary_tables
 
-    for title, text in summary_tables(state.measurements):
+    for title, text in summary_tables(state.timed):
         terminalreporter.write_sep("-", title)
         for line in text.splitlines():
             terminalreporter.write_line(line)
+    for line in state.untimed_lines():
+        terminalreporter.write_line(line)
     if state.written:
         terminalreporter.write_line(state.written)
