@@ -43,7 +43,7 @@ if __name__ == "__main__":
 
 
 HEAP_SHIFT_MAX = 1 << 16  # bytes: the most of each random block a child takes first (_shift_heap)
-HEAP_SHIFT_BLOCKS = 16
+HEAP_SHIFT_BLOCKS = 64  # enough to fill and split the holes an imported parent leaves (16 often did not)
 
 # What this script calls in the zhisuan it runs against. `zhisuan ab` runs the orchestrator's copy
 # of this script against each side's tree (both sides timed by one method), so a side from before
