@@ -195,20 +195,17 @@ def from_epochs(rounds_by_epoch: list[list[float]]) -> Evidence:
     taken robustly, from the median absolute difference of rounds of the same epoch: a stalled round
     widens no bound.
     """
-    units = [float(np.median(rounds)) for rounds in rounds_by_epoch if len(rounds)]
-    evidence = from_pairs(units)
-    differences = [
-        abs(a - b) for rounds in rounds_by_epoch for i, a in enumerate(rounds) for b in rounds[i + 1 :]
-    ]
-    if len(units) < 2 or not differences:
+    epochs = [rounds for rounds in rounds_by_epoch if len(rounds)]
+    evidence = from_pairs([float(np.median(rounds)) for rounds in epochs])
+    differences = [abs(a - b) for rounds in epochs for i, a in enumerate(rounds) for b in rounds[i + 1 :]]
+    if len(epochs) < 2 or not differences:
         return evidence
     # |a - b| of two normal draws of deviation s has median 0.6745 * sqrt(2) * s
     within_var = (float(np.median(differences)) / (0.6745 * math.sqrt(2))) ** 2
-    rounds = float(np.mean([len(r) for r in rounds_by_epoch if len(r)]))
-    bound = within_var / (rounds * len(units))
+    bound = within_var / (np.mean([len(rounds) for rounds in epochs]) * len(epochs))
     if bound <= evidence.unit_var:
         return evidence
-    return replace(evidence, unit_var=np.float64(bound), unit_spread=np.float64(bound * len(units)))
+    return replace(evidence, unit_var=np.float64(bound), unit_spread=np.float64(bound * len(epochs)))
 
 
 def from_runs(baseline_runs: list, current) -> Evidence:
