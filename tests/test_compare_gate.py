@@ -157,3 +157,15 @@ def test_parse_threshold():
         decision.DEFAULT_THRESHOLD,
         decision.DEFAULT_ALPHA,
     )
+
+
+@pytest.mark.parametrize(
+    ("steal_base", "steal_current", "floored"),
+    [(0.05, 0.0, True), (0.0, 0.05, True), (0.05, 0.05, False), (0.02, 0.0, False)],
+)
+def test_a_steal_only_one_run_met_widens_the_floor(steal_base, steal_current, floored):
+    base = timed_result(rounds=5, round_noise=0.02, seed=1, host={"steal_fraction": steal_base})
+    current = timed_result(rounds=5, round_noise=0.02, seed=2, host={"steal_fraction": steal_current})
+    variance, why = comparison.busy_floor(base, current)
+    assert (variance > 0) == floored
+    assert ("the hypervisor took" in why) == floored

@@ -16,7 +16,7 @@ def test_every_op_gets_a_commit_per_slowdown_with_the_plant_in_its_torch_backend
         for extra in gate_realruns.SLOWDOWNS:
             text = subprocess.run(["git", "-C", str(repo), "show", f"{shas[f'{op}-{extra:.2f}']}:{target.source}"],
                                   check=True, capture_output=True, text=True).stdout  # fmt: skip
-            assert f"planted: {extra:.0%} more work" in text and target.anchor in text
+            assert f"planted: {extra:.0%} slower" in text and target.anchor not in text
             compile(text, target.source, "exec")  # still Python
         base = (repo / target.source).read_text()  # the checkout is left at the base commit
         assert "planted" not in base
@@ -24,10 +24,29 @@ def test_every_op_gets_a_commit_per_slowdown_with_the_plant_in_its_torch_backend
 
 def test_a_moved_anchor_is_refused_by_name(tmp_path, monkeypatch):
     target = gate_realruns.AB_TARGETS["attention"]
-    moved = gate_realruns.AbTarget(target.args, target.source, "    no such line\n", target.plant, False)
+    moved = gate_realruns.AbTarget(target.args, target.source, "    no such line\n")
     monkeypatch.setitem(gate_realruns.AB_TARGETS, "attention", moved)
     with pytest.raises(SystemExit, match="torch_backend.py: the line the slowdown is planted at is gone"):
         gate_realruns.planted_repo(tmp_path)
+
+
+def test_a_planted_return_takes_its_share_longer_and_returns_the_same():
+    import time
+
+    def work():
+        until = time.perf_counter() + 0.02
+        while time.perf_counter() < until:
+            pass
+        return 7
+
+    source = "def planted():\n" + gate_realruns.slower_return("    return work()\n", 0.5)
+    scope = {"work": work}
+    exec(compile(source, "planted", "exec"), scope)
+    start = time.perf_counter()
+    assert scope["planted"]() == 7
+    assert time.perf_counter() - start >= 0.03  # 20 ms of work, then a spin of half as long
+    with pytest.raises(ValueError, match="planted at a return line"):
+        gate_realruns.slower_return("    x = 1\n", 0.05)
 
 
 def test_every_pair_of_a_folders_runs_is_judged(tmp_path):

@@ -7,10 +7,12 @@ collect: trial after trial until the wall-clock budget ends (a trial begun finis
 - plain flow, as CI runs it: three `zhisuan run` processes one after the other (baseline, the same
   code again, and the code with a planted slowdown), then `zhisuan compare` of baseline vs same
   (A/A: must exit 0) and of baseline vs slower (must exit 1). The slowdown is the test-only
-  `testwork` matmul backend (tests/plugins) doing 5%, 10% or 30% more work, in turn;
+  `testwork` matmul backend (tests/plugins) taking 5%, 10% or 30% longer, in turn;
 - `zhisuan ab` of two commits of a throw-away copy of this repository's bench/ and kernels/:
   the same code (A/A), and the torch matmul (or, with --ab-op attention, the torch attention)
-  doing 5%, 10% or 30% more work, in turn.
+  taking 5%, 10% or 30% longer, in turn (slower_return says how).
+Each slowdown costs that share of the planted call's own time, and the report shows what each
+flow measured it as (so a claim about "5%" rests on a plant measured at 5%).
 Every result file and exit code is kept in the folder (trials.jsonl), so the report can be redone.
 Every process runs with OMP_NUM_THREADS=1: on a shared host, with both cores' threads in one parallel region, a
 neighbour that preempts one of them stalls the other at the barrier for a scheduler slice, and a
@@ -43,14 +45,12 @@ RUN_ARGS = ["matmul", "--shape", "128", "--shape", "256", "--backend", "torch,cp
 
 @dataclass(frozen=True)
 class AbTarget:
-    """What `zhisuan ab` times, and where the slowdown is planted: `plant` goes right after `anchor`
-    (`before` True: right before it) in `source`, a torch backend of the copy."""
+    """What `zhisuan ab` times, and where the slowdown is planted: `anchor`, a `return` line of
+    `source` (a torch backend of the copy), becomes slower_return(anchor, extra)."""
 
     args: tuple[str, ...]
     source: str
     anchor: str
-    plant: str
-    before: bool
 
 
 AB_TARGETS = {
@@ -58,18 +58,33 @@ AB_TARGETS = {
         ("matmul", "--shape", "256", "--backend", "torch", "--no-build"),
         "kernels/matmul/torch_backend.py",
         "    return torch.matmul(a, b)\n",
-        "    rows = round({extra} * a.shape[0])  # planted: {extra:.0%} more work\n    torch.matmul(a[:rows], b)\n",
-        before=True,
     ),
     "attention": AbTarget(
         ("attention", "--shape", "1x4x256x64", "--causal", "no", "--backend", "torch", "--no-build"),
         "kernels/attention/torch_backend.py",
-        '''    """torch scaled_dot_product_attention (flash / efficient / cuDNN / math, torch's choice)."""\n''',
-        "    rows = round({extra} * q.shape[2])  # planted: {extra:.0%} more work (non-causal shapes)\n"
-        "    F.scaled_dot_product_attention(q[:, :, :rows], k, v, scale=scale, enable_gqa=q.shape[1] != k.shape[1])\n",
-        before=False,
+        "        return F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=gqa)\n",
     ),
 }
+
+
+def slower_return(anchor: str, extra: float) -> str:
+    """`anchor` (a `return EXPR` line) made `extra` slower, exactly: EXPR is timed, then the core is
+    kept busy (a spin on the clock) for `extra` times as long as it took. So the plant costs that
+    share of the call's own time whatever the call's size. An extra call on `extra` of the rows,
+    the plant before, also cost its fixed overhead: measured by ab, "5%" cost 8-21%."""
+    indent = anchor[: len(anchor) - len(anchor.lstrip())]
+    if not anchor.strip().startswith("return "):
+        raise ValueError(f"a slowdown is planted at a return line, got {anchor!r}")
+    body = [
+        f"import time  # planted: {extra:.0%} slower (a spin for {extra:.0%} of the call's own time)",
+        "start = time.perf_counter()",
+        f"out = {anchor.strip().removeprefix('return ')}",
+        f"until = time.perf_counter() + {extra} * (time.perf_counter() - start)",
+        "while time.perf_counter() < until:",
+        "    pass",
+        "return out",
+    ]
+    return "".join(f"{indent}{line}\n" for line in body)
 
 
 def zhisuan(*args: str, env: dict | None = None) -> tuple[int, str, float]:
@@ -114,9 +129,7 @@ def planted_repo(folder: Path) -> dict[str, str]:
             )
         for extra in SLOWDOWNS:
             git(repo, "checkout", "-q", shas["base"])
-            plant = target.plant.format(extra=extra)
-            placed = plant + target.anchor if target.before else target.anchor + plant
-            source.write_text(text.replace(target.anchor, placed))
+            source.write_text(text.replace(target.anchor, slower_return(target.anchor, extra)))
             git(repo, "commit", "-qam", f"{op} {extra:.0%} slower")
             shas[f"{op}-{extra:.2f}"] = git(repo, "rev-parse", "HEAD")
     git(repo, "checkout", "-q", shas["base"])
@@ -160,23 +173,28 @@ def collect(folder: Path, budget_s: float, only: str | None, ab_op: str = "matmu
         trial += 1
 
 
-def ab_exit(path: Path) -> int:
-    """1 if any benchmark of an ab result file is judged regressed by the rule as it is now, else 0."""
+def ab_judged(path: Path) -> tuple[int, list[float]]:
+    """An ab result file judged by the rule as it is now: 1 if any benchmark is judged regressed,
+    else 0; and the ratio (current / baseline) ab measured for each benchmark."""
     from zhisuan.bench.gate import ab_command, decision
 
+    code, ratios = 0, []
     for line in path.read_text().splitlines():
         record = json.loads(line)
         epochs = record["extra"]["ab"]["log_ratios_by_epoch"]
         a = decision.judge(decision.from_epochs(epochs), threshold=ab_command.DEFAULT_THRESHOLD)
-        if a.verdict == decision.REGRESSED:
-            return 1
-    return 0
+        ratios.append(float(a.ratio))
+        code = max(code, int(a.verdict == decision.REGRESSED))
+    return code, ratios
 
 
 def rate_rows(records: list[dict], flow: str, op: str = "matmul") -> list[list]:
     """Per true change: trials, how many exited as wanted, the exit codes, and (plain flow) the
-    verdicts of the two testwork benchmarks, the ones the slowdown is planted in. ab: trials of `op`
-    (folders from before --ab-op hold matmul trials only)."""
+    verdicts of the two testwork benchmarks, the ones the slowdown is planted in; and the change
+    each flow measured where it was planted (median, range). ab: trials of `op` (folders from
+    before --ab-op hold matmul trials only)."""
+    import numpy as np
+
     rows = []
     for kind, extra, want in [("A/A", 0, 0)] + [("slower", e, 1) for e in sorted(SLOWDOWNS)]:
         hits = [r for r in records if r["flow"] == flow and r["kind"] == kind and r["extra"] == extra
@@ -188,8 +206,12 @@ def rate_rows(records: list[dict], flow: str, op: str = "matmul") -> list[list]:
         expected = sum(c == want for c in codes)
         verdicts = [v for r in hits for v in r.get("verdicts", [])]
         seen = ", ".join(f"{v} {verdicts.count(v)}" for v in sorted(set(verdicts)))
+        measured = [x - 1 for r in hits for x in r.get("measured", [])]
+        cost = "-"
+        if measured:
+            cost = f"{np.median(measured):+.1%} ({min(measured):+.1%} to {max(measured):+.1%})"
         rows.append([label, len(hits), f"exit {want}", f"{expected} of {len(hits)}",
-                     ", ".join(f"{c}: {codes.count(c)}" for c in sorted(set(codes))), seen])  # fmt: skip
+                     ", ".join(f"{c}: {codes.count(c)}" for c in sorted(set(codes))), cost, seen])  # fmt: skip
     return rows
 
 
@@ -209,10 +231,11 @@ def load_trials(folder: Path) -> list[dict]:
             gate = comparison.run_gate(base, current)
             r["exit"] = gate.exit_code
             r["verdicts"] = [p.verdict for p in gate.pairs if p.current.backend == "testwork"]
+            r["measured"] = [p.ratio for p in gate.pairs if p.current.backend == "testwork"]
             r["load"] = [h["load_1m"] for x in base + current for h in sampling_of(x).get("host") or []]
         else:  # ab's verdicts again from the epochs it kept (its stopping rule stays as it ran)
             name = "aa" if r["kind"] == "A/A" else "slower"
-            r["exit"] = ab_exit(folder / f"t{r['trial']:02d}-ab-{name}.jsonl")
+            r["exit"], r["measured"] = ab_judged(folder / f"t{r['trial']:02d}-ab-{name}.jsonl")
     return records
 
 
@@ -249,30 +272,36 @@ def report(folders: list[Path], command: str) -> str:
     records = [r for folder in folders for r in load_trials(folder)]
     plain_s = [sum(r["run_s"]) / 3 for r in records if r["flow"] == "plain" and r["kind"] == "A/A"]
     stamp = datetime.fromtimestamp(max((f / "trials.jsonl").stat().st_mtime for f in folders), timezone.utc)
-    head = ["true change", "trials", "wanted", "as wanted", "exit codes seen", "testwork verdicts"]
-    align = [False, True, False, True, False, False]
+    head = ["true change", "trials", "wanted", "as wanted", "exit codes seen", "change measured",
+            "testwork verdicts"]  # fmt: skip
+    align = [False, True, False, True, False, True, False]
     loads = [x for r in records for x in r.get("load", [])]
+    load = (f": 1-minute load average {min(loads):.1f} to {max(loads):.1f} in the rounds of the plain flow, "
+            f"median {np.median(loads):.1f}") if loads else ""  # fmt: skip
     lines = [
         "## Real runs of this machine",
         "",
         f"Measured {stamp:%Y-%m-%d} on {chips.detect('cpu').name} ({platform.machine()}, {chips.cpu_cores()} "
-        f"cores, shared with other sessions: 1-minute load average {min(loads):.1f} to {max(loads):.1f} in the "
-        f"rounds of the plain flow, median {np.median(loads):.1f}), Python "
+        f"cores, shared with other sessions{load}), Python "
         f"{platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, scipy {scipy.__version__}. "
         "Commands: `python -m zhisuan.bench.dev.gate_realruns collect --folder F [--only ab] [--ab-op attention]` (one trial after another, for a time "
         f"budget) then `{command}`. One thread (OMP_NUM_THREADS=1) "
         "per process: with two, a neighbour that preempts one thread stalls the other at the barrier for a "
         "scheduler slice (a 256^3 matmul took 32 ms instead of 0.9 ms), which hides the work a kernel does.",
         "",
-        f"**Plain flow** (`zhisuan run --json base.jsonl`, again for `same.jsonl` and `slower.jsonl`, each its own "
-        f"process with default settings, then `zhisuan compare base.jsonl same.jsonl` / `... slower.jsonl`, "
-        f"default threshold 5%): `zhisuan run {' '.join(RUN_ARGS)}` (6 benchmarks), the slowdown planted in the "
-        f"test-only `testwork` backend (tests/plugins), which does that much more work. A run took "
-        f"{np.median(plain_s):.0f} s (median).",
-        "",
-        markdown.table(head, rate_rows(records, "plain"), align),
-        "",
     ]
+    if plain_s:
+        lines += [
+            f"**Plain flow** (`zhisuan run --json base.jsonl`, again for `same.jsonl` and `slower.jsonl`, each its own "
+            f"process with default settings, then `zhisuan compare base.jsonl same.jsonl` / `... slower.jsonl`, "
+            f"default threshold 5%): `zhisuan run {' '.join(RUN_ARGS)}` (6 benchmarks), the slowdown planted in the "
+            f"test-only `testwork` backend (tests/plugins), which spins for that share of its matmul's own time. "
+            f"A run took {np.median(plain_s):.0f} s (median). Change measured: what compare measured for the two "
+            "testwork benchmarks (around the shift all six shared), median and range over the trials.",
+            "",
+            markdown.table(head, rate_rows(records, "plain"), align),
+            "",
+        ]
     pairs: dict[str, list[int]] = {}
     for folder in folders:
         for label, (wanted, total) in all_pairs(folder).items():
@@ -302,10 +331,10 @@ def report(folders: list[Path], command: str) -> str:
         lines += [
             f"**`zhisuan ab`, {op}**, two commits of a copy of bench/ and kernels/ (default settings: threshold "
             f"3%, 4-12 epochs): `zhisuan ab BASE CURRENT {' '.join(target.args)}`; CURRENT is the same code (A/A) "
-            f"or the torch {op} doing that much more work (`--ab-op {op}`). A trial took "
-            f"{np.median(seconds):.0f} s (median, {max(seconds):.0f} s longest).",
+            f"or the torch {op} made that much slower (`--ab-op {op}`: a spin for that share of the call's own time). A trial took "
+            f"{np.median(seconds):.0f} s (median, {max(seconds):.0f} s longest). Change measured: ab's ratio.",
             "",
-            markdown.table(head[:5], [row[:5] for row in rate_rows(records, "ab", op)], align[:5]),
+            markdown.table(head[:6], [row[:6] for row in rate_rows(records, "ab", op)], align[:6]),
             "",
         ]
     return "\n".join(lines)
