@@ -39,7 +39,11 @@ from zhisuan.bench.harness.zygote import WorkerError, Zygote
 SIDES = ("A", "B")
 MIN_EPOCHS = 4
 MAX_EPOCHS = 12
-ROUNDS_PER_EPOCH = 3
+# 12, not 3: on the 2-core host an epoch's spread is its rounds' (a round's log-ratio spreads +-9%, and
+# the epochs' medians spread as much as that explains), so rounds narrow the interval at a fraction of
+# an epoch's cost (a fresh pair of processes). With 3, a true 5% slowdown of a 1.5 ms attention was
+# caught in 14 of 20 trials (intervals +-4 to 8%); with 12, +-2 to 3% (docs/benchmarks/gate.md).
+ROUNDS_PER_EPOCH = 12
 BLOCK_S = 0.1  # timed seconds per block
 MIN_BLOCK, MAX_BLOCK = 5, 200  # samples per block
 WARMUP_S = 0.02  # before each block: the other side's block just ran
