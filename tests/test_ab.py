@@ -192,3 +192,21 @@ def test_a_side_without_what_the_worker_calls_is_refused_by_name(monkeypatch):
         WorkerError, match=r"side A \(HEAD~9 \(0123abc\)\) lacks .*time_in_2030, zhisuan.bench.no_such"
     ):
         ab_measure._check_import(side, {"zhisuan": str(ROOT), "missing": missing})
+
+
+@pytest.mark.parametrize(
+    ("elapsed_s", "setup_s", "round_s", "rounds"),
+    [
+        (5.0, 1.2, 0.27, 12),  # one 1.5 ms attention: 12 rounds fit with room to spare
+        (45.0, 5.0, 3.2, 3),  # a 12-benchmark suite: 12 rounds would leave time for 4 epochs
+        (45.0, 5.0, 1.5, 8),  # in between: as many as fit
+        (230.0, 5.0, 3.2, 3),  # no time left: never under the fitted minimum
+    ],
+)
+def test_rounds_are_fitted_so_the_epochs_fit_the_time_budget(elapsed_s, setup_s, round_s, rounds):
+    from zhisuan.bench.gate.ab_measure import AbPlan
+
+    plan = AbPlan(max_epochs=12, max_time_s=240.0)
+    assert plan.fitted_rounds(elapsed_s, 1, setup_s, round_s) == rounds
+    assert AbPlan(max_epochs=12, max_time_s=240.0, rounds=5).fitted_rounds(elapsed_s, 1, setup_s, round_s) == 5
+    assert AbPlan(max_epochs=12, max_time_s=None).fitted_rounds(elapsed_s, 1, setup_s, round_s) == 12

@@ -55,7 +55,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--min-epochs", type=positive_int, default=ab_measure.MIN_EPOCHS, help="epochs before stopping early (default %(default)s)")  # fmt: skip
     p.add_argument("--max-epochs", type=positive_int, default=ab_measure.MAX_EPOCHS, help="most epochs, each a fresh pair of processes (default %(default)s)")  # fmt: skip
-    p.add_argument("--rounds", type=positive_int, default=ab_measure.ROUNDS_PER_EPOCH, help="alternating rounds per epoch (default %(default)s)")  # fmt: skip
+    p.add_argument("--rounds", type=positive_int, help=f"alternating rounds per epoch (default: {ab_measure.ROUNDS_PER_EPOCH}, or as many as let --max-epochs epochs fit in --max-time, at least {ab_measure.MIN_FITTED_ROUNDS})")  # fmt: skip
     p.add_argument("--block-time", type=positive_float, default=ab_measure.BLOCK_S, help="timed seconds per block (default %(default)s)")  # fmt: skip
     p.add_argument(
         "--precision", type=compare_command.threshold_arg,

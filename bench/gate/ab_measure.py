@@ -19,7 +19,9 @@ landed, how threads were placed) does not stay on one side: the epoch, not the r
 unit of evidence (decision.from_epochs: the epochs' log-ratios, each its rounds' median).
 
 Adaptive: after MIN_EPOCHS, a benchmark whose interval is narrower than the target precision, or
-lies wholly beyond the threshold, stops; the rest go on until MAX_EPOCHS or the time budget.
+lies wholly beyond the threshold, stops; the rest go on until MAX_EPOCHS or the time budget. The
+first epoch takes ROUNDS_PER_EPOCH rounds; the rest as many, or fewer if MAX_EPOCHS of them would
+not fit in the time budget (AbPlan.fitted_rounds), since an epoch is also a degree of freedom.
 """
 
 from __future__ import annotations
@@ -39,11 +41,14 @@ from zhisuan.bench.harness.zygote import WorkerError, Zygote
 SIDES = ("A", "B")
 MIN_EPOCHS = 4
 MAX_EPOCHS = 12
-# 12, not 3: on the 2-core host an epoch's spread is its rounds' (a round's log-ratio spreads +-9%, and
-# the epochs' medians spread as much as that explains), so rounds narrow the interval at a fraction of
-# an epoch's cost (a fresh pair of processes). With 3, a true 5% slowdown of a 1.5 ms attention was
-# caught in 14 of 20 trials (intervals +-4 to 8%); with 12, +-2 to 3% (docs/benchmarks/gate.md).
+# Rounds per epoch: 12 when they fit. On the 2-core host an epoch's spread is its rounds' (a round's
+# log-ratio spreads +-9%, and the epochs' medians spread as much as that explains), so rounds narrow
+# the interval at a fraction of an epoch's cost (a fresh pair of processes): with 3, a true 5%
+# slowdown of a 1.5 ms attention was caught in 14 of 20 trials (intervals +-4 to 8%); with 12, +-2
+# to 3% (docs/benchmarks/gate.md). But an epoch also adds a degree of freedom, so a long suite,
+# where 12 rounds leave time for only 4 epochs in --max-time, takes fewer (fitted_rounds).
 ROUNDS_PER_EPOCH = 12
+MIN_FITTED_ROUNDS = 3
 BLOCK_S = 0.1  # timed seconds per block
 MIN_BLOCK, MAX_BLOCK = 5, 200  # samples per block
 WARMUP_S = 0.02  # before each block: the other side's block just ran
@@ -55,7 +60,7 @@ BLOCK_TIMEOUT_S = 600.0
 class AbPlan:
     min_epochs: int = MIN_EPOCHS
     max_epochs: int = MAX_EPOCHS
-    rounds: int = ROUNDS_PER_EPOCH
+    rounds: int | None = None  # per epoch; None: fitted_rounds
     block_s: float = BLOCK_S
     precision: float = 0.0  # stop a benchmark once the half-width of its interval is this narrow (0: never)
     threshold: float = 0.0  # ... or once its interval lies wholly beyond the threshold (0: never)
@@ -69,8 +74,21 @@ class AbPlan:
             raise ValueError(
                 f"need 2 <= min epochs <= max epochs, got {self.min_epochs} and {self.max_epochs}"
             )
-        if self.rounds < 1:
+        if self.rounds is not None and self.rounds < 1:
             raise ValueError(f"rounds per epoch must be at least 1, got {self.rounds}")
+
+    def fitted_rounds(self, elapsed_s: float, epochs_done: int, setup_s: float, round_s: float) -> int:
+        """Rounds for the epochs still to come: ROUNDS_PER_EPOCH, or fewer (not under
+        MIN_FITTED_ROUNDS) if the remaining epochs up to max_epochs would not fit in max_time at
+        that many. setup_s: an epoch's cost beside its rounds (processes, inputs, checks); round_s:
+        one round's."""
+        if self.rounds is not None:
+            return self.rounds
+        left = self.max_epochs - epochs_done
+        if not self.max_time_s or left <= 0 or round_s <= 0:
+            return ROUNDS_PER_EPOCH
+        per_epoch = (self.max_time_s - elapsed_s) / left
+        return int(min(ROUNDS_PER_EPOCH, max(MIN_FITTED_ROUNDS, (per_epoch - setup_s) // round_s)))
 
 
 @dataclass
@@ -135,15 +153,24 @@ def measure(sides: list[Side], cases: list[dict], device: str, plan: AbPlan,
             _check_import(side, zygotes[side.label].info)
         start = time.monotonic()
         longest_epoch = 0.0
+        rounds = plan.rounds or ROUNDS_PER_EPOCH
         for epoch in range(plan.max_epochs):
             active = [b for b in benches if b.stop is None and (epoch == 0 or b.timed)]
             elapsed = time.monotonic() - start
             if not active or (epoch >= 2 and plan.max_time_s and elapsed + longest_epoch > plan.max_time_s):
                 break
-            on_progress(f"epoch {epoch + 1} of at most {plan.max_epochs}: {len(active)} benchmark(s)")
+            on_progress(
+                f"epoch {epoch + 1} of at most {plan.max_epochs}: {len(active)} benchmark(s), {rounds} rounds"
+            )
             began = time.monotonic()
-            _epoch(zygotes, active, device, plan, epoch)
-            longest_epoch = max(longest_epoch, time.monotonic() - began)
+            setup_s = _epoch(zygotes, active, device, plan, epoch, rounds)
+            took = time.monotonic() - began
+            if epoch == 0:  # the first epoch's cost fits the rounds of the rest
+                round_s = (took - setup_s) / rounds
+                rounds = plan.fitted_rounds(time.monotonic() - start, 1, setup_s, round_s)
+                longest_epoch = setup_s + rounds * round_s  # what the epochs to come should take
+            else:
+                longest_epoch = max(longest_epoch, took)
             for bench in active:
                 if bench.timed and epoch + 1 >= plan.min_epochs:
                     bench.stop = bench.settled(plan)
@@ -174,9 +201,12 @@ def _check_import(side: Side, info: dict) -> None:
         )
 
 
-def _epoch(zygotes: dict, active: list[Bench], device: str, plan: AbPlan, epoch: int) -> None:
+def _epoch(zygotes: dict, active: list[Bench], device: str, plan: AbPlan, epoch: int, rounds: int) -> float:
+    """One epoch of `rounds` rounds on a fresh pair of children; the seconds it took before its
+    first round (forks, inputs, checks)."""
     from zhisuan.bench.harness.rounds import rotated
 
+    began = time.monotonic()
     children = {label: zygote.fork() for label, zygote in zygotes.items()}
     try:
         cases = _cases(active)
@@ -188,10 +218,11 @@ def _epoch(zygotes: dict, active: list[Bench], device: str, plan: AbPlan, epoch:
             label: child.receive(PREPARE_TIMEOUT_S)["benchmarks"] for label, child in children.items()
         }
         ids = _record_checks(active, prepared, first=epoch == 0)
+        setup_s = time.monotonic() - began
         timed = [b for b in active if b.timed]
         ratios = {id(b): [] for b in timed}
-        for number in range(plan.rounds):
-            turn = epoch * plan.rounds + number
+        for number in range(rounds):
+            turn = epoch * rounds + number  # even rounds: each epoch balanced; odd: epoch by epoch
             for position, bench in enumerate(b for b in rotated(timed, turn) if b.problem is None):
                 order = SIDES if (turn + position) % 2 == 0 else SIDES[::-1]
                 medians = {}
@@ -221,6 +252,7 @@ def _epoch(zygotes: dict, active: list[Bench], device: str, plan: AbPlan, epoch:
     finally:
         for child in children.values():
             child.close()
+    return setup_s
 
 
 def _case_key(case: dict) -> str:
