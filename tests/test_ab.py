@@ -206,7 +206,7 @@ def test_a_side_without_what_the_worker_calls_is_refused_by_name(monkeypatch):
 def test_rounds_are_fitted_so_the_epochs_fit_the_time_budget(elapsed_s, setup_s, round_s, rounds):
     from zhisuan.bench.gate.ab_measure import AbPlan
 
-    plan = AbPlan(max_epochs=12, max_time_s=240.0)
-    assert plan.fitted_rounds(elapsed_s, 1, setup_s, round_s) == rounds
-    assert AbPlan(max_epochs=12, max_time_s=240.0, rounds=5).fitted_rounds(elapsed_s, 1, setup_s, round_s) == 5
-    assert AbPlan(max_epochs=12, max_time_s=None).fitted_rounds(elapsed_s, 1, setup_s, round_s) == 12
+    timing = (elapsed_s, 1, setup_s, round_s)
+    assert AbPlan(max_epochs=12, max_time_s=240.0).fitted_rounds(*timing) == rounds
+    assert AbPlan(max_epochs=12, max_time_s=240.0, rounds=5).fitted_rounds(*timing) == 5  # --rounds fixes it
+    assert AbPlan(max_epochs=12, max_time_s=None).fitted_rounds(*timing) == 12  # no budget to fit

@@ -330,7 +330,7 @@ def report(folders: list[Path], command: str) -> str:
             continue
         lines += [
             f"**`zhisuan ab`, {op}**, two commits of a copy of bench/ and kernels/ (default settings: threshold "
-            f"3%, 4-12 epochs): `zhisuan ab BASE CURRENT {' '.join(target.args)}`; CURRENT is the same code (A/A) "
+            f"3%, 4-12 epochs of up to 12 rounds): `zhisuan ab BASE CURRENT {' '.join(target.args)}`; CURRENT is the same code (A/A) "
             f"or the torch {op} made that much slower (`--ab-op {op}`: a spin for that share of the call's own time). A trial took "
             f"{np.median(seconds):.0f} s (median, {max(seconds):.0f} s longest). Change measured: ab's ratio.",
             "",
