@@ -79,15 +79,16 @@ BUSY_FLOOR = 0.10  # relative sd between two runs on a busy host (docs/benchmark
 STEAL_GAP = 0.03
 
 
+def _host_readings(r: Result, key: str) -> list[dict]:
+    """The readings of the host that r's rounds took (zhisuan run records one per round) that have `key`."""
+    return [h for h in sampling_of(r).get("host") or [] if isinstance(h, dict) and h.get(key) is not None]
+
+
 def busy_host(results: list[Result]) -> str | None:
     """Why these results' rounds ran on a busy host, or None: in the median round, other processes
     used more than BUSY_FRACTION of the CPUs (CPU benchmarks; the rounds' own readings)."""
     readings = [
-        host
-        for r in results
-        if r.device == "cpu"
-        for host in sampling_of(r).get("host") or []
-        if isinstance(host, dict) and host.get("others_cores") is not None and host.get("cpus")
+        h for r in results if r.device == "cpu" for h in _host_readings(r, "others_cores") if h.get("cpus")
     ]
     if not readings:
         return None
@@ -100,8 +101,7 @@ def busy_host(results: list[Result]) -> str | None:
 
 def steal_share(r: Result) -> float | None:
     """The hypervisor's share of the CPU time in r's median round (None: not read)."""
-    steals = [h["steal_fraction"] for h in sampling_of(r).get("host") or []
-              if isinstance(h, dict) and h.get("steal_fraction") is not None]  # fmt: skip
+    steals = [h["steal_fraction"] for h in _host_readings(r, "steal_fraction")]
     return statistics.median(steals) if steals else None
 
 
